@@ -1,0 +1,275 @@
+"""UNetSpace: the set of UNet architectures a search may propose, and its Tune param space."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from ray import tune
+
+from ray_diffnas.arch import MAX_LEVELS, MIN_LEVELS, UNetArch
+from ray_diffnas.errors import ConfigError
+from ray_diffnas.settings import TrainingSettings
+
+
+class UNetSpace:
+    """The choices open to an architecture search, for one image size.
+
+    Every architecture in the space is a valid :class:`UNetArch`; the space adds which values
+    each field may take. It turns into a Tune ``param_space``, a JSON schema and a
+    plain-language description (what an LLM searcher reads).
+
+    Example:
+        >>> space = UNetSpace(image_size=16, base_channels=(16, 32), num_levels=(2, 3))
+        >>> arch = space.sample(np.random.default_rng(0))
+        >>> space.validate(arch.to_dict()) == arch
+        True
+        >>> sorted(space.param_space(dataset="mnist"))[:3]
+        ['arch', 'arch_seed', 'batch_size']
+    """
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        *,
+        base_channels: Sequence[int] = (8, 16, 24, 32),
+        channel_mults: Sequence[int] = (1, 2, 3, 4),
+        num_levels: Sequence[int] | None = None,
+        num_res_blocks: Sequence[int] = (1, 2),
+        attention_max_resolution: int = 8,
+        num_heads: Sequence[int] = (1, 2, 4),
+        dropout: Sequence[float] = (0.0, 0.1),
+        mid_attention: Sequence[bool] = (False, True),
+        min_resolution: int = 2,
+    ) -> None:
+        """Args:
+            image_size: Side of the (square) training images, in pixels.
+            base_channels: Allowed channels of the first level (multiples of 8).
+            channel_mults: Allowed per-level channel multipliers.
+            num_levels: Allowed level counts (2-5); default: every count whose lowest level
+                is at least ``min_resolution`` pixels.
+            num_res_blocks: Allowed residual blocks per level.
+            attention_max_resolution: Largest feature-map size that may get self-attention.
+            num_heads: Allowed attention head counts.
+            dropout: Allowed dropout rates.
+            mid_attention: Whether the bottleneck may / must have attention.
+            min_resolution: Smallest feature-map size of the default level counts.
+        """
+        if not isinstance(image_size, int) or image_size < 4:
+            raise ConfigError(f"image_size must be an integer >= 4, but got {image_size!r}.")
+        self.image_size = image_size
+        if num_levels is None:
+            num_levels = [
+                n for n in range(MIN_LEVELS, MAX_LEVELS + 1)
+                if image_size % 2 ** (n - 1) == 0 and image_size // 2 ** (n - 1) >= min_resolution
+            ]
+        self.choices: dict[str, list[Any]] = {
+            "base_channels": sorted(base_channels),
+            "channel_mult": sorted(channel_mults),
+            "num_levels": sorted(num_levels),
+            "num_res_blocks": sorted(num_res_blocks),
+            "attention_resolutions": [
+                r for r in _all_resolutions(image_size, max(num_levels or [MIN_LEVELS]))
+                if r <= attention_max_resolution
+            ],
+            "num_heads": sorted(num_heads),
+            "dropout": sorted(float(d) for d in dropout),
+            "mid_attention": sorted(set(mid_attention)),
+        }
+        self.attention_max_resolution = attention_max_resolution
+        self.min_resolution = min_resolution
+        self._check_choices()
+
+    def _check_choices(self) -> None:
+        empty = [name for name, values in self.choices.items() if name != "attention_resolutions" and not values]
+        if empty:
+            raise ConfigError(f"UNetSpace choices {empty} are empty; give at least one value each.")
+        bad_levels = [
+            n for n in self.choices["num_levels"]
+            if not MIN_LEVELS <= n <= MAX_LEVELS or self.image_size % 2 ** (n - 1)
+        ]
+        if bad_levels:
+            raise ConfigError(
+                f"num_levels {bad_levels} are not possible for image_size {self.image_size}: "
+                f"levels must be in [{MIN_LEVELS}, {MAX_LEVELS}] and image_size divisible by "
+                f"2**(levels - 1)."
+            )
+        # Every corner of the space must be a buildable UNet.
+        for base in self.choices["base_channels"]:
+            UNetArch.from_dict(
+                {"base_channels": base, "channel_mult": [max(self.choices["channel_mult"])] * 2,
+                 "num_res_blocks": 1, "attention_resolutions": [], "mid_attention": False},
+                self.image_size,
+            )
+
+    # --- membership -----------------------------------------------------------------------
+
+    def validate(self, values: Mapping[str, Any]) -> UNetArch:
+        """Checks an architecture is valid *and* inside this space.
+
+        Raises:
+            ConfigError: naming each field outside the space, its value and the allowed values.
+        """
+        arch = UNetArch.from_dict(values, self.image_size)
+        problems = []
+        c = self.choices
+        if arch.base_channels not in c["base_channels"]:
+            problems.append(f"base_channels={arch.base_channels} is not allowed; allowed values: {c['base_channels']}.")
+        if arch.num_levels not in c["num_levels"]:
+            problems.append(
+                f"channel_mult has {arch.num_levels} levels; allowed level counts: {c['num_levels']}."
+            )
+        for name, allowed in (("channel_mult", c["channel_mult"]), ("num_res_blocks", c["num_res_blocks"])):
+            outside = [v for v in getattr(arch, name) if v not in allowed]
+            if outside:
+                problems.append(f"{name} values {outside} are not allowed; allowed values: {allowed}.")
+        outside = [r for r in arch.attention_resolutions if r not in c["attention_resolutions"]]
+        if outside:
+            problems.append(
+                f"attention_resolutions {outside} are not allowed; allowed values: {c['attention_resolutions']}."
+            )
+        for name in ("num_heads", "dropout", "mid_attention"):
+            if getattr(arch, name) not in c[name]:
+                problems.append(f"{name}={getattr(arch, name)!r} is not allowed; allowed values: {c[name]}.")
+        if problems:
+            raise ConfigError("Architecture outside the search space:\n  - " + "\n  - ".join(problems))
+        return arch
+
+    def key(self, values: Mapping[str, Any] | UNetArch) -> str:
+        """Canonical key of an architecture (validated against the space)."""
+        arch = values if isinstance(values, UNetArch) else self.validate(values)
+        return arch.key()
+
+    # --- sampling -------------------------------------------------------------------------
+
+    def sample(self, rng: np.random.Generator) -> UNetArch:
+        """Draws one architecture uniformly per field (attention: each allowed size with p=0.3)."""
+        c = self.choices
+        levels = int(rng.choice(c["num_levels"]))
+        base = int(rng.choice(c["base_channels"]))
+        mult = sorted(int(rng.choice(c["channel_mult"])) for _ in range(levels))  # widen with depth
+        sizes = _all_resolutions(self.image_size, levels)
+        attention = [r for r in sizes if r in c["attention_resolutions"] and rng.random() < 0.3]
+        channels = [base * m for m in mult]
+        heads = [h for h in c["num_heads"] if all(ch % h == 0 for ch in channels)] or [1]
+        return self.validate({
+            "base_channels": base,
+            "channel_mult": mult,
+            "num_res_blocks": [int(rng.choice(c["num_res_blocks"])) for _ in range(levels)],
+            "attention_resolutions": attention,
+            "num_heads": int(rng.choice(heads)),
+            "dropout": float(rng.choice(c["dropout"])),
+            "mid_attention": bool(rng.choice(c["mid_attention"])),
+        })
+
+    def param_space(self, dataset: str = "mnist", data_root: str | None = None, **training: Any) -> dict[str, Any]:
+        """A Tune ``param_space``: a sampled architecture plus the trial's training settings.
+
+        The architecture is drawn by :meth:`sample`, seeded from ``arch_seed`` so that Tune's
+        ``BasicVariantGenerator(random_state=...)`` makes the search reproducible.
+
+        Args:
+            dataset: Data set name (see :func:`ray_diffnas.data.load_dataset`).
+            data_root: Path for data sets read from disk.
+            **training: Overrides of :class:`TrainingSettings` fields (values or Tune domains).
+        """
+        config = {**TrainingSettings().to_dict(), "dataset": dataset, "data_root": data_root,
+                  "image_size": self.image_size}
+        unknown = sorted(set(training) - set(config))
+        if unknown:
+            raise ConfigError(f"Unknown training setting(s) {unknown}; known settings: {sorted(config)}.")
+        config.update(training)
+        config["arch_seed"] = tune.randint(0, 2**31 - 1)
+        config["arch"] = tune.sample_from(ArchSampler(self))
+        config["space"] = self.to_dict()
+        return config
+
+    # --- descriptions for people and LLMs -----------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The space's constructor arguments, JSON-able (``UNetSpace.from_dict`` inverts it)."""
+        c = self.choices
+        return {
+            "image_size": self.image_size,
+            "base_channels": c["base_channels"],
+            "channel_mults": c["channel_mult"],
+            "num_levels": c["num_levels"],
+            "num_res_blocks": c["num_res_blocks"],
+            "attention_max_resolution": self.attention_max_resolution,
+            "num_heads": c["num_heads"],
+            "dropout": c["dropout"],
+            "mid_attention": c["mid_attention"],
+            "min_resolution": self.min_resolution,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> UNetSpace:
+        values = dict(values)
+        return cls(values.pop("image_size"), **values)
+
+    def json_schema(self) -> dict[str, Any]:
+        """JSON schema of one architecture in this space (for structured LLM output)."""
+        c = self.choices
+        levels = {"minItems": min(c["num_levels"]), "maxItems": max(c["num_levels"])}
+        return {
+            "title": "UNetArch",
+            "type": "object",
+            "additionalProperties": False,
+            "required": UNetArch.field_names(),
+            "properties": {
+                "base_channels": {"type": "integer", "enum": c["base_channels"]},
+                "channel_mult": {"type": "array", "items": {"type": "integer", "enum": c["channel_mult"]}, **levels},
+                "num_res_blocks": {"type": "array", "items": {"type": "integer", "enum": c["num_res_blocks"]}, **levels},
+                "attention_resolutions": {
+                    "type": "array", "uniqueItems": True,
+                    "items": {"type": "integer", "enum": c["attention_resolutions"]},
+                },
+                "num_heads": {"type": "integer", "enum": c["num_heads"]},
+                "dropout": {"type": "number", "enum": c["dropout"]},
+                "mid_attention": {"type": "boolean", "enum": c["mid_attention"]},
+            },
+        }
+
+    def describe(self) -> str:
+        """A plain-language description of the space (what each field means and may be)."""
+        c = self.choices
+        return "\n".join([
+            f"A UNet denoiser for {self.image_size}x{self.image_size} images in a diffusion model.",
+            "Level i works at image_size / 2**i pixels; the number of levels is len(channel_mult).",
+            f"- base_channels: channels of the first level; one of {c['base_channels']}.",
+            f"- channel_mult: one multiplier of base_channels per level; {c['num_levels']} levels, "
+            f"each entry one of {c['channel_mult']}.",
+            f"- num_res_blocks: residual blocks per level, same length as channel_mult; entries in {c['num_res_blocks']}.",
+            f"- attention_resolutions: feature-map sizes (pixels) that get self-attention; a subset of "
+            f"{c['attention_resolutions']} restricted to the sizes the model has.",
+            f"- num_heads: attention heads, one of {c['num_heads']}; must divide the channels of attention levels.",
+            f"- dropout: dropout in residual blocks, one of {c['dropout']}.",
+            f"- mid_attention: self-attention in the bottleneck, one of {c['mid_attention']}.",
+            "Wider and deeper models fit better but train and sample slower; attention at large "
+            "feature maps is expensive.",
+        ])
+
+    def __repr__(self) -> str:
+        return f"UNetSpace({json.dumps(self.to_dict())})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UNetSpace) and self.to_dict() == other.to_dict()
+
+
+class ArchSampler:
+    """Tune ``sample_from`` callable: draws an architecture seeded by the config's ``arch_seed``.
+
+    A class (not a lambda) so that searchers can find the space in a ``param_space``.
+    """
+
+    def __init__(self, space: UNetSpace) -> None:
+        self.space = space
+
+    def __call__(self, spec: Any) -> dict[str, Any]:
+        seed = int(spec.config.arch_seed)
+        return self.space.sample(np.random.default_rng(seed)).to_dict()
+
+
+def _all_resolutions(image_size: int, levels: int) -> list[int]:
+    return [image_size // 2**level for level in range(levels) if image_size % 2**level == 0]

@@ -1,0 +1,108 @@
+"""``train_diffusion``: the Ray Tune function trainable of one architecture trial."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from ray import tune
+
+from ray_diffnas.arch import UNetArch
+from ray_diffnas.cost import measure_cost
+from ray_diffnas.data import load_dataset
+from ray_diffnas.errors import ConfigError
+from ray_diffnas.rfid import RFID
+from ray_diffnas.settings import TrainingSettings
+from ray_diffnas.training import DiffusionTrainer
+
+STATE_FILE = "trainer.pt"
+CONFIG_FILE = "trial_config.json"
+# The same noise for every evaluation of every trial: RFIDs differ by the model alone.
+EVAL_SEED = 1234
+
+Reporter = Callable[..., None]
+
+
+def train_diffusion(config: dict[str, Any]) -> None:
+    """Trains one UNet architecture as a diffusion model and reports its RFID to Tune.
+
+    One ``training_iteration`` is ``steps_per_iteration`` optimizer steps followed by one RFID
+    evaluation (ASHA's clock). Each report carries ``rfid``, ``rfid_features``, ``loss``,
+    ``latency_ms``, ``params_m``, ``gflops``, ``images_seen`` and ``step``, and a checkpoint
+    (model, EMA, optimizer, step, RNG states) that a restored trial resumes from.
+
+    Config keys: ``arch`` (a :class:`UNetArch` dict) and the :class:`TrainingSettings` fields.
+
+    Example:
+        >>> from ray import tune
+        >>> from ray_diffnas import UNetSpace
+        >>> space = UNetSpace(image_size=8, base_channels=(8,), num_res_blocks=(1,))
+        >>> tuner = tune.Tuner(train_diffusion, param_space=space.param_space(
+        ...     dataset="digits", steps_per_iteration=5, max_iterations=1, rfid_samples=50,
+        ...     sampler_steps=2), tune_config=tune.TuneConfig(metric="rfid", mode="min",
+        ...     num_samples=1))
+        >>> tuner.fit().get_best_result().metrics["rfid"] > 0  # doctest: +SKIP
+        True
+    """
+    run_training(config, tune.get_checkpoint(), tune.report)
+
+
+def run_training(config: Mapping[str, Any], checkpoint: tune.Checkpoint | None, report: Reporter) -> None:
+    """The trainable's body, with Tune's checkpoint and report passed in."""
+    settings = TrainingSettings.from_config(config)
+    data = load_dataset(settings.dataset, settings.data_root, settings.image_size)
+    if "arch" not in config:
+        raise ConfigError("train_diffusion's config needs an 'arch' entry (a UNetArch dict); use UNetSpace.param_space().")
+    arch = UNetArch.from_dict(config["arch"], data.image_size)
+    trainer = DiffusionTrainer(arch, data, settings)
+    cost = measure_cost(trainer.model, data.image_size, data.channels)
+    rfid = RFID(data, settings.rfid_features, trainer.device)
+    iteration = 0
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            iteration = load_trainer(trainer, Path(folder))
+    fixed = {"latency_ms": cost.latency_ms, "params_m": cost.params_m, "gflops": cost.gflops,
+             "rfid_features": rfid.features, "arch_key": arch.key()}
+    for iteration in range(iteration + 1, settings.max_iterations + 1):
+        loss = trainer.train_steps(settings.steps_per_iteration)
+        score = rfid(trainer.sample(settings.rfid_samples, settings.sampler_steps, seed=EVAL_SEED))
+        metrics = {"rfid": score, "loss": loss, "images_seen": trainer.images_seen, "step": trainer.step, **fixed}
+        with tempfile.TemporaryDirectory() as folder:
+            save_trainer(trainer, iteration, dict(config), Path(folder))
+            report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def save_trainer(trainer: DiffusionTrainer, iteration: int, config: dict[str, Any], folder: Path) -> None:
+    torch.save({**trainer.state_dict(), "iteration": iteration}, folder / STATE_FILE)
+    (folder / CONFIG_FILE).write_text(json.dumps(_jsonable(config), indent=1))
+
+
+def load_trainer(trainer: DiffusionTrainer, folder: Path) -> int:
+    """Loads a checkpoint folder into ``trainer``; returns the iteration it was saved at."""
+    path = folder / STATE_FILE
+    if not path.is_file():
+        raise ConfigError(f"Checkpoint folder {str(folder)!r} has no {STATE_FILE}; it was not written by train_diffusion.")
+    state = torch.load(path, map_location=trainer.device, weights_only=True)
+    trainer.load_state_dict(state)
+    return int(state["iteration"])
+
+
+def load_checkpoint(folder: str | Path) -> DiffusionTrainer:
+    """Rebuilds a trained model (with its EMA) from a checkpoint folder written by ``train_diffusion``."""
+    folder = Path(folder)
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise ConfigError(f"Checkpoint folder {str(folder)!r} has no {CONFIG_FILE}; it was not written by train_diffusion.")
+    config = json.loads(config_path.read_text())
+    settings = TrainingSettings.from_config(config)
+    data = load_dataset(settings.dataset, settings.data_root, settings.image_size)
+    trainer = DiffusionTrainer(UNetArch.from_dict(config["arch"], data.image_size), data, settings)
+    load_trainer(trainer, folder)
+    return trainer
+
+
+def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(config, default=str))

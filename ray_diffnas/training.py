@@ -1,0 +1,131 @@
+"""DiffusionTrainer: one UNet, its EMA and optimizer, trained with the rapid-convergence recipe."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import torch
+
+from ray_diffnas.arch import UNetArch
+from ray_diffnas.data import ImageDataset
+from ray_diffnas.diffusion import ddim_sample, diffusion_loss
+from ray_diffnas.errors import TrainingDivergedError
+from ray_diffnas.recipe import EMA, lr_factor, make_optimizer
+from ray_diffnas.settings import TrainingSettings
+from ray_diffnas.unet import UNet
+
+# Host syncs are slow on a GPU: check the loss for NaN every this many steps, not every step.
+FINITE_CHECK_EVERY = 25
+SAMPLE_BATCH = 250
+
+
+def default_device() -> torch.device:
+    """The GPU when this process may use one (Tune hides GPUs from trials it gave none)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class DiffusionTrainer:
+    """Trains a UNet denoiser on a data set and samples from its EMA.
+
+    Example:
+        >>> from ray_diffnas.data import load_dataset
+        >>> data = load_dataset("digits")
+        >>> arch = UNetArch(base_channels=8, channel_mult=(1, 2), num_res_blocks=(1, 1),
+        ...                 attention_resolutions=())
+        >>> trainer = DiffusionTrainer(arch, data, TrainingSettings(dataset="digits", batch_size=16))
+        >>> loss = trainer.train_steps(3)
+        >>> trainer.step, trainer.sample(4, steps=2).shape
+        (3, torch.Size([4, 1, 8, 8]))
+    """
+
+    def __init__(self, arch: UNetArch, data: ImageDataset, settings: TrainingSettings,
+                 device: torch.device | None = None) -> None:
+        self.arch, self.data, self.settings = arch, data, settings
+        self.device = device or default_device()
+        torch.manual_seed(settings.seed)
+        self.model = UNet(arch, data.image_size, data.channels).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.model, settings.ema_decay)
+        self.optimizer = make_optimizer(self.model, settings.lr, settings.weight_decay, self.device)
+        self.step = 0
+        self.index_generator = torch.Generator().manual_seed(settings.seed)
+        self.noise_generator = torch.Generator(self.device).manual_seed(settings.seed + 1)
+
+    @property
+    def images_seen(self) -> int:
+        return self.step * self.settings.batch_size
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _batches(self, count: int) -> Iterator[torch.Tensor]:
+        size = self.settings.batch_size
+        for _ in range(count):
+            index = torch.randint(len(self.data.images), (size,), generator=self.index_generator)
+            batch = self.data.batch(index).to(self.device, non_blocking=True)
+            yield batch.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else batch
+
+    def train_steps(self, count: int) -> float:
+        """Runs ``count`` optimizer steps; returns their mean loss.
+
+        Raises:
+            TrainingDivergedError: when the loss becomes NaN or infinite.
+        """
+        s = self.settings
+        self.model.train()
+        total = torch.zeros((), device=self.device)
+        for done, x0 in enumerate(self._batches(count), start=1):
+            for group in self.optimizer.param_groups:
+                group["lr"] = s.lr * lr_factor(self.step, s.warmup_steps, s.total_steps)
+            with self._autocast():
+                loss = diffusion_loss(self.model, x0, s.min_snr_gamma, self.noise_generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.ema.update(self.model, self.step)
+            self.step += 1
+            total += loss.detach()
+            if done % FINITE_CHECK_EVERY == 0 or done == count:
+                self._check_finite(total)
+        return float(total) / count
+
+    def _check_finite(self, total: torch.Tensor) -> None:
+        if not torch.isfinite(total):
+            raise TrainingDivergedError(
+                f"The training loss became {float(total)} by step {self.step} (lr={self.settings.lr}, "
+                f"architecture {self.arch.key()}); lower 'lr' or raise 'warmup_steps'."
+            )
+
+    @torch.no_grad()
+    def sample(self, count: int, steps: int, seed: int = 0) -> torch.Tensor:
+        """``count`` images in [-1, 1] from the EMA model by DDIM; the same seed gives the same noise."""
+        generator = torch.Generator(self.device).manual_seed(seed)
+        shape = (self.data.channels, self.data.image_size, self.data.image_size)
+        out = []
+        with self._autocast():
+            for start in range(0, count, SAMPLE_BATCH):
+                n = min(SAMPLE_BATCH, count - start)
+                out.append(ddim_sample(self.ema.model, (n, *shape), steps, self.device, generator).cpu())
+        return torch.cat(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "index_rng": self.index_generator.get_state(),
+            "noise_rng": self.noise_generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.index_generator.set_state(state["index_rng"])
+        self.noise_generator.set_state(state["noise_rng"].to(self.noise_generator.get_state().device))
