@@ -42,6 +42,7 @@ class UNetSpace:
         dropout: Sequence[float] = (0.0, 0.1),
         mid_attention: Sequence[bool] = (False, True),
         min_resolution: int = 2,
+        first_mult_is_one: bool = True,
     ) -> None:
         """Args:
             image_size: Side of the (square) training images, in pixels.
@@ -55,6 +56,9 @@ class UNetSpace:
             dropout: Allowed dropout rates.
             mid_attention: Whether the bottleneck may / must have attention.
             min_resolution: Smallest feature-map size of the default level counts.
+            first_mult_is_one: Fix ``channel_mult[0] = 1`` (as DDPM and EDM do), so that
+                ``base_channels`` alone sets the full-resolution width: no two records describe
+                the same network, and the costliest level stays narrow.
         """
         if not isinstance(image_size, int) or image_size < 4:
             raise ConfigError(f"image_size must be an integer >= 4, but got {image_size!r}.")
@@ -79,12 +83,15 @@ class UNetSpace:
         }
         self.attention_max_resolution = attention_max_resolution
         self.min_resolution = min_resolution
+        self.first_mult_is_one = first_mult_is_one
         self._check_choices()
 
     def _check_choices(self) -> None:
         empty = [name for name, values in self.choices.items() if name != "attention_resolutions" and not values]
         if empty:
             raise ConfigError(f"UNetSpace choices {empty} are empty; give at least one value each.")
+        if self.first_mult_is_one and 1 not in self.choices["channel_mult"]:
+            raise ConfigError("first_mult_is_one=True needs 1 among channel_mults; add it or pass first_mult_is_one=False.")
         bad_levels = [
             n for n in self.choices["num_levels"]
             if not MIN_LEVELS <= n <= MAX_LEVELS or self.image_size % 2 ** (n - 1)
@@ -124,6 +131,11 @@ class UNetSpace:
             outside = [v for v in getattr(arch, name) if v not in allowed]
             if outside:
                 problems.append(f"{name} values {outside} are not allowed; allowed values: {allowed}.")
+        if self.first_mult_is_one and arch.channel_mult[0] != 1:
+            problems.append(
+                f"channel_mult[0]={arch.channel_mult[0]} is not allowed; in this space the first level's "
+                f"multiplier is 1 (base_channels sets its width)."
+            )
         outside = [r for r in arch.attention_resolutions if r not in c["attention_resolutions"]]
         if outside:
             problems.append(
@@ -149,6 +161,8 @@ class UNetSpace:
         levels = int(rng.choice(c["num_levels"]))
         base = int(rng.choice(c["base_channels"]))
         mult = sorted(int(rng.choice(c["channel_mult"])) for _ in range(levels))  # widen with depth
+        if self.first_mult_is_one:
+            mult[0] = 1
         sizes = _all_resolutions(self.image_size, levels)
         attention = [r for r in sizes if r in c["attention_resolutions"] and rng.random() < 0.3]
         channels = [base * m for m in mult]
@@ -201,6 +215,7 @@ class UNetSpace:
             "dropout": c["dropout"],
             "mid_attention": c["mid_attention"],
             "min_resolution": self.min_resolution,
+            "first_mult_is_one": self.first_mult_is_one,
         }
 
     @classmethod
@@ -219,7 +234,8 @@ class UNetSpace:
             "required": UNetArch.field_names(),
             "properties": {
                 "base_channels": {"type": "integer", "enum": c["base_channels"]},
-                "channel_mult": {"type": "array", "items": {"type": "integer", "enum": c["channel_mult"]}, **levels},
+                "channel_mult": {"type": "array", "items": {"type": "integer", "enum": c["channel_mult"]}, **levels,
+                                 **({"description": "the first entry is 1"} if self.first_mult_is_one else {})},
                 "num_res_blocks": {"type": "array", "items": {"type": "integer", "enum": c["num_res_blocks"]}, **levels},
                 "attention_resolutions": {
                     "type": "array", "uniqueItems": True,
@@ -239,7 +255,8 @@ class UNetSpace:
             "Level i works at image_size / 2**i pixels; the number of levels is len(channel_mult).",
             f"- base_channels: channels of the first level; one of {c['base_channels']}.",
             f"- channel_mult: one multiplier of base_channels per level; {c['num_levels']} levels, "
-            f"each entry one of {c['channel_mult']}.",
+            f"each entry one of {c['channel_mult']}"
+            + ("; the first entry is always 1." if self.first_mult_is_one else "."),
             f"- num_res_blocks: residual blocks per level, same length as channel_mult; entries in {c['num_res_blocks']}.",
             f"- attention_resolutions: feature-map sizes (pixels) that get self-attention; a subset of "
             f"{c['attention_resolutions']} restricted to the sizes the model has.",

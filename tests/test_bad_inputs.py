@@ -1,0 +1,87 @@
+"""A table of bad inputs: each gets one clear error naming the problem and the fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from ray_diffnas import DiffNASError, UNetArch, UNetSpace, load_dataset
+from ray_diffnas.settings import TrainingSettings
+from ray_diffnas.trainable import run_training
+
+GOOD = {"base_channels": 16, "channel_mult": [1, 2], "num_res_blocks": [1, 1], "attention_resolutions": [8]}
+
+
+def arch(**changes) -> Callable[[], object]:
+    return lambda: UNetArch.from_dict({**GOOD, **changes}, image_size=16)
+
+
+def trial(**config) -> Callable[[], object]:
+    return lambda: run_training({"arch": GOOD, "dataset": "digits", "image_size": 16, **config}, None, print)
+
+
+BAD_INPUTS = [
+    ("empty channel_mult", arch(channel_mult=[], num_res_blocks=[]),
+     r"channel_mult must have 2 to 5 entries \(one per level\), but got 0"),
+    ("six levels", arch(channel_mult=[1] * 6, num_res_blocks=1), r"channel_mult must have 2 to 5 entries"),
+    ("attention at a resolution the model lacks", arch(attention_resolutions=[2]),
+     r"attention_resolutions \[2\] are not resolutions this model has; allowed values are \[16, 8\]"),
+    ("negative dropout", arch(dropout=-0.1), r"dropout must be in \[0, 1\), but got -0.1"),
+    ("base channels not a multiple of 8", arch(base_channels=12), r"base_channels must be a multiple of 8"),
+    ("heads that do not divide channels", arch(num_heads=3), r"num_heads must be >= 1 and divide the channels"),
+    ("num_res_blocks of the wrong length", arch(num_res_blocks=[1, 1, 1]),
+     r"num_res_blocks must have one entry per level \(2\)"),
+    ("string where an int belongs", arch(base_channels="32"), r"base_channels must be an integer, but got '32'"),
+    ("unknown architecture field", arch(channels=32), r"Unknown architecture field\(s\) \['channels'\]; allowed fields"),
+    ("too many levels for the image size",
+     lambda: UNetArch.from_dict({**GOOD, "channel_mult": [1, 1, 1, 1, 1], "num_res_blocks": 1,
+                                 "attention_resolutions": []}, image_size=8),
+     r"image_size must be divisible by 16, but image_size is 8; use fewer levels"),
+    ("unknown data set", lambda: load_dataset("imagenet"),
+     r"Unknown dataset 'imagenet'; choose one of \['digits', 'mnist', 'cifar10', 'folder'\]"),
+    ("missing data path", lambda: load_dataset("cifar10", "/no/such/folder"),
+     r"Data root '/no/such/folder' for dataset 'cifar10' does not exist; expected a folder in the official"),
+    ("cifar10 without a data root", lambda: load_dataset("cifar10"), r"needs a data root \(--data-root"),
+    ("typo in a config key", lambda: TrainingSettings.from_config({"arch": {}, "learning_rate": 1e-3}),
+     r"Unknown config key\(s\) \['learning_rate'\] for train_diffusion"),
+    ("zero batch size in a hand-written config", trial(batch_size=0),
+     r"batch_size must be a positive integer, but got 0"),
+    ("negative learning rate", trial(lr=-1.0), r"lr must be a number > 0, but got -1.0"),
+    ("unknown feature extractor", trial(rfid_features="clip"), r"rfid_features must be 'auto', 'inception' or"),
+    ("config without an architecture", lambda: run_training({"dataset": "digits"}, None, print),
+     r"needs an 'arch' entry"),
+    ("space with impossible level counts", lambda: UNetSpace(image_size=8, num_levels=(5,)),
+     r"num_levels \[5\] are not possible for image_size 8"),
+    ("architecture outside the space",
+     lambda: UNetSpace(image_size=16, channel_mults=(1, 2)).validate({**GOOD, "channel_mult": [1, 4]}),
+     r"channel_mult values \[4\] are not allowed; allowed values: \[1, 2\]"),
+]
+
+
+@pytest.mark.parametrize("call,message", [(c, m) for _, c, m in BAD_INPUTS], ids=[n for n, _, _ in BAD_INPUTS])
+def test_bad_input_gets_one_clear_error(call: Callable[[], object], message: str) -> None:
+    with pytest.raises(DiffNASError, match=message):
+        call()
+
+
+BAD_FLAGS = [
+    (["--num-samples", "0"], "argument --num-samples: expected a positive integer, but got 0"),
+    (["--dataset", "imagenet"], "argument --dataset: invalid choice: 'imagenet'"),
+    (["--scheduler", "hyperband"], "argument --scheduler: invalid choice: 'hyperband'"),
+    (["--dataset", "cifar10", "--data-root", "/no/such/folder"],
+     "error: Data root '/no/such/folder' for dataset 'cifar10' does not exist"),
+    (["--dataset", "folder"], "error: Dataset 'folder' needs a data root"),
+]
+
+
+@pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_bad_command_line_flag_gets_one_line_and_no_traceback(flags: list[str], message: str, tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--output", str(tmp_path), *flags],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr

@@ -1,0 +1,77 @@
+"""UNetSpace and UNetArch: validation, canonical keys, sampling, Tune param space, schema."""
+
+from __future__ import annotations
+
+import jsonschema
+import numpy as np
+import pytest
+from ray import tune
+
+from ray_diffnas import ConfigError, UNetArch, UNetSpace
+
+
+def test_from_dict_normalizes_to_one_canonical_record() -> None:
+    a = UNetArch.from_dict({"base_channels": 16, "channel_mult": [1, 2, 2], "num_res_blocks": 2,
+                            "attention_resolutions": [4, 8, 8]}, image_size=16)
+    b = UNetArch.from_dict({"base_channels": 16, "channel_mult": (1, 2, 2), "num_res_blocks": [2, 2, 2],
+                            "attention_resolutions": (8, 4)}, image_size=16)
+    assert a == b
+    assert a.key() == b.key() == "c16_m1-2-2_r2-2-2_a8-4_h4_d0_mid1"
+    assert UNetArch.from_dict(a.to_dict(), 16) == a
+
+
+def test_different_architectures_have_different_keys() -> None:
+    space = UNetSpace(image_size=16)
+    rng = np.random.default_rng(0)
+    archs = {space.sample(rng) for _ in range(200)}
+    assert len({a.key() for a in archs}) == len(archs)
+
+
+def test_samples_stay_inside_the_space_and_match_its_json_schema() -> None:
+    space = UNetSpace(image_size=32, base_channels=(16, 32), num_levels=(2, 3, 4))
+    schema = space.json_schema()
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        arch = space.sample(rng)
+        assert space.validate(arch.to_dict()) == arch
+        jsonschema.validate(arch.to_dict(), schema)
+        assert arch.base_channels in (16, 32) and arch.num_levels in (2, 3, 4)
+        assert set(arch.attention_resolutions) <= set(arch.resolutions(32)) & {8, 4, 2}
+
+
+def test_sampling_is_reproducible_with_a_seed() -> None:
+    space = UNetSpace(image_size=16)
+    first = [space.sample(np.random.default_rng(7)) for _ in range(3)]
+    second = [space.sample(np.random.default_rng(7)) for _ in range(3)]
+    assert first == second
+
+
+def test_validate_rejects_values_outside_the_space_naming_allowed_values() -> None:
+    space = UNetSpace(image_size=16, base_channels=(16, 32))
+    with pytest.raises(ConfigError, match=r"base_channels=24 is not allowed; allowed values: \[16, 32\]"):
+        space.validate({"base_channels": 24, "channel_mult": [1, 2], "num_res_blocks": 1,
+                        "attention_resolutions": []})
+
+
+def test_param_space_draws_architectures_through_tune() -> None:
+    from ray.tune.search.variant_generator import generate_variants
+
+    space = UNetSpace(image_size=8)
+    config = space.param_space(dataset="digits", lr=tune.loguniform(1e-4, 1e-2))
+    assert config["dataset"] == "digits" and config["image_size"] == 8
+    assert UNetSpace.from_dict(config["space"]) == space
+    for _, resolved in generate_variants(config):
+        arch = space.validate(resolved["arch"])
+        assert arch == space.sample(np.random.default_rng(resolved["arch_seed"]))
+        assert 1e-4 <= resolved["lr"] <= 1e-2
+
+
+def test_param_space_rejects_unknown_training_settings() -> None:
+    with pytest.raises(ConfigError, match=r"Unknown training setting\(s\) \['learning_rate'\]"):
+        UNetSpace(image_size=8).param_space(dataset="digits", learning_rate=0.1)
+
+
+def test_description_mentions_every_field_for_the_llm() -> None:
+    text = UNetSpace(image_size=16).describe()
+    for field in UNetArch.field_names():
+        assert field in text
