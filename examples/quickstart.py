@@ -1,7 +1,7 @@
-"""Quickstart: a UNet architecture search for a diffusion model on MNIST, with Ray Tune.
+"""Quickstart: search UNet architectures for a diffusion model on MNIST with Ray Tune.
 
-Random search over UNetSpace, ASHA early stopping, RFID as the objective. About ten minutes
-on a 2-core CPU; pass --smoke for a one-minute run on 8x8 digits.
+Random search over UNetSpace, ASHA early stopping, RFID as the objective: about ten minutes on a
+2-core CPU. ``python examples/quickstart.py --smoke`` runs a one-minute version on 8x8 digits.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from ray.tune.schedulers import ASHAScheduler
 from ray_diffnas import UNetSpace, train_diffusion
 
 smoke = "--smoke" in sys.argv
-space = UNetSpace(image_size=8 if smoke else 16)
+dataset, image_size, num_samples, iterations = ("digits", 8, 2, 2) if smoke else ("mnist", 16, 8, 4)
+
+space = UNetSpace(image_size=image_size)
 tuner = tune.Tuner(
     train_diffusion,
-    param_space=space.param_space(
-        dataset="digits" if smoke else "mnist",
-        max_iterations=2 if smoke else 4,
-        steps_per_iteration=20 if smoke else 100,
-    ),
-    tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=2 if smoke else 8,
-                                scheduler=ASHAScheduler(max_t=2 if smoke else 4, grace_period=1)),
+    param_space=space.param_space(dataset=dataset, max_iterations=iterations),
+    tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=num_samples,
+                                scheduler=ASHAScheduler(max_t=iterations, grace_period=1)),
 )
 best = tuner.fit().get_best_result()
 print(f"best RFID {best.metrics['rfid']:.2f} ({best.metrics['rfid_features']})")

@@ -76,9 +76,15 @@ def build_extractor(dataset: ImageDataset, features: str = "auto", device: torch
         return InceptionFeatures(weights, device)
     if features == "auto" and weights is not None and dataset.channels == 3 and dataset.image_size >= 32:
         return InceptionFeatures(weights, device)
-    if features == "auto":
-        reason = "no Inception weights found" if weights is None else "images are small or grey"
-        logger.info("RFID uses a classifier of %s as feature extractor (%s).", dataset.name, reason)
+    if features == "auto" and dataset.channels == 3 and dataset.image_size >= 32:
+        # Inception would have been the choice here: say loudly that it is not.
+        logger.warning(
+            "No Inception weights (%s in %s, or $%s): RFID of %s uses a classifier trained on the data "
+            "set instead; its numbers are not comparable with Inception FIDs.",
+            INCEPTION_FILE, tempfile.gettempdir(), INCEPTION_ENV, dataset.name,
+        )
+    elif features == "auto":
+        logger.info("RFID of %s uses a classifier trained on the data set (small or grey images).", dataset.name)
     return ClassifierFeatures.load_or_train(dataset, device)
 
 

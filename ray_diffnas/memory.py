@@ -1,0 +1,274 @@
+"""SearchMemory: every proposal a searcher made and what became of it, kept in one Parquet file.
+
+The file is both the searcher's checkpoint (its state rides in the Parquet metadata) and a table a
+user opens with pandas or DuckDB: one row per proposal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ray_diffnas.errors import DiffNASError
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"ray_diffnas.search_memory"
+STATUSES = ("running", "completed", "stopped", "failed", "invalid")
+PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "sampler")
+
+
+class MemoryFileError(DiffNASError):
+    """A search-memory file is missing, corrupted, foreign or from another format version."""
+
+
+@dataclass
+class TrialRecord:
+    """One proposal and its outcome."""
+
+    trial_id: str
+    config: dict[str, Any]  # What was proposed (the architecture, and any searched settings).
+    arch_key: str | None  # Canonical architecture key; None for an invalid proposal.
+    proposer: str  # llm | repair | fallback | warm_start | user | sampler
+    status: str = "running"  # running | completed | stopped | failed | invalid
+    curve: list[float] = field(default_factory=list)  # The objective at each report.
+    last_metrics: dict[str, float] = field(default_factory=dict)  # Numeric metrics of the last report.
+    iterations: int = 0  # Reports received (the rung reached under ASHA).
+    error: str | None = None  # Why it failed, or why the proposal was invalid.
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+
+    def best(self, mode: str) -> float | None:
+        finite = [v for v in self.curve if math.isfinite(v)]
+        if not finite:
+            return None
+        return min(finite) if mode == "min" else max(finite)
+
+    def last(self) -> float | None:
+        return self.curve[-1] if self.curve else None
+
+
+_SCHEMA = pa.schema([
+    ("trial_id", pa.string()),
+    ("config", pa.string()),  # JSON
+    ("arch_key", pa.string()),
+    ("proposer", pa.string()),
+    ("status", pa.string()),
+    ("curve", pa.list_(pa.float64())),
+    ("last_metrics", pa.string()),  # JSON
+    ("iterations", pa.int64()),
+    ("error", pa.string()),
+    ("prompt_tokens", pa.int64()),
+    ("completion_tokens", pa.int64()),
+    ("created", pa.float64()),
+    ("updated", pa.float64()),
+])
+_JSON_COLUMNS = ("config", "last_metrics")
+
+
+class SearchMemory:
+    """Every proposal and outcome of one search, in proposal order.
+
+    Example:
+        >>> memory = SearchMemory(metric="rfid", mode="min")
+        >>> memory.propose("t1", {"arch": {"base_channels": 16}}, "c16", proposer="llm")
+        >>> memory.report("t1", {"rfid": 12.5, "latency_ms": 3.0})
+        >>> memory.complete("t1", {"rfid": 9.0}, status="completed")
+        >>> memory.top_k(1)[0].best("min"), memory.has_key("c16")
+        (9.0, True)
+    """
+
+    def __init__(self, metric: str = "rfid", mode: str = "min") -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', but got {mode!r}.")
+        self.metric, self.mode = metric, mode
+        self._records: dict[str, TrialRecord] = {}
+
+    # --- recording ----------------------------------------------------------------------
+
+    def propose(self, trial_id: str, config: Mapping[str, Any], arch_key: str, proposer: str,
+                prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """Records a proposal handed to a trial (status ``running``)."""
+        self._check_proposer(proposer)
+        self._records[trial_id] = TrialRecord(trial_id, dict(config), arch_key, proposer,
+                                              prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+    def invalid(self, config: Any, error: str, proposer: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> str:
+        """Records a proposal that never became a trial; returns its record id."""
+        self._check_proposer(proposer)
+        record_id = f"invalid-{len(self._records)}"
+        payload = config if isinstance(config, Mapping) else {"raw": str(config)[:2000]}
+        self._records[record_id] = TrialRecord(record_id, dict(payload), None, proposer, status="invalid",
+                                               error=error[:2000], prompt_tokens=prompt_tokens,
+                                               completion_tokens=completion_tokens)
+        return record_id
+
+    def report(self, trial_id: str, result: Mapping[str, Any]) -> bool:
+        """Adds one intermediate result; returns False for an unknown trial."""
+        record = self._records.get(trial_id)
+        if record is None:
+            return False
+        value = result.get(self.metric)
+        if _is_number(value):
+            record.curve.append(float(value))
+        record.iterations = int(result.get("training_iteration", record.iterations + 1))
+        record.last_metrics = {k: float(v) for k, v in result.items() if _is_number(v)}
+        record.updated = time.time()
+        return True
+
+    def complete(self, trial_id: str, result: Mapping[str, Any] | None, status: str, error: str | None = None) -> bool:
+        """Closes a trial as ``completed``, ``stopped`` or ``failed``; returns False for an unknown one."""
+        if status not in ("completed", "stopped", "failed"):
+            raise ValueError(f"status must be completed, stopped or failed, but got {status!r}.")
+        record = self._records.get(trial_id)
+        if record is None:
+            return False
+        if result:
+            iteration = result.get("training_iteration")
+            if iteration is None or iteration != record.iterations or not record.curve:
+                self.report(trial_id, result)  # the final result, unless on_trial_result saw it
+        if status != "failed" and record.best(self.mode) is None:
+            status, error = "failed", error or f"no finite '{self.metric}' was reported"
+        record.status, record.error, record.updated = status, error, time.time()
+        return True
+
+    def add_evaluated(self, trial_id: str, config: Mapping[str, Any], arch_key: str, result: Mapping[str, Any],
+                      proposer: str = "warm_start", status: str = "completed") -> None:
+        """Records an outcome observed elsewhere (a previous experiment, ``add_evaluated_point``)."""
+        self.propose(trial_id, config, arch_key, proposer)
+        self.complete(trial_id, result, status=status)
+
+    @staticmethod
+    def _check_proposer(proposer: str) -> None:
+        if proposer not in PROPOSERS:
+            raise ValueError(f"proposer must be one of {PROPOSERS}, but got {proposer!r}.")
+
+    # --- reading ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, trial_id: object) -> bool:
+        return trial_id in self._records
+
+    def get(self, trial_id: str) -> TrialRecord | None:
+        return self._records.get(trial_id)
+
+    def records(self, statuses: Iterable[str] | None = None) -> list[TrialRecord]:
+        wanted = set(statuses) if statuses is not None else None
+        return [r for r in self._records.values() if wanted is None or r.status in wanted]
+
+    def has_key(self, arch_key: str) -> bool:
+        """Whether an architecture was tried (or is running): the de-duplication test."""
+        return any(r.arch_key == arch_key for r in self._records.values())
+
+    def keys(self) -> set[str]:
+        return {r.arch_key for r in self._records.values() if r.arch_key is not None}
+
+    def top_k(self, k: int) -> list[TrialRecord]:
+        """The ``k`` best records by best objective value (completed before stopped at equal value)."""
+        scored = [r for r in self._records.values() if r.best(self.mode) is not None]
+        sign = 1.0 if self.mode == "min" else -1.0
+        scored.sort(key=lambda r: (sign * r.best(self.mode), r.status != "completed"))
+        return scored[:k]
+
+    def best(self) -> TrialRecord | None:
+        top = self.top_k(1)
+        return top[0] if top else None
+
+    def tokens(self) -> tuple[int, int]:
+        """Total prompt and completion tokens spent."""
+        records = self._records.values()
+        return sum(r.prompt_tokens for r in records), sum(r.completion_tokens for r in records)
+
+    # --- persistence --------------------------------------------------------------------
+
+    def to_table(self, state: Mapping[str, Any] | None = None) -> pa.Table:
+        """The memory as an Arrow table; ``state`` (JSON-able) rides in the schema metadata."""
+        rows = []
+        for record in self._records.values():
+            row = asdict(record)
+            for name in _JSON_COLUMNS:
+                row[name] = json.dumps(row[name], sort_keys=True, default=str)
+            rows.append(row)
+        meta = {"format_version": FORMAT_VERSION, "metric": self.metric, "mode": self.mode, "state": dict(state or {})}
+        schema = _SCHEMA.with_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    def save(self, path: str | os.PathLike, state: Mapping[str, Any] | None = None) -> Path:
+        """Writes the memory (and ``state``) to one Parquet file, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(handle)
+        try:
+            pq.write_table(self.to_table(state), tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> tuple[SearchMemory, dict[str, Any]]:
+        """Reads a memory file; returns the memory and the saved searcher state.
+
+        Raises:
+            MemoryFileError: for a missing, corrupted, foreign or other-version file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise MemoryFileError(f"Search memory file {str(path)!r} does not exist.")
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as error:
+            raise MemoryFileError(
+                f"Search memory file {str(path)!r} is not a readable Parquet file ({error}); it may be "
+                f"truncated or corrupted. Restore it from a copy, or start a new search."
+            ) from None
+        meta = _memory_metadata(table, path)
+        memory = cls(metric=meta["metric"], mode=meta["mode"])
+        for row in table.to_pylist():
+            for name in _JSON_COLUMNS:
+                row[name] = json.loads(row[name]) if row[name] else {}
+            record = TrialRecord(**row)
+            memory._records[record.trial_id] = record
+        return memory, dict(meta.get("state") or {})
+
+
+def _memory_metadata(table: pa.Table, path: Path) -> dict[str, Any]:
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise MemoryFileError(
+            f"{str(path)!r} is a Parquet file but not a ray_diffnas search memory (no "
+            f"{METADATA_KEY.decode()!r} metadata). To warm-start from a results table, pass it as "
+            f"warm_start=... instead."
+        )
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise MemoryFileError(f"The search-memory metadata of {str(path)!r} is corrupted (not JSON).") from None
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise MemoryFileError(
+            f"{str(path)!r} is a search memory of format version {version}; this ray_diffnas reads version "
+            f"{FORMAT_VERSION}. Open it with the ray_diffnas release that wrote it."
+        )
+    missing = set(_SCHEMA.names) - set(table.column_names)
+    if missing:
+        raise MemoryFileError(f"Search memory {str(path)!r} lacks columns {sorted(missing)}; it is corrupted.")
+    return meta
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))

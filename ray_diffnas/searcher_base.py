@@ -1,0 +1,344 @@
+"""MemorySearcher: the Ray Tune ``Searcher`` base that both project searchers build on.
+
+It owns what every architecture searcher needs and nothing model-specific: the space (from the
+constructor or Tune's ``param_space``), metric and mode (from the constructor or ``TuneConfig``),
+the map of live trials, the :class:`SearchMemory`, a forgiving ``on_trial_complete``, warm starts,
+a budget, and save/restore into a blank instance. A subclass implements one hook,
+:meth:`MemorySearcher.propose`, which returns the next architectures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
+from ray.tune.search.sample import Domain
+
+from ray_diffnas.arch import UNetArch
+from ray_diffnas.errors import ConfigError
+from ray_diffnas.memory import MemoryFileError, SearchMemory
+from ray_diffnas.space import ArchSampler, UNetSpace
+
+logger = logging.getLogger(__name__)
+
+MEMORY_FILE = "search-memory.parquet"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One architecture a proposer offers, with who made it and what it cost."""
+
+    arch: UNetArch
+    proposer: str  # llm | repair | fallback | warm_start | user | sampler
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class MemorySearcher(Searcher):
+    """A Tune searcher over :class:`UNetSpace` architectures with a :class:`SearchMemory`.
+
+    Subclasses implement :meth:`propose`. The base never proposes an architecture that is live
+    or already in memory, records every outcome, and saves everything in one Parquet file.
+
+    Args:
+        space: The architecture space; default: taken from ``param_space`` (see
+            :meth:`UNetSpace.param_space`).
+        metric: Metric to optimise; default: from ``TuneConfig``.
+        mode: ``min`` or ``max``; default: from ``TuneConfig``.
+        points_to_evaluate: Architectures (``UNetArch`` dicts, or configs with an ``arch`` entry)
+            to run first.
+        warm_start: A previous ``results.parquet`` or search-memory file whose outcomes seed the memory.
+        max_trials: Return ``Searcher.FINISHED`` after this many proposals; None for no budget.
+        seed: Seeds the searcher's random choices.
+
+    Example:
+        >>> class FirstOfSpace(MemorySearcher):  # the smallest possible searcher
+        ...     def propose(self, count):
+        ...         return [Proposal(self.space.sample(self.rng), "sampler") for _ in range(count)]
+        >>> searcher = FirstOfSpace(space=UNetSpace(image_size=8), metric="rfid", mode="min")
+        >>> config = searcher.suggest("t1")
+        >>> sorted(config)
+        ['arch', 'arch_seed']
+    """
+
+    def __init__(
+        self,
+        space: UNetSpace | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        *,
+        points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
+        warm_start: str | os.PathLike | None = None,
+        max_trials: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if mode not in (None, "min", "max"):
+            raise ConfigError(f"{type(self).__name__}: mode must be 'min' or 'max', but got {mode!r}.")
+        super().__init__(metric=metric, mode=mode)
+        self.space = space
+        self._base_config: dict[str, Any] = {}
+        self._points = [dict(p) for p in points_to_evaluate or []]
+        self._warm_start = None if warm_start is None else str(warm_start)
+        self.max_trials = max_trials
+        self.rng = np.random.default_rng(seed)
+        self.memory = SearchMemory(metric or "rfid", mode or "min")
+        self.live: dict[str, str] = {}  # trial id -> architecture key
+        self._pending: list[Proposal] = []  # proposals made in a batch, not yet handed out
+        self._proposed = 0
+        if space is not None and metric and mode:
+            self._on_configured()
+
+    # --- the hook -------------------------------------------------------------------------
+
+    def propose(self, count: int) -> list[Proposal]:
+        """Returns up to ``count`` new architectures (more are kept for later trials)."""
+        raise NotImplementedError
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        if self.space is not None and self._metric and self._mode and self._base_config:
+            return False
+        space = _space_from_param_space(config)
+        if self.space is None and space is None:
+            return False
+        self.space = self.space or space
+        self._base_config = {k: v for k, v in config.items() if k not in ("arch", "arch_seed", "space")}
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        self._on_configured()
+        return True
+
+    def _on_configured(self) -> None:
+        if self._metric and self._mode:
+            self.memory.metric, self.memory.mode = self._metric, self._mode
+        if self._warm_start is not None:
+            path, self._warm_start = self._warm_start, None
+            self.warm_start_from(path)
+
+    def _check_ready(self) -> None:
+        if self.space is None:
+            raise RuntimeError(UNDEFINED_SEARCH_SPACE.format(cls=type(self).__name__, space="space"))
+        if not self._metric or not self._mode:
+            raise RuntimeError(UNDEFINED_METRIC_MODE.format(cls=type(self).__name__, metric=self._metric, mode=self._mode))
+
+    # --- Tune's calls -------------------------------------------------------------------------
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        self._check_ready()
+        if self.max_trials is not None and self._proposed >= self.max_trials:
+            return Searcher.FINISHED
+        proposal = self._next_point() or self._next_proposal()
+        if proposal is None:
+            return None  # nothing new right now; Tune asks again later
+        key = proposal.arch.key()
+        config = self._config_for(proposal.arch)
+        self.memory.propose(trial_id, config, key, proposal.proposer, proposal.prompt_tokens, proposal.completion_tokens)
+        self.live[trial_id] = key
+        self._proposed += 1
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if not self.memory.report(trial_id, result or {}):
+            logger.debug("%s: result for unknown trial %s ignored.", type(self).__name__, trial_id)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.live.pop(trial_id, None)
+        record = self.memory.get(trial_id)
+        if record is None:
+            logger.warning("%s: completion of unknown trial %s ignored.", type(self).__name__, trial_id)
+            return
+        if record.status != "running":
+            logger.warning("%s: trial %s completed twice; the second report is ignored.", type(self).__name__, trial_id)
+            return
+        result = result or {}
+        status = "failed" if error else self._finished_status(record.config, result)
+        reason = (result.get("error") or "the trial raised an error (see Tune's error file)") if error else None
+        self.memory.complete(trial_id, result, status=status, error=reason)
+        self.on_outcome(trial_id)
+
+    def on_outcome(self, trial_id: str) -> None:
+        """Called after each trial ends and is recorded; subclasses may learn from it."""
+
+    def _finished_status(self, config: Mapping[str, Any], result: Mapping[str, Any]) -> str:
+        """``stopped`` for a trial the scheduler ended before its last iteration: a low-fidelity result."""
+        target = config.get("max_iterations", self._base_config.get("max_iterations"))
+        done = result.get("training_iteration")
+        if isinstance(target, int) and isinstance(done, (int, float)) and done < target:
+            return "stopped"
+        return "completed"
+
+    def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, pruned: bool = False,
+                            intermediate_values: list[float] | None = None) -> None:
+        """Records an outcome observed outside this search (Tune's warm-start API)."""
+        self._check_ready()
+        arch = self.space.validate(parameters.get("arch", parameters))
+        trial_id = f"evaluated-{len(self.memory)}"
+        curve = list(intermediate_values or []) + ([] if value is None else [value])
+        self.memory.propose(trial_id, {"arch": arch.to_dict()}, arch.key(), "warm_start")
+        for i, v in enumerate(curve, start=1):
+            self.memory.report(trial_id, {self._metric: v, "training_iteration": i})
+        status = "failed" if error else ("stopped" if pruned else "completed")
+        self.memory.complete(trial_id, None, status=status, error="reported as an error" if error else None)
+
+    # --- proposals ------------------------------------------------------------------------
+
+    def _next_point(self) -> Proposal | None:
+        while self._points:
+            point = self._points.pop(0)
+            try:
+                arch = self.space.validate(point.get("arch", point))
+            except ConfigError as exc:
+                raise ConfigError(f"{type(self).__name__}: a point in points_to_evaluate is invalid: {exc}") from None
+            if self._is_new(arch.key()):
+                return Proposal(arch, "user")
+        return None
+
+    def _next_proposal(self) -> Proposal | None:
+        for _ in range(2):  # refill once if every stored proposal has gone stale
+            while self._pending:
+                proposal = self._pending.pop(0)
+                if self._is_new(proposal.arch.key()):
+                    return proposal
+            wanted = max(1, self._wanted_batch())
+            self._pending = [p for p in self.propose(wanted) if self._is_new(p.arch.key())]
+        return None
+
+    def _wanted_batch(self) -> int:
+        """How many proposals to ask for at once: one per trial that could start now."""
+        return 1
+
+    def _is_new(self, key: str) -> bool:
+        return key not in self.live.values() and not self.memory.has_key(key)
+
+    def _config_for(self, arch: UNetArch) -> dict[str, Any]:
+        config = {"arch": arch.to_dict(), "arch_seed": int(self.rng.integers(2**31 - 1))}
+        for name, value in self._base_config.items():
+            if isinstance(value, Domain):  # a searched training setting: sample it
+                config[name] = value.sample(random_state=self.rng)
+        return config
+
+    # --- warm start -------------------------------------------------------------------------
+
+    def warm_start_from(self, path: str | os.PathLike) -> int:
+        """Seeds the memory with a previous ``results.parquet`` or search memory; returns rows added."""
+        import pandas as pd
+
+        self._check_ready()
+        path = Path(path)
+        try:
+            memory, _ = SearchMemory.load(path)
+            rows = [(r.config.get("arch", {}), r.curve, r.status) for r in memory.records(["completed", "stopped"])]
+        except MemoryFileError:
+            frame = _read_results(path)
+            rows = [(_json(row["arch"]), list(row.get("rfid_curve") or []), row.get("status", "completed"))
+                    for _, row in frame.iterrows()]
+        added = 0
+        for arch_values, curve, status in rows:
+            try:
+                arch = self.space.validate(arch_values)
+            except ConfigError:
+                continue  # outside this space (e.g. another image size): nothing to learn from
+            if not curve or self.memory.has_key(arch.key()):
+                continue
+            self.add_evaluated_point({"arch": arch.to_dict()}, curve[-1], pruned=status == "stopped",
+                                     intermediate_values=curve[:-1])
+            added += 1
+        logger.info("%s: warm start added %d outcomes from %s.", type(self).__name__, added, path)
+        return added
+
+    # --- save / restore -----------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything but the memory records, JSON-able (the memory file's metadata)."""
+        return {
+            "class": type(self).__name__,
+            "space": None if self.space is None else self.space.to_dict(),
+            "metric": self._metric, "mode": self._mode,
+            "base_config": _describe_base_config(self._base_config),
+            "points": self._points, "max_trials": self.max_trials, "proposed": self._proposed,
+            "live": self.live, "rng": self.rng.bit_generator.state,
+            "pending": [{"arch": p.arch.to_dict(), "proposer": p.proposer} for p in self._pending],
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.space = None if state["space"] is None else UNetSpace.from_dict(state["space"])
+        self._metric, self._mode = state["metric"], state["mode"]
+        if not self._base_config:
+            self._base_config = dict(state.get("base_config") or {})
+        self._points = list(state["points"])
+        self.max_trials, self._proposed = state["max_trials"], state["proposed"]
+        self.live = dict(state["live"])
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = state["rng"]
+        self._pending = [Proposal(UNetArch.from_dict(p["arch"], self.space.image_size), p["proposer"])
+                         for p in state["pending"]]
+
+    def save(self, checkpoint_path: str) -> None:
+        """Writes the memory and the searcher's state to one Parquet file."""
+        self.memory.save(checkpoint_path, state=self.get_state())
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Loads a file written by :meth:`save` into this (possibly blank) searcher."""
+        memory, state = SearchMemory.load(checkpoint_path)
+        if state.get("class") not in (None, type(self).__name__):
+            logger.warning("%s restores a memory written by %s.", type(self).__name__, state.get("class"))
+        self.memory = memory
+        self.set_state(state)
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        # One stable, user-facing file instead of Tune's pickle: the memory *is* the checkpoint.
+        self.save(os.path.join(checkpoint_dir, MEMORY_FILE))
+
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        path = os.path.join(checkpoint_dir, MEMORY_FILE)
+        if not os.path.exists(path):
+            raise RuntimeError(f"{type(self).__name__}: no {MEMORY_FILE} in {checkpoint_dir!r} to restore from.")
+        self.restore(path)
+
+
+def _space_from_param_space(config: Mapping[str, Any]) -> UNetSpace | None:
+    if isinstance(config.get("space"), Mapping):
+        return UNetSpace.from_dict(config["space"])
+    sampler = getattr(config.get("arch"), "func", None)
+    return sampler.space if isinstance(sampler, ArchSampler) else None
+
+
+def _describe_base_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    # Domains are not JSON; a restored searcher takes them from param_space again.
+    return {k: v for k, v in config.items() if not isinstance(v, Domain) and _jsonable(v)}
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _json(text: Any) -> dict[str, Any]:
+    return json.loads(text) if isinstance(text, str) else dict(text or {})
+
+
+def _read_results(path: Path) -> "pd.DataFrame":  # noqa: F821
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise MemoryFileError(f"Warm-start file {str(path)!r} could not be read as Parquet ({error}).") from None
+    if "arch" not in frame.columns:
+        raise MemoryFileError(
+            f"Warm-start file {str(path)!r} has no 'arch' column; pass a results.parquet written by "
+            f"ray-diffnas search or a search-memory file."
+        )
+    return frame
+

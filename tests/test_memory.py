@@ -1,0 +1,100 @@
+"""SearchMemory: records, top-k, de-duplication, and its Parquet file."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ray_diffnas.memory import METADATA_KEY, MemoryFileError, SearchMemory
+
+
+def _memory() -> SearchMemory:
+    memory = SearchMemory(metric="rfid", mode="min")
+    memory.propose("a", {"arch": {"base_channels": 8}}, "k-a", proposer="llm", prompt_tokens=100, completion_tokens=20)
+    memory.propose("b", {"arch": {"base_channels": 16}}, "k-b", proposer="fallback")
+    memory.propose("c", {"arch": {"base_channels": 24}}, "k-c", proposer="user")
+    for i, value in enumerate([30.0, 20.0, 12.0], start=1):
+        memory.report("a", {"rfid": value, "training_iteration": i, "latency_ms": 2.0})
+    memory.complete("a", {"rfid": 12.0, "training_iteration": 3}, status="completed")
+    memory.report("b", {"rfid": 25.0, "training_iteration": 1})
+    memory.complete("b", {"rfid": 25.0, "training_iteration": 1}, status="stopped")
+    memory.complete("c", None, status="failed", error="TrainingDivergedError: loss became nan")
+    memory.invalid({"base_channels": 7}, "base_channels must be a multiple of 8", proposer="llm", prompt_tokens=50)
+    return memory
+
+
+def test_records_keep_curves_statuses_and_tokens() -> None:
+    memory = _memory()
+    a = memory.get("a")
+    assert a.curve == [30.0, 20.0, 12.0] and a.iterations == 3 and a.status == "completed"
+    assert a.last_metrics["latency_ms"] == 2.0
+    assert memory.get("b").status == "stopped" and memory.get("b").iterations == 1
+    assert memory.get("c").status == "failed" and "nan" in memory.get("c").error
+    assert [r.status for r in memory.records(["invalid"])] == ["invalid"]
+    assert memory.tokens() == (150, 20)
+
+
+def test_top_k_ranks_by_best_value_in_the_search_mode() -> None:
+    memory = _memory()
+    assert [r.trial_id for r in memory.top_k(5)] == ["a", "b"]
+    maximize = SearchMemory(metric="acc", mode="max")
+    for trial, value in (("x", 0.5), ("y", 0.9)):
+        maximize.propose(trial, {}, trial, proposer="sampler")
+        maximize.complete(trial, {"acc": value, "training_iteration": 1}, status="completed")
+    assert maximize.best().trial_id == "y"
+
+
+def test_de_duplication_by_architecture_key() -> None:
+    memory = _memory()
+    assert memory.has_key("k-b") and not memory.has_key("k-z")
+    assert memory.keys() == {"k-a", "k-b", "k-c"}
+
+
+def test_a_trial_without_a_finite_metric_is_recorded_as_failed() -> None:
+    memory = SearchMemory()
+    memory.propose("n", {}, "k", proposer="sampler")
+    memory.complete("n", {"rfid": math.nan, "training_iteration": 1}, status="completed")
+    assert memory.get("n").status == "failed" and "no finite 'rfid'" in memory.get("n").error
+
+
+def test_unknown_trials_are_reported_not_raised() -> None:
+    memory = SearchMemory()
+    assert memory.report("ghost", {"rfid": 1.0}) is False
+    assert memory.complete("ghost", {"rfid": 1.0}, status="completed") is False
+
+
+def test_parquet_round_trip_keeps_records_and_state(tmp_path: Path) -> None:
+    memory = _memory()
+    path = memory.save(tmp_path / "memory.parquet", state={"rng": [1, 2, 3], "calls": 4})
+    loaded, state = SearchMemory.load(path)
+    assert state == {"rng": [1, 2, 3], "calls": 4}
+    assert [vars(r) for r in loaded.records()] == [vars(r) for r in memory.records()]
+    frame = pd.read_parquet(path)  # a plain table for users
+    assert list(frame["trial_id"]) == ["a", "b", "c", "invalid-3"]
+    assert list(frame["status"]) == ["completed", "stopped", "failed", "invalid"]
+
+
+def test_corrupted_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = _memory().save(tmp_path / "memory.parquet")
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(MemoryFileError, match="not a readable Parquet file.*truncated or corrupted"):
+        SearchMemory.load(path)
+
+
+def test_foreign_parquet_file_is_a_clear_error(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "other.parquet")
+    with pytest.raises(MemoryFileError, match="not a ray_diffnas search memory"):
+        SearchMemory.load(tmp_path / "other.parquet")
+
+
+def test_file_from_another_format_version_is_a_clear_error(tmp_path: Path) -> None:
+    table = _memory().to_table()
+    old = table.replace_schema_metadata({METADATA_KEY: b'{"format_version": 0, "metric": "rfid", "mode": "min"}'})
+    pq.write_table(old, tmp_path / "old.parquet")
+    with pytest.raises(MemoryFileError, match="format version 0; this ray_diffnas reads version 1"):
+        SearchMemory.load(tmp_path / "old.parquet")
