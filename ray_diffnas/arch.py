@@ -157,6 +157,8 @@ def _structural_problems(arch: dict[str, Any], image_size: int) -> list[str]:
         )
     if any(not 1 <= b <= 8 for b in blocks):
         problems.append(f"num_res_blocks entries must be in [1, 8], but got {list(blocks)}.")
+    if not 0.0 <= arch["dropout"] < 1.0:
+        problems.append(f"dropout must be in [0, 1), but got {arch['dropout']}.")
     levels = len(mult)
     if problems:
         return problems
@@ -182,6 +184,4 @@ def _structural_problems(arch: dict[str, Any], image_size: int) -> list[str]:
             f"num_heads must be >= 1 and divide the channels of every attention level "
             f"{sorted(set(attention_channels))}, but got {heads}; try 1, 2, 4 or 8."
         )
-    if not 0.0 <= arch["dropout"] < 1.0:
-        problems.append(f"dropout must be in [0, 1), but got {arch['dropout']}.")
     return problems

@@ -43,6 +43,7 @@ class TrialRecord:
     last_metrics: dict[str, float] = field(default_factory=dict)  # Numeric metrics of the last report.
     iterations: int = 0  # Reports received (the rung reached under ASHA).
     error: str | None = None  # Why it failed, or why the proposal was invalid.
+    note: str | None = None  # Why this proposer (e.g. "LLM unavailable: APITimeoutError").
     prompt_tokens: int = 0
     completion_tokens: int = 0
     created: float = field(default_factory=time.time)
@@ -68,6 +69,7 @@ _SCHEMA = pa.schema([
     ("last_metrics", pa.string()),  # JSON
     ("iterations", pa.int64()),
     ("error", pa.string()),
+    ("note", pa.string()),
     ("prompt_tokens", pa.int64()),
     ("completion_tokens", pa.int64()),
     ("created", pa.float64()),
@@ -97,11 +99,12 @@ class SearchMemory:
     # --- recording ----------------------------------------------------------------------
 
     def propose(self, trial_id: str, config: Mapping[str, Any], arch_key: str, proposer: str,
-                prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+                prompt_tokens: int = 0, completion_tokens: int = 0, note: str | None = None) -> None:
         """Records a proposal handed to a trial (status ``running``)."""
         self._check_proposer(proposer)
         self._records[trial_id] = TrialRecord(trial_id, dict(config), arch_key, proposer,
-                                              prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+                                              prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                                              note=note)
 
     def invalid(self, config: Any, error: str, proposer: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> str:
         """Records a proposal that never became a trial; returns its record id."""

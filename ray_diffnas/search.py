@@ -85,7 +85,7 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
     space = UNetSpace(image_size=data.image_size)
     param_space = space.param_space(dataset=options.dataset, data_root=_absolute(options.data_root),
                                     **options.training_settings())
-    TrainingSettings.from_config({k: v for k, v in param_space.items() if k not in ("arch", "arch_seed")})
+    TrainingSettings.from_config({k: v for k, v in param_space.items() if k != "arch"})
 
     if not ray.is_initialized():
         ray.init(address=options.address, include_dashboard=False, configure_logging=False)

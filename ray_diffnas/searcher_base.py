@@ -23,7 +23,7 @@ from ray.tune.search.sample import Domain
 from ray_diffnas.arch import UNetArch
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.memory import MemoryFileError, SearchMemory
-from ray_diffnas.space import ArchSampler, UNetSpace
+from ray_diffnas.space import ArchDomain, UNetSpace
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class Proposal:
     proposer: str  # llm | repair | fallback | warm_start | user | sampler
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    note: str | None = None  # Why this proposer (e.g. why a fallback was needed).
 
 
 class MemorySearcher(Searcher):
@@ -64,7 +65,7 @@ class MemorySearcher(Searcher):
         >>> searcher = FirstOfSpace(space=UNetSpace(image_size=8), metric="rfid", mode="min")
         >>> config = searcher.suggest("t1")
         >>> sorted(config)
-        ['arch', 'arch_seed']
+        ['arch']
     """
 
     def __init__(
@@ -109,7 +110,7 @@ class MemorySearcher(Searcher):
         if self.space is None and space is None:
             return False
         self.space = self.space or space
-        self._base_config = {k: v for k, v in config.items() if k not in ("arch", "arch_seed", "space")}
+        self._base_config = {k: v for k, v in config.items() if k not in ("arch", "space")}
         self._metric = self._metric or metric
         self._mode = self._mode or mode
         self._on_configured()
@@ -139,7 +140,8 @@ class MemorySearcher(Searcher):
             return None  # nothing new right now; Tune asks again later
         key = proposal.arch.key()
         config = self._config_for(proposal.arch)
-        self.memory.propose(trial_id, config, key, proposal.proposer, proposal.prompt_tokens, proposal.completion_tokens)
+        self.memory.propose(trial_id, config, key, proposal.proposer, proposal.prompt_tokens,
+                            proposal.completion_tokens, note=proposal.note)
         self.live[trial_id] = key
         self._proposed += 1
         return config
@@ -218,7 +220,7 @@ class MemorySearcher(Searcher):
         return key not in self.live.values() and not self.memory.has_key(key)
 
     def _config_for(self, arch: UNetArch) -> dict[str, Any]:
-        config = {"arch": arch.to_dict(), "arch_seed": int(self.rng.integers(2**31 - 1))}
+        config: dict[str, Any] = {"arch": arch.to_dict()}
         for name, value in self._base_config.items():
             if isinstance(value, Domain):  # a searched training setting: sample it
                 config[name] = value.sample(random_state=self.rng)
@@ -264,7 +266,7 @@ class MemorySearcher(Searcher):
             "base_config": _describe_base_config(self._base_config),
             "points": self._points, "max_trials": self.max_trials, "proposed": self._proposed,
             "live": self.live, "rng": self.rng.bit_generator.state,
-            "pending": [{"arch": p.arch.to_dict(), "proposer": p.proposer} for p in self._pending],
+            "pending": [{"arch": p.arch.to_dict(), "proposer": p.proposer, "note": p.note} for p in self._pending],
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -277,7 +279,7 @@ class MemorySearcher(Searcher):
         self.live = dict(state["live"])
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = state["rng"]
-        self._pending = [Proposal(UNetArch.from_dict(p["arch"], self.space.image_size), p["proposer"])
+        self._pending = [Proposal(UNetArch.from_dict(p["arch"], self.space.image_size), p["proposer"], note=p.get("note"))
                          for p in state["pending"]]
 
     def save(self, checkpoint_path: str) -> None:
@@ -306,8 +308,8 @@ class MemorySearcher(Searcher):
 def _space_from_param_space(config: Mapping[str, Any]) -> UNetSpace | None:
     if isinstance(config.get("space"), Mapping):
         return UNetSpace.from_dict(config["space"])
-    sampler = getattr(config.get("arch"), "func", None)
-    return sampler.space if isinstance(sampler, ArchSampler) else None
+    domain = config.get("arch")
+    return domain.space if isinstance(domain, ArchDomain) else None
 
 
 def _describe_base_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from ray_diffnas.errors import ConfigError
 
 # Config keys that Tune search spaces add and the trainable does not use.
-SEARCH_ONLY_KEYS = frozenset({"arch_seed", "space"})
+SEARCH_ONLY_KEYS = frozenset({"space"})
 
 
 @dataclass(frozen=True)

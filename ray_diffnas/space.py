@@ -6,7 +6,7 @@ import json
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from ray import tune
+from ray.tune.search.sample import Domain, Sampler, _BackwardsCompatibleNumpyRng
 
 from ray_diffnas.arch import MAX_LEVELS, MIN_LEVELS, UNetArch
 from ray_diffnas.errors import ConfigError
@@ -26,7 +26,7 @@ class UNetSpace:
         >>> space.validate(arch.to_dict()) == arch
         True
         >>> sorted(space.param_space(dataset="mnist"))[:3]
-        ['arch', 'arch_seed', 'batch_size']
+        ['arch', 'batch_size', 'data_root']
     """
 
     def __init__(
@@ -180,8 +180,9 @@ class UNetSpace:
     def param_space(self, dataset: str = "mnist", data_root: str | None = None, **training: Any) -> dict[str, Any]:
         """A Tune ``param_space``: a sampled architecture plus the trial's training settings.
 
-        The architecture is drawn by :meth:`sample`, seeded from ``arch_seed`` so that Tune's
-        ``BasicVariantGenerator(random_state=...)`` makes the search reproducible.
+        ``arch`` is an :class:`ArchDomain`: Tune's random search draws it by :meth:`sample` with its
+        own random state (``BasicVariantGenerator(random_state=...)`` makes a search reproducible);
+        the project's searchers propose it instead. ``space`` carries the space as plain JSON.
 
         Args:
             dataset: Data set name (see :func:`ray_diffnas.data.load_dataset`).
@@ -194,8 +195,7 @@ class UNetSpace:
         if unknown:
             raise ConfigError(f"Unknown training setting(s) {unknown}; known settings: {sorted(config)}.")
         config.update(training)
-        config["arch_seed"] = tune.randint(0, 2**31 - 1)
-        config["arch"] = tune.sample_from(ArchSampler(self))
+        config["arch"] = ArchDomain(self)
         config["space"] = self.to_dict()
         return config
 
@@ -274,18 +274,37 @@ class UNetSpace:
         return isinstance(other, UNetSpace) and self.to_dict() == other.to_dict()
 
 
-class ArchSampler:
-    """Tune ``sample_from`` callable: draws an architecture seeded by the config's ``arch_seed``.
+class ArchDomain(Domain):
+    """A Tune search-space domain whose values are whole architectures of a :class:`UNetSpace`.
 
-    A class (not a lambda) so that searchers can find the space in a ``param_space``.
+    One domain, not one per field: fields depend on each other (the level count sets the lengths
+    of ``channel_mult`` and ``num_res_blocks``). Tune's random search samples it with its own
+    seeded random state; project searchers find the space here and propose values themselves.
     """
 
     def __init__(self, space: UNetSpace) -> None:
         self.space = space
+        self.sampler = _ArchDomainSampler()
 
-    def __call__(self, spec: Any) -> dict[str, Any]:
-        seed = int(spec.config.arch_seed)
-        return self.space.sample(np.random.default_rng(seed)).to_dict()
+    def is_valid(self, value: Any) -> bool:
+        try:
+            self.space.validate(value)
+        except ConfigError:
+            return False
+        return True
+
+    @property
+    def domain_str(self) -> str:
+        return f"UNetSpace(image_size={self.space.image_size})"
+
+
+class _ArchDomainSampler(Sampler):
+    def sample(self, domain: ArchDomain, config: Any = None, size: int = 1, random_state: Any = None) -> Any:
+        if not isinstance(random_state, _BackwardsCompatibleNumpyRng):
+            random_state = _BackwardsCompatibleNumpyRng(random_state)
+        seeds = random_state.integers(0, 2**31 - 1, size=size)
+        archs = [domain.space.sample(np.random.default_rng(int(seed))).to_dict() for seed in seeds]
+        return archs if size > 1 else archs[0]
 
 
 def _all_resolutions(image_size: int, levels: int) -> list[int]:

@@ -53,16 +53,23 @@ def test_validate_rejects_values_outside_the_space_naming_allowed_values() -> No
                         "attention_resolutions": []})
 
 
-def test_param_space_draws_architectures_through_tune() -> None:
+def test_param_space_draws_architectures_through_tune_reproducibly() -> None:
     from ray.tune.search.variant_generator import generate_variants
 
     space = UNetSpace(image_size=8)
     config = space.param_space(dataset="digits", lr=tune.loguniform(1e-4, 1e-2))
     assert config["dataset"] == "digits" and config["image_size"] == 8
     assert UNetSpace.from_dict(config["space"]) == space
-    for _, resolved in generate_variants(config):
-        arch = space.validate(resolved["arch"])
-        assert arch == space.sample(np.random.default_rng(resolved["arch_seed"]))
+
+    def draw(seed: int) -> list[dict]:
+        rng = np.random.default_rng(seed)
+        return [resolved for _ in range(5) for _, resolved in generate_variants(config, random_state=rng)]
+
+    first, again, other = draw(0), draw(0), draw(1)
+    assert [c["arch"] for c in first] == [c["arch"] for c in again]
+    assert [c["arch"] for c in first] != [c["arch"] for c in other]
+    for resolved in first:
+        space.validate(resolved["arch"])
         assert 1e-4 <= resolved["lr"] <= 1e-2
 
 

@@ -1,0 +1,285 @@
+"""GPT4Searcher: an LLM proposes UNet architectures from the search memory (DiffNAS, arXiv:2310.04750)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from typing import Any, Mapping, Sequence
+
+from ray_diffnas.errors import ConfigError
+from ray_diffnas.mutation import mutate
+from ray_diffnas.prompt import build_messages, proposals_schema, repair_message
+from ray_diffnas.searcher_base import MemorySearcher, Proposal
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "gpt-4o"
+# US$ per million (prompt, completion) tokens, where known; other models are counted, not priced.
+PRICES_PER_MILLION = {
+    "gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60), "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60), "gpt-4-turbo": (10.00, 30.00), "gpt-4": (30.00, 60.00),
+}
+RESPONSE_FORMATS = ("json_schema", "json_object", "text")
+
+
+class GPT4Searcher(MemorySearcher):
+    """Ray Tune searcher in which an LLM (GPT-4 class, any OpenAI-compatible server) proposes architectures.
+
+    Each call sends the space, the objective and a bounded digest of the search memory, and asks
+    for ``proposals_per_call`` architectures as schema-constrained JSON; they serve that many
+    concurrent trials. Invalid or duplicate proposals get one repair round; whatever is still
+    missing is filled by mutating a good remembered architecture (marked ``fallback``). An
+    unreachable endpoint never stops the search: it goes on with fallbacks and says so.
+
+    Args:
+        model: Model name (default ``gpt-4o``).
+        api_key: API key; default ``$OPENAI_API_KEY``. Never saved: a restored searcher reads the
+            environment again.
+        base_url: Endpoint; default ``$OPENAI_BASE_URL`` or OpenAI's (vLLM, Ollama and llama.cpp
+            servers speak the same protocol).
+        temperature: Sampling temperature.
+        proposals_per_call: Architectures asked for in one call.
+        max_retries: Retries of one call (429 honouring ``Retry-After``, 5xx, time-outs,
+            connection errors; the ``openai`` client's bounded exponential back-off).
+        timeout: Seconds before one request times out.
+        max_cost_usd: Stop calling the LLM once this much has been spent (priced models only).
+        **kwargs: ``space``, ``metric``, ``mode``, ``points_to_evaluate``, ``warm_start``,
+            ``max_trials``, ``seed`` (see :class:`MemorySearcher`).
+
+    Example:
+        >>> from ray import tune
+        >>> from ray.tune.schedulers import ASHAScheduler
+        >>> from ray_diffnas import UNetSpace, train_diffusion
+        >>> space = UNetSpace(image_size=8)
+        >>> tune.run(train_diffusion, config=space.param_space(dataset="digits"), metric="rfid",
+        ...          mode="min", search_alg=GPT4Searcher(), scheduler=ASHAScheduler(),
+        ...          num_samples=8)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        temperature: float = 0.7,
+        proposals_per_call: int = 4,
+        max_retries: int = 3,
+        timeout: float = 60.0,
+        max_cost_usd: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if proposals_per_call < 1:
+            raise ConfigError(f"GPT4Searcher: proposals_per_call must be >= 1, but got {proposals_per_call}.")
+        if max_retries < 0 or timeout <= 0:
+            raise ConfigError("GPT4Searcher: max_retries must be >= 0 and timeout > 0.")
+        self.model = model
+        self._api_key = api_key
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        self.temperature = temperature
+        self.proposals_per_call = proposals_per_call
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.max_cost_usd = max_cost_usd
+        self._client: Any = None
+        self.response_format = RESPONSE_FORMATS[0]
+        self._fallback_reason = "no LLM call made yet"
+        self.usage = {"calls": 0, "failed_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+        super().__init__(**kwargs)
+
+    # --- secrets: never pickled, never saved ----------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = None
+        state["_api_key"] = None
+        return state
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            from openai import OpenAI
+
+            key = self._api_key or os.environ.get("OPENAI_API_KEY")
+            if not key and self.base_url:
+                key = "not-needed"  # local OpenAI-compatible servers take any key
+            if not key:
+                raise LLMUnavailable("no API key: set OPENAI_API_KEY (or pass api_key=, or base_url= for a local server)")
+            self._client = OpenAI(api_key=key, base_url=self.base_url, max_retries=self.max_retries, timeout=self.timeout)
+        return self._client
+
+    # --- proposing --------------------------------------------------------------------------
+
+    def _wanted_batch(self) -> int:
+        return self.proposals_per_call
+
+    def propose(self, count: int) -> list[Proposal]:
+        proposals: list[Proposal] = []
+        try:
+            proposals = self._ask_llm(count)
+        except LLMUnavailable as reason:
+            self.usage["failed_calls"] += 1
+            logger.warning("GPT4Searcher: the LLM is unavailable (%s); proposing fallbacks.", reason)
+            self._fallback_reason = f"LLM unavailable: {reason}"
+        else:
+            self._fallback_reason = "LLM proposals were invalid or duplicates after one repair round"
+        while len(proposals) < count:
+            proposals.append(self._fallback(proposals))
+        return proposals
+
+    def _fallback(self, taken: Sequence[Proposal]) -> Proposal:
+        """A mutation of a good remembered architecture (or a fresh sample when memory is empty)."""
+        taken_keys = {p.arch.key() for p in taken}
+        parents = [r.config.get("arch") for r in self.memory.top_k(5)]
+        for _ in range(50):
+            if parents:
+                parent = self.space.validate(parents[int(self.rng.integers(len(parents)))])
+                arch = mutate(parent, self.space, self.rng)
+            else:
+                arch = self.space.sample(self.rng)
+            if self._is_new(arch.key()) and arch.key() not in taken_keys:
+                break
+        return Proposal(arch, "fallback", note=self._fallback_reason)
+
+    def _ask_llm(self, count: int) -> list[Proposal]:
+        if self.max_cost_usd is not None and self.usage["cost_usd"] >= self.max_cost_usd:
+            raise LLMUnavailable(f"the cost ceiling of ${self.max_cost_usd:.2f} is reached")
+        messages = build_messages(self.space, self.memory, count, self._budget_text(), list(self.live.values()))
+        reply, tokens = self._chat(messages, count)
+        proposals, errors = self._parse(reply, count, "llm", tokens)
+        if len(proposals) < count and errors:
+            messages = messages + [{"role": "assistant", "content": reply}, repair_message(errors, count - len(proposals))]
+            try:
+                reply, tokens = self._chat(messages, count - len(proposals))
+            except LLMUnavailable as reason:
+                logger.warning("GPT4Searcher: the repair call failed (%s).", reason)
+                return proposals
+            taken = {p.arch.key() for p in proposals}
+            repaired, _ = self._parse(reply, count - len(proposals), "repair", tokens, taken)
+            proposals += repaired
+        return proposals
+
+    def _budget_text(self) -> str:
+        total = "unlimited" if self.max_trials is None else str(self.max_trials)
+        return f"{len(self.memory.records(['completed', 'stopped', 'failed']))} trials finished, {total} in all"
+
+    def _chat(self, messages: list[dict[str, str]], count: int) -> tuple[str, tuple[int, int]]:
+        """One completion; walks down the response formats a server does not support."""
+        import openai
+
+        client = self._get_client()
+        while True:
+            start = time.perf_counter()
+            try:
+                response = client.chat.completions.create(
+                    model=self.model, messages=messages, temperature=self.temperature,
+                    **self._format_kwargs(count),
+                )
+            except openai.BadRequestError as error:
+                message = str(error).lower()
+                if self.response_format != "text" and ("response_format" in message or "json" in message):
+                    self.response_format = RESPONSE_FORMATS[RESPONSE_FORMATS.index(self.response_format) + 1]
+                    logger.info("GPT4Searcher: the server refused that response format; trying %s.", self.response_format)
+                    continue
+                raise LLMUnavailable(f"bad request: {_short(error)}") from None
+            except Exception as error:  # noqa: BLE001 - any failure (garbage bodies too) means "no answer"
+                raise LLMUnavailable(f"{type(error).__name__}: {_short(error)}") from None
+            break
+        usage = response.usage
+        tokens = (getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+        self._account(tokens)
+        logger.info("GPT4Searcher: %s answered in %.1f s (%d + %d tokens).", self.model,
+                    time.perf_counter() - start, *tokens)
+        content = response.choices[0].message.content if response.choices else None
+        return content or "", tokens
+
+    def _format_kwargs(self, count: int) -> dict[str, Any]:
+        if self.response_format == "json_schema":
+            schema = proposals_schema(self.space, count)
+            return {"response_format": {"type": "json_schema",
+                                        "json_schema": {"name": "unet_proposals", "schema": schema, "strict": False}}}
+        if self.response_format == "json_object":
+            return {"response_format": {"type": "json_object"}}
+        return {}
+
+    def _account(self, tokens: tuple[int, int]) -> None:
+        self.usage["calls"] += 1
+        self.usage["prompt_tokens"] += tokens[0]
+        self.usage["completion_tokens"] += tokens[1]
+        price = PRICES_PER_MILLION.get(self.model)
+        if price is not None:
+            self.usage["cost_usd"] += (tokens[0] * price[0] + tokens[1] * price[1]) / 1e6
+
+    def _parse(self, reply: str, count: int, proposer: str, tokens: tuple[int, int],
+               taken: set[str] | None = None) -> tuple[list[Proposal], list[str]]:
+        """Valid, new proposals from a reply, and what was wrong with the rest (also recorded in memory)."""
+        taken = set(taken or ())
+        try:
+            items = _proposal_items(reply)
+        except ValueError as error:
+            self.memory.invalid({"raw": reply[:2000]}, f"unparseable reply: {error}", proposer, *tokens)
+            return [], [f"the reply was not the requested JSON ({error})"]
+        proposals, errors = [], []
+        for item in items[: 2 * count]:
+            try:
+                arch = self.space.validate(item)
+            except (ConfigError, TypeError) as error:
+                errors.append(f"{json.dumps(item)[:200]}: {error}")
+                self.memory.invalid(item if isinstance(item, Mapping) else {"raw": str(item)}, str(error), proposer)
+                continue
+            if not self._is_new(arch.key()) or arch.key() in taken:
+                errors.append(f"{arch.key()} was already tried or proposed; propose a different architecture")
+                continue
+            taken.add(arch.key())
+            first = not proposals
+            proposals.append(Proposal(arch, proposer, *(tokens if first else (0, 0))))
+        return proposals[:count], errors
+
+    # --- state ------------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "model": self.model, "base_url": self.base_url,
+                "response_format": self.response_format, "usage": self.usage}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.model = state.get("model", self.model)
+        self.base_url = self.base_url or state.get("base_url")
+        self.response_format = state.get("response_format", self.response_format)
+        self.usage = dict(state.get("usage", self.usage))
+
+
+class LLMUnavailable(Exception):
+    """The LLM could not answer (after the client's retries); the searcher falls back."""
+
+
+def _short(error: BaseException) -> str:
+    return str(error).replace("\n", " ")[:300]
+
+
+def _proposal_items(reply: str) -> list[Any]:
+    """The list of architecture objects in a reply: ``{"proposals": [...]}``, a list, or one object."""
+    text = reply.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    if fenced:
+        text = fenced.group(1)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        start = min([i for i in (text.find("{"), text.find("[")) if i >= 0], default=-1)
+        if start < 0:
+            raise ValueError("no JSON object in the reply") from None
+        try:
+            data, _ = json.JSONDecoder().raw_decode(text[start:])
+        except ValueError as error:
+            raise ValueError(f"invalid JSON: {error}") from None
+    if isinstance(data, Mapping) and isinstance(data.get("proposals"), list):
+        return list(data["proposals"])
+    if isinstance(data, list):
+        return data
+    if isinstance(data, Mapping) and "channel_mult" in data:
+        return [data]
+    raise ValueError('expected {"proposals": [...]}')
+
