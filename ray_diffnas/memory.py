@@ -6,6 +6,7 @@ user opens with pandas or DuckDB: one row per proposal.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
@@ -30,6 +31,10 @@ class MemoryFileError(DiffNASError):
     """A search-memory file is missing, corrupted, foreign or from another format version."""
 
 
+class NotAMemoryFileError(MemoryFileError):
+    """A readable Parquet file that is not a search memory (e.g. a ``results.parquet``)."""
+
+
 @dataclass
 class TrialRecord:
     """One proposal and its outcome."""
@@ -40,6 +45,7 @@ class TrialRecord:
     proposer: str  # llm | repair | fallback | warm_start | user | sampler
     status: str = "running"  # running | completed | stopped | failed | invalid
     curve: list[float] = field(default_factory=list)  # The objective at each report.
+    best: float | None = None  # The best finite value of the curve (in the memory's mode).
     last_metrics: dict[str, float] = field(default_factory=dict)  # Numeric metrics of the last report.
     iterations: int = 0  # Reports received (the rung reached under ASHA).
     error: str | None = None  # Why it failed, or why the proposal was invalid.
@@ -48,12 +54,6 @@ class TrialRecord:
     completion_tokens: int = 0
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
-
-    def best(self, mode: str) -> float | None:
-        finite = [v for v in self.curve if math.isfinite(v)]
-        if not finite:
-            return None
-        return min(finite) if mode == "min" else max(finite)
 
     def last(self) -> float | None:
         return self.curve[-1] if self.curve else None
@@ -66,6 +66,7 @@ _SCHEMA = pa.schema([
     ("proposer", pa.string()),
     ("status", pa.string()),
     ("curve", pa.list_(pa.float64())),
+    ("best", pa.float64()),
     ("last_metrics", pa.string()),  # JSON
     ("iterations", pa.int64()),
     ("error", pa.string()),
@@ -86,7 +87,7 @@ class SearchMemory:
         >>> memory.propose("t1", {"arch": {"base_channels": 16}}, "c16", proposer="llm")
         >>> memory.report("t1", {"rfid": 12.5, "latency_ms": 3.0})
         >>> memory.complete("t1", {"rfid": 9.0}, status="completed")
-        >>> memory.top_k(1)[0].best("min"), memory.has_key("c16")
+        >>> memory.top_k(1)[0].best, memory.has_key("c16")
         (9.0, True)
     """
 
@@ -95,6 +96,12 @@ class SearchMemory:
             raise ValueError(f"mode must be 'min' or 'max', but got {mode!r}.")
         self.metric, self.mode = metric, mode
         self._records: dict[str, TrialRecord] = {}
+        self._key_index: set[str] = set()  # de-duplication in O(1), whatever the memory's size
+
+    def _add(self, record: TrialRecord) -> None:
+        self._records[record.trial_id] = record
+        if record.arch_key is not None:
+            self._key_index.add(record.arch_key)
 
     # --- recording ----------------------------------------------------------------------
 
@@ -102,18 +109,16 @@ class SearchMemory:
                 prompt_tokens: int = 0, completion_tokens: int = 0, note: str | None = None) -> None:
         """Records a proposal handed to a trial (status ``running``)."""
         self._check_proposer(proposer)
-        self._records[trial_id] = TrialRecord(trial_id, dict(config), arch_key, proposer,
-                                              prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                              note=note)
+        self._add(TrialRecord(trial_id, dict(config), arch_key, proposer, prompt_tokens=prompt_tokens,
+                              completion_tokens=completion_tokens, note=note))
 
     def invalid(self, config: Any, error: str, proposer: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> str:
         """Records a proposal that never became a trial; returns its record id."""
         self._check_proposer(proposer)
         record_id = f"invalid-{len(self._records)}"
         payload = config if isinstance(config, Mapping) else {"raw": str(config)[:2000]}
-        self._records[record_id] = TrialRecord(record_id, dict(payload), None, proposer, status="invalid",
-                                               error=error[:2000], prompt_tokens=prompt_tokens,
-                                               completion_tokens=completion_tokens)
+        self._add(TrialRecord(record_id, dict(payload), None, proposer, status="invalid", error=error[:2000],
+                              prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
         return record_id
 
     def report(self, trial_id: str, result: Mapping[str, Any]) -> bool:
@@ -124,6 +129,8 @@ class SearchMemory:
         value = result.get(self.metric)
         if _is_number(value):
             record.curve.append(float(value))
+            if record.best is None or self._better(float(value), record.best):
+                record.best = float(value)
         record.iterations = int(result.get("training_iteration", record.iterations + 1))
         record.last_metrics = {k: float(v) for k, v in result.items() if _is_number(v)}
         record.updated = time.time()
@@ -140,7 +147,7 @@ class SearchMemory:
             iteration = result.get("training_iteration")
             if iteration is None or iteration != record.iterations or not record.curve:
                 self.report(trial_id, result)  # the final result, unless on_trial_result saw it
-        if status != "failed" and record.best(self.mode) is None:
+        if status != "failed" and record.best is None:
             status, error = "failed", error or f"no finite '{self.metric}' was reported"
         record.status, record.error, record.updated = status, error, time.time()
         return True
@@ -150,6 +157,9 @@ class SearchMemory:
         """Records an outcome observed elsewhere (a previous experiment, ``add_evaluated_point``)."""
         self.propose(trial_id, config, arch_key, proposer)
         self.complete(trial_id, result, status=status)
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.mode == "min" else a > b
 
     @staticmethod
     def _check_proposer(proposer: str) -> None:
@@ -173,17 +183,16 @@ class SearchMemory:
 
     def has_key(self, arch_key: str) -> bool:
         """Whether an architecture was tried (or is running): the de-duplication test."""
-        return any(r.arch_key == arch_key for r in self._records.values())
+        return arch_key in self._key_index
 
     def keys(self) -> set[str]:
-        return {r.arch_key for r in self._records.values() if r.arch_key is not None}
+        return set(self._key_index)
 
     def top_k(self, k: int) -> list[TrialRecord]:
         """The ``k`` best records by best objective value (completed before stopped at equal value)."""
-        scored = [r for r in self._records.values() if r.best(self.mode) is not None]
         sign = 1.0 if self.mode == "min" else -1.0
-        scored.sort(key=lambda r: (sign * r.best(self.mode), r.status != "completed"))
-        return scored[:k]
+        scored = (r for r in self._records.values() if r.best is not None)
+        return heapq.nsmallest(k, scored, key=lambda r: (sign * r.best, r.status != "completed"))
 
     def best(self) -> TrialRecord | None:
         top = self.top_k(1)
@@ -244,15 +253,14 @@ class SearchMemory:
         for row in table.to_pylist():
             for name in _JSON_COLUMNS:
                 row[name] = json.loads(row[name]) if row[name] else {}
-            record = TrialRecord(**row)
-            memory._records[record.trial_id] = record
+            memory._add(TrialRecord(**row))
         return memory, dict(meta.get("state") or {})
 
 
 def _memory_metadata(table: pa.Table, path: Path) -> dict[str, Any]:
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
-        raise MemoryFileError(
+        raise NotAMemoryFileError(
             f"{str(path)!r} is a Parquet file but not a ray_diffnas search memory (no "
             f"{METADATA_KEY.decode()!r} metadata). To warm-start from a results table, pass it as "
             f"warm_start=... instead."

@@ -105,7 +105,7 @@ def _line(record: TrialRecord, memory: SearchMemory) -> str:
     curve = record.curve[-CURVE_POINTS:]
     metrics = record.last_metrics
     return (
-        f"- {record.arch_key} [{record.status}, {record.iterations} it] best {_num(record.best(memory.mode))}; "
+        f"- {record.arch_key} [{record.status}, {record.iterations} it] best {_num(record.best)}; "
         f"curve {[round(v, 2) for v in curve]}; latency_ms {_num(metrics.get('latency_ms'))}, "
         f"params_m {_num(metrics.get('params_m'))}"
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,13 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, Searcher
 
 from ray_diffnas.data import load_dataset
-from ray_diffnas.errors import ConfigError
+from ray_diffnas.local_llm import LocalLLMServer
+from ray_diffnas.errors import ConfigError, DiffNASError
 from ray_diffnas.plots import plot_search, save_image_grid
 from ray_diffnas.results import leaderboard, results_frame, write_results
 from ray_diffnas.rfid import RFID
 from ray_diffnas.settings import TrainingSettings
+from ray_diffnas.searcher_base import MEMORY_FILE
 from ray_diffnas.space import UNetSpace
 from ray_diffnas.trainable import EVAL_SEED, load_checkpoint, train_diffusion
 from ray_diffnas.training import DiffusionTrainer
@@ -48,6 +52,8 @@ class SearchOptions:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     address: str | None = None
+    llm: str = "openai"  # gpt4 searcher: openai (OPENAI_API_KEY / OPENAI_BASE_URL) or local
+    model: str | None = None  # gpt4 searcher: the model name (default gpt-4o; the local model for --llm local)
 
     def training_settings(self) -> dict[str, Any]:
         return {
@@ -57,10 +63,31 @@ class SearchOptions:
         }
 
 
-def make_searcher(name: str, seed: int) -> Searcher | BasicVariantGenerator:
-    if name == "random":
-        return BasicVariantGenerator(random_state=seed)
-    raise ConfigError(f"Unknown searcher {name!r}; choose one of ['random'].")
+def make_searcher(options: SearchOptions, local_llm: LocalLLMServer | None = None) -> Searcher | BasicVariantGenerator:
+    if options.searcher == "random":
+        return BasicVariantGenerator(random_state=options.seed)
+    if options.searcher == "gpt4":
+        from ray_diffnas.gpt4_searcher import DEFAULT_MODEL, GPT4Searcher
+
+        if local_llm is not None:
+            return GPT4Searcher(model=options.model or local_llm.model, base_url=local_llm.url, seed=options.seed)
+        if not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
+            raise DiffNASError(
+                "--searcher gpt4 needs an LLM: set OPENAI_API_KEY (and OPENAI_BASE_URL for another "
+                "OpenAI-compatible server), or run one on this machine with --llm local "
+                "(pip install 'ray-diffnas[local-llm]')."
+            )
+        return GPT4Searcher(model=options.model or DEFAULT_MODEL, seed=options.seed)
+    raise ConfigError(f"Unknown searcher {options.searcher!r}; choose one of ['random', 'gpt4'].")
+
+
+def local_llm_server(options: SearchOptions) -> contextlib.AbstractContextManager:
+    """The local LLM server for ``--searcher gpt4 --llm local``, started here and stopped at the end."""
+    if options.searcher == "gpt4" and options.llm == "local":
+        return LocalLLMServer()
+    if options.llm not in ("openai", "local"):
+        raise ConfigError(f"Unknown llm {options.llm!r}; choose 'openai' or 'local'.")
+    return contextlib.nullcontext()
 
 
 def make_scheduler(name: str, max_iterations: int) -> TrialScheduler:
@@ -87,24 +114,29 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
                                     **options.training_settings())
     TrainingSettings.from_config({k: v for k, v in param_space.items() if k != "arch"})
 
-    if not ray.is_initialized():
-        ray.init(address=options.address, include_dashboard=False, configure_logging=False)
-    tuner = tune.Tuner(
-        tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            metric="rfid", mode="min", num_samples=options.num_samples,
-            search_alg=make_searcher(options.searcher, options.seed),
-            scheduler=make_scheduler(options.scheduler, options.max_iterations),
-        ),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=str(output),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="rfid",
-                                                    checkpoint_score_order="min"),
-        ),
-    )
-    frame = results_frame(tuner.fit())
-    return summarize(frame, rfid, output, options)
+    with local_llm_server(options) as local_llm:
+        searcher = make_searcher(options, local_llm)
+        if not ray.is_initialized():
+            ray.init(address=options.address, include_dashboard=False, configure_logging=False)
+        tuner = tune.Tuner(
+            tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}),
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric="rfid", mode="min", num_samples=options.num_samples, search_alg=searcher,
+                scheduler=make_scheduler(options.scheduler, options.max_iterations),
+            ),
+            run_config=tune.RunConfig(
+                name="tune", storage_path=str(output),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="rfid",
+                                                        checkpoint_score_order="min"),
+            ),
+        )
+        frame = results_frame(tuner.fit())
+    summary = summarize(frame, rfid, output, options)
+    memory_file = output / "tune" / MEMORY_FILE
+    if memory_file.exists():
+        summary["search_memory"] = str(memory_file)
+    return summary
 
 
 def summarize(frame: pd.DataFrame, rfid: RFID, output: Path, options: SearchOptions) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ray.tune.search.sample import Domain
 
 from ray_diffnas.arch import UNetArch
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.memory import MemoryFileError, SearchMemory
+from ray_diffnas.memory import MemoryFileError, NotAMemoryFileError, SearchMemory
 from ray_diffnas.space import ArchDomain, UNetSpace
 
 logger = logging.getLogger(__name__)
@@ -230,17 +230,15 @@ class MemorySearcher(Searcher):
 
     def warm_start_from(self, path: str | os.PathLike) -> int:
         """Seeds the memory with a previous ``results.parquet`` or search memory; returns rows added."""
-        import pandas as pd
-
         self._check_ready()
         path = Path(path)
         try:
             memory, _ = SearchMemory.load(path)
             rows = [(r.config.get("arch", {}), r.curve, r.status) for r in memory.records(["completed", "stopped"])]
-        except MemoryFileError:
+        except NotAMemoryFileError:
             frame = _read_results(path)
-            rows = [(_json(row["arch"]), list(row.get("rfid_curve") or []), row.get("status", "completed"))
-                    for _, row in frame.iterrows()]
+            rows = [(_json(row["arch"]), _floats(row.get("rfid_curve")), row.get("status", "completed"))
+                    for row in frame.to_dict("records")]
         added = 0
         for arch_values, curve, status in rows:
             try:
@@ -323,6 +321,10 @@ def _jsonable(value: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
+
+
+def _floats(values: Any) -> list[float]:
+    return [] if values is None else [float(v) for v in values]
 
 
 def _json(text: Any) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""The contract every project searcher keeps (one suite, run against each searcher, as Optuna does)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pandas as pd
+import pytest
+from llm_server import FakeLLMServer
+from ray.tune.search import Searcher
+
+from ray_diffnas import ConfigError, GPT4Searcher, MemorySearcher, Proposal, UNetSpace
+from ray_diffnas.memory import MemoryFileError
+
+SPACE = UNetSpace(image_size=8)
+A = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": [1, 1], "attention_resolutions": [],
+     "num_heads": 1, "dropout": 0.0, "mid_attention": False}
+
+
+class SpaceSampler(MemorySearcher):
+    """The smallest searcher: uniform samples of the space."""
+
+    def propose(self, count: int) -> list[Proposal]:
+        return [Proposal(self.space.sample(self.rng), "sampler") for _ in range(count)]
+
+
+Factory = Callable[..., MemorySearcher]
+
+
+@pytest.fixture(params=["sampler", "gpt4"])
+def make(request) -> Iterator[Factory]:
+    if request.param == "sampler":
+        yield SpaceSampler
+        return
+    with FakeLLMServer(SPACE) as server:
+        yield lambda **kw: GPT4Searcher(base_url=server.url, api_key="sk-test", **kw)
+
+
+def test_unconfigured_searcher_raises_rays_own_messages(make: Factory) -> None:
+    with pytest.raises(RuntimeError, match="no search space has been defined"):
+        make().suggest("t1")
+    with pytest.raises(RuntimeError, match=r"the `metric` \(None\) or `mode` \(None\) parameters have not been set"):
+        make(space=SPACE).suggest("t1")
+
+
+def test_space_metric_and_mode_come_from_tune(make: Factory) -> None:
+    searcher = make()
+    assert searcher.set_search_properties("rfid", "min", SPACE.param_space(dataset="digits")) is True
+    assert searcher.space == SPACE and searcher.metric == "rfid" and searcher.mode == "min"
+    config = searcher.suggest("t1")
+    SPACE.validate(config["arch"])
+    assert searcher.set_search_properties("loss", "max", SPACE.param_space(dataset="digits")) is False
+    assert searcher.metric == "rfid"
+
+
+def test_searched_training_settings_are_sampled_too(make: Factory) -> None:
+    from ray import tune
+
+    searcher = make()
+    searcher.set_search_properties("rfid", "min", SPACE.param_space(dataset="digits", lr=tune.loguniform(1e-4, 1e-2)))
+    config = searcher.suggest("t1")
+    assert 1e-4 <= config["lr"] <= 1e-2
+
+
+def test_no_two_live_trials_share_an_architecture(make: Factory) -> None:
+    searcher = make(space=SPACE, metric="rfid", mode="min")
+    keys = [SPACE.key(searcher.suggest(f"t{i}")["arch"]) for i in range(12)]
+    assert len(set(keys)) == 12
+
+
+def test_on_trial_complete_is_forgiving(make: Factory) -> None:
+    searcher = make(space=SPACE, metric="rfid", mode="min")
+    for trial in ("none", "nan", "missing", "repeat"):
+        searcher.suggest(trial)
+    searcher.on_trial_complete("none", None)
+    searcher.on_trial_complete("nan", {"rfid": math.nan, "training_iteration": 4})
+    searcher.on_trial_complete("missing", {"loss": 0.1, "training_iteration": 4})
+    searcher.on_trial_complete("repeat", {"rfid": 5.0, "training_iteration": 4})
+    searcher.on_trial_complete("repeat", {"rfid": 1.0, "training_iteration": 4})
+    searcher.on_trial_complete("unknown", {"rfid": 1.0})
+    searcher.on_trial_result("unknown", {"rfid": 1.0})
+    memory = searcher.memory
+    assert [memory.get(t).status for t in ("none", "nan", "missing")] == ["failed"] * 3
+    assert memory.get("repeat").status == "completed" and memory.get("repeat").best == 5.0
+    assert not searcher.live
+
+
+def test_scheduler_stopped_trials_are_low_fidelity_results(make: Factory) -> None:
+    searcher = make()
+    searcher.set_search_properties("rfid", "min", SPACE.param_space(dataset="digits", max_iterations=4))
+    searcher.suggest("early"), searcher.suggest("full"), searcher.suggest("broken")
+    searcher.on_trial_result("early", {"rfid": 30.0, "training_iteration": 1})
+    searcher.on_trial_complete("early", {"rfid": 30.0, "training_iteration": 1})
+    searcher.on_trial_complete("full", {"rfid": 9.0, "training_iteration": 4})
+    searcher.on_trial_complete("broken", {"rfid": 9.0, "training_iteration": 2}, error=True)
+    statuses = {t: searcher.memory.get(t).status for t in ("early", "full", "broken")}
+    assert statuses == {"early": "stopped", "full": "completed", "broken": "failed"}
+
+
+def test_points_to_evaluate_come_first_and_bad_points_are_named(make: Factory) -> None:
+    searcher = make(space=SPACE, metric="rfid", mode="min", points_to_evaluate=[A, {"arch": A}])
+    assert searcher.suggest("t1")["arch"] == A and searcher.memory.get("t1").proposer == "user"
+    assert searcher.suggest("t2")["arch"] != A  # the duplicate point is skipped
+    bad = make(space=SPACE, metric="rfid", mode="min", points_to_evaluate=[{**A, "base_channels": 12}])
+    with pytest.raises(ConfigError, match="(?s)a point in points_to_evaluate is invalid.*multiple of 8"):
+        bad.suggest("t1")
+
+
+def test_add_evaluated_point_feeds_memory_and_blocks_repeats(make: Factory) -> None:
+    searcher = make(space=SPACE, metric="rfid", mode="min")
+    searcher.add_evaluated_point({"arch": A}, 7.5, intermediate_values=[20.0, 11.0])
+    record = searcher.memory.best()
+    assert record.curve == [20.0, 11.0, 7.5] and record.proposer == "warm_start"
+    assert all(searcher.suggest(f"t{i}")["arch"] != A for i in range(5))
+
+
+def test_budget_spent_returns_finished(make: Factory) -> None:
+    searcher = make(space=SPACE, metric="rfid", mode="min", max_trials=2)
+    assert isinstance(searcher.suggest("t1"), dict) and isinstance(searcher.suggest("t2"), dict)
+    assert searcher.suggest("t3") == Searcher.FINISHED
+
+
+def test_save_restore_round_trip_into_a_blank_instance(make: Factory, tmp_path: Path) -> None:
+    searcher = make(space=SPACE, metric="rfid", mode="min", seed=3)
+    for trial in ("1", "2", "not_completed"):
+        searcher.suggest(trial)
+    searcher.on_trial_complete("1", {"rfid": 10.0, "training_iteration": 4})
+    searcher.on_trial_complete("2", {"rfid": 12.0, "training_iteration": 4})
+    path = str(tmp_path / "state.parquet")
+    searcher.save(path)
+    blank = make()
+    blank.restore(path)
+    assert "not_completed" in blank.live and blank.space == SPACE and blank.metric == "rfid"
+    assert blank.rng.bit_generator.state == searcher.rng.bit_generator.state
+    assert len(blank.memory) == len(searcher.memory)
+    blank.on_trial_complete("not_completed", {"rfid": 8.0, "training_iteration": 4})
+    assert blank.memory.best().trial_id == "not_completed"
+
+
+def test_warm_start_from_a_previous_results_parquet(make: Factory, tmp_path: Path) -> None:
+    import json
+
+    results = pd.DataFrame({
+        "arch": [json.dumps(A), json.dumps({**A, "base_channels": 16}), json.dumps({**A, "base_channels": 12})],
+        "rfid_curve": [[30.0, 12.0], [25.0], [1.0]],
+        "status": ["completed", "stopped", "completed"],
+    })
+    path = tmp_path / "results.parquet"
+    results.to_parquet(path)
+    searcher = make(space=SPACE, metric="rfid", mode="min", warm_start=path)
+    records = searcher.memory.records()
+    assert len(records) == 2  # the architecture outside the space is skipped
+    assert [r.status for r in records] == ["completed", "stopped"] and records[0].curve == [30.0, 12.0]
+
+
+def test_warm_start_from_a_foreign_file_is_a_clear_error(make: Factory, tmp_path: Path) -> None:
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(MemoryFileError, match="has no 'arch' column"):
+        make(space=SPACE, metric="rfid", mode="min", warm_start=tmp_path / "other.parquet")
