@@ -22,7 +22,9 @@ PRICES_PER_MILLION = {
     "gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60), "gpt-4.1": (2.00, 8.00),
     "gpt-4.1-mini": (0.40, 1.60), "gpt-4-turbo": (10.00, 30.00), "gpt-4": (30.00, 60.00),
 }
-RESPONSE_FORMATS = ("json_schema", "json_object", "text")
+# Tried in this order until a server accepts one: OpenAI's structured output; llama.cpp's
+# grammar-constrained JSON (json_object with a schema); plain JSON mode; free text.
+RESPONSE_FORMATS = ("json_schema", "json_object_schema", "json_object", "text")
 
 
 class GPT4Searcher(MemorySearcher):
@@ -177,13 +179,12 @@ class GPT4Searcher(MemorySearcher):
                     model=self.model, messages=messages, temperature=self.temperature,
                     **self._format_kwargs(count),
                 )
-            except openai.BadRequestError as error:
-                message = str(error).lower()
-                if self.response_format != "text" and ("response_format" in message or "json" in message):
+            except openai.APIStatusError as error:
+                if self.response_format != "text" and "response_format" in str(error).lower():
                     self.response_format = RESPONSE_FORMATS[RESPONSE_FORMATS.index(self.response_format) + 1]
                     logger.info("GPT4Searcher: the server refused that response format; trying %s.", self.response_format)
                     continue
-                raise LLMUnavailable(f"bad request: {_short(error)}") from None
+                raise LLMUnavailable(f"{type(error).__name__}: {_short(error)}") from None
             except Exception as error:  # noqa: BLE001 - any failure (garbage bodies too) means "no answer"
                 raise LLMUnavailable(f"{type(error).__name__}: {_short(error)}") from None
             break
@@ -200,6 +201,8 @@ class GPT4Searcher(MemorySearcher):
             schema = proposals_schema(self.space, count)
             return {"response_format": {"type": "json_schema",
                                         "json_schema": {"name": "unet_proposals", "schema": schema, "strict": False}}}
+        if self.response_format == "json_object_schema":
+            return {"response_format": {"type": "json_object", "schema": proposals_schema(self.space, count)}}
         if self.response_format == "json_object":
             return {"response_format": {"type": "json_object"}}
         return {}

@@ -224,23 +224,33 @@ class UNetSpace:
         return cls(values.pop("image_size"), **values)
 
     def json_schema(self) -> dict[str, Any]:
-        """JSON schema of one architecture in this space (for structured LLM output)."""
+        """JSON schema of one architecture in this space (for structured LLM output).
+
+        One variant per level count, so that the lengths of ``channel_mult`` and
+        ``num_res_blocks`` and the attention sizes a model has are part of the schema: a
+        grammar-constrained decoder (llama.cpp) cannot produce a structurally invalid answer.
+        """
+        variants = [self._schema_for_levels(levels) for levels in self.choices["num_levels"]]
+        return variants[0] if len(variants) == 1 else {"title": "UNetArch", "anyOf": variants}
+
+    def _schema_for_levels(self, levels: int) -> dict[str, Any]:
         c = self.choices
-        levels = {"minItems": min(c["num_levels"]), "maxItems": max(c["num_levels"])}
+        mult = {"type": "integer", "enum": c["channel_mult"]}
+        first = {"const": 1} if self.first_mult_is_one else mult
+        sizes = [r for r in _all_resolutions(self.image_size, levels) if r in c["attention_resolutions"]]
+        attention: dict[str, Any] = {"type": "array", "uniqueItems": True, "maxItems": len(sizes)}
+        if sizes:
+            attention["items"] = {"type": "integer", "enum": sizes}
         return {
-            "title": "UNetArch",
+            "title": f"UNetArch with {levels} levels",
             "type": "object",
             "additionalProperties": False,
             "required": UNetArch.field_names(),
             "properties": {
                 "base_channels": {"type": "integer", "enum": c["base_channels"]},
-                "channel_mult": {"type": "array", "items": {"type": "integer", "enum": c["channel_mult"]}, **levels,
-                                 **({"description": "the first entry is 1"} if self.first_mult_is_one else {})},
-                "num_res_blocks": {"type": "array", "items": {"type": "integer", "enum": c["num_res_blocks"]}, **levels},
-                "attention_resolutions": {
-                    "type": "array", "uniqueItems": True,
-                    "items": {"type": "integer", "enum": c["attention_resolutions"]},
-                },
+                "channel_mult": _fixed_array([first] + [mult] * (levels - 1)),
+                "num_res_blocks": _fixed_array([{"type": "integer", "enum": c["num_res_blocks"]}] * levels),
+                "attention_resolutions": attention,
                 "num_heads": {"type": "integer", "enum": c["num_heads"]},
                 "dropout": {"type": "number", "enum": c["dropout"]},
                 "mid_attention": {"type": "boolean", "enum": c["mid_attention"]},
@@ -305,6 +315,11 @@ class _ArchDomainSampler(Sampler):
         seeds = random_state.integers(0, 2**31 - 1, size=size)
         archs = [domain.space.sample(np.random.default_rng(int(seed))).to_dict() for seed in seeds]
         return archs if size > 1 else archs[0]
+
+
+def _fixed_array(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """An array of exactly ``len(items)`` entries, entry i matching ``items[i]``."""
+    return {"type": "array", "prefixItems": items, "items": False, "minItems": len(items), "maxItems": len(items)}
 
 
 def _all_resolutions(image_size: int, levels: int) -> list[int]:
