@@ -90,11 +90,16 @@ class UNetArch:
     def key(self) -> str:
         """A canonical, human-readable key: equal architectures have equal keys."""
         attention = "-".join(str(r) for r in self.attention_resolutions) or "none"
+        heads = self.num_heads if self.has_attention else "-"  # without attention, heads change nothing
         return (
             f"c{self.base_channels}_m{'-'.join(map(str, self.channel_mult))}"
             f"_r{'-'.join(map(str, self.num_res_blocks))}_a{attention}"
-            f"_h{self.num_heads}_d{self.dropout:g}_mid{int(self.mid_attention)}"
+            f"_h{heads}_d{self.dropout:g}_mid{int(self.mid_attention)}"
         )
+
+    @property
+    def has_attention(self) -> bool:
+        return bool(self.attention_resolutions) or self.mid_attention
 
 
 def _is_int(value: Any) -> bool:

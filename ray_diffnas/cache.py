@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+
+from ray_diffnas.atomic import atomic_write
 
 CACHE_ENV = "RAY_DIFFNAS_CACHE"
 
@@ -34,12 +35,4 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Writes to a temporary file, then renames: readers never see half a file."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))

@@ -191,6 +191,11 @@ def _parquet(name: str, files: list[Path]) -> ImageDataset:
     if pa.types.is_struct(values.type):
         values = values.field("bytes")
     arrays = [_decode_image(raw, "RGB") for raw in values.to_pylist()]
+    if len({a.shape for a in arrays}) > 1:
+        raise DataError(
+            f"The images in {[str(f) for f in files]} have different sizes {sorted({a.shape[:2] for a in arrays})}; "
+            f"CIFAR-10 images are all 32x32. Use --dataset folder with --image-size to resize mixed images."
+        )
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     label_column = next((c for c in ("label", "labels", "fine_label") if c in table.column_names), None)
     labels = torch.tensor(table.column(label_column).to_pylist(), dtype=torch.int64) if label_column else None
@@ -209,12 +214,15 @@ def _image_column(table: "pyarrow.Table") -> str | None:  # noqa: F821
 
 
 def _decode_image(raw: bytes | None, mode: str) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     if raw is None:
         raise DataError("An image entry in the Parquet data is empty; every row needs encoded image bytes.")
-    with Image.open(io.BytesIO(raw)) as image:
-        return np.asarray(image.convert(mode))
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            return np.asarray(image.convert(mode))
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataError(f"An image in the Parquet data could not be decoded ({error}); expected PNG/JPEG bytes.") from None
 
 
 # --- image folders ------------------------------------------------------------------------

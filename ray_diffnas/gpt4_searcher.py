@@ -8,7 +8,9 @@ import os
 import re
 import time
 from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
+from ray_diffnas.arch import UNetArch
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.mutation import mutate
 from ray_diffnas.prompt import build_messages, proposals_schema, repair_message
@@ -25,6 +27,7 @@ PRICES_PER_MILLION = {
 # Tried in this order until a server accepts one: OpenAI's structured output; llama.cpp's
 # grammar-constrained JSON (json_object with a schema); plain JSON mode; free text.
 RESPONSE_FORMATS = ("json_schema", "json_object_schema", "json_object", "text")
+CALL_LOG_SIZE = 1000
 
 
 class GPT4Searcher(MemorySearcher):
@@ -90,6 +93,7 @@ class GPT4Searcher(MemorySearcher):
         self.response_format = RESPONSE_FORMATS[0]
         self._fallback_reason = "no LLM call made yet"
         self.usage = {"calls": 0, "failed_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+        self.calls: list[dict[str, Any]] = []  # one entry per LLM call (the latest CALL_LOG_SIZE)
         super().__init__(**kwargs)
 
     # --- secrets: never pickled, never saved ----------------------------------------------------
@@ -179,22 +183,23 @@ class GPT4Searcher(MemorySearcher):
                     model=self.model, messages=messages, temperature=self.temperature,
                     **self._format_kwargs(count),
                 )
+                content, tokens = _content_and_tokens(response)
             except openai.APIStatusError as error:
                 if self.response_format != "text" and "response_format" in str(error).lower():
                     self.response_format = RESPONSE_FORMATS[RESPONSE_FORMATS.index(self.response_format) + 1]
                     logger.info("GPT4Searcher: the server refused that response format; trying %s.", self.response_format)
                     continue
+                self._log_call(start, (0, 0), type(error).__name__)
                 raise LLMUnavailable(f"{type(error).__name__}: {_short(error)}") from None
             except Exception as error:  # noqa: BLE001 - any failure (garbage bodies too) means "no answer"
+                self._log_call(start, (0, 0), type(error).__name__)
                 raise LLMUnavailable(f"{type(error).__name__}: {_short(error)}") from None
             break
-        usage = response.usage
-        tokens = (getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
         self._account(tokens)
+        self._log_call(start, tokens, "ok")
         logger.info("GPT4Searcher: %s answered in %.1f s (%d + %d tokens).", self.model,
                     time.perf_counter() - start, *tokens)
-        content = response.choices[0].message.content if response.choices else None
-        return content or "", tokens
+        return content, tokens
 
     def _format_kwargs(self, count: int) -> dict[str, Any]:
         if self.response_format == "json_schema":
@@ -206,6 +211,12 @@ class GPT4Searcher(MemorySearcher):
         if self.response_format == "json_object":
             return {"response_format": {"type": "json_object"}}
         return {}
+
+    def _log_call(self, start: float, tokens: tuple[int, int], outcome: str) -> None:
+        self.calls.append({"time": time.time(), "seconds": round(time.perf_counter() - start, 3),
+                           "format": self.response_format, "prompt_tokens": tokens[0],
+                           "completion_tokens": tokens[1], "outcome": outcome})
+        del self.calls[:-CALL_LOG_SIZE]
 
     def _account(self, tokens: tuple[int, int]) -> None:
         self.usage["calls"] += 1
@@ -225,26 +236,32 @@ class GPT4Searcher(MemorySearcher):
             self.memory.invalid({"raw": reply[:2000]}, f"unparseable reply: {error}", proposer, *tokens)
             return [], [f"the reply was not the requested JSON ({error})"]
         proposals, errors = [], []
+        unbilled = tokens  # a call's tokens go to the first record it produced
         for item in items[: 2 * count]:
             try:
+                missing = sorted(set(UNetArch.field_names()) - set(item)) if isinstance(item, Mapping) else []
+                if missing:
+                    raise ConfigError(f"missing fields {missing}; give every field of the schema")
                 arch = self.space.validate(item)
             except (ConfigError, TypeError) as error:
                 errors.append(f"{json.dumps(item)[:200]}: {error}")
-                self.memory.invalid(item if isinstance(item, Mapping) else {"raw": str(item)}, str(error), proposer)
+                payload = item if isinstance(item, Mapping) else {"raw": str(item)}
+                self.memory.invalid(payload, str(error), proposer, *unbilled)
+                unbilled = (0, 0)
                 continue
             if not self._is_new(arch.key()) or arch.key() in taken:
                 errors.append(f"{arch.key()} was already tried or proposed; propose a different architecture")
                 continue
             taken.add(arch.key())
-            first = not proposals
-            proposals.append(Proposal(arch, proposer, *(tokens if first else (0, 0))))
+            proposals.append(Proposal(arch, proposer, *unbilled))
+            unbilled = (0, 0)
         return proposals[:count], errors
 
     # --- state ------------------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "model": self.model, "base_url": self.base_url,
-                "response_format": self.response_format, "usage": self.usage}
+        return {**super().get_state(), "model": self.model, "base_url": _public_url(self.base_url),
+                "response_format": self.response_format, "usage": self.usage, "calls": self.calls}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
@@ -252,10 +269,31 @@ class GPT4Searcher(MemorySearcher):
         self.base_url = self.base_url or state.get("base_url")
         self.response_format = state.get("response_format", self.response_format)
         self.usage = dict(state.get("usage", self.usage))
+        self.calls = list(state.get("calls", []))
 
 
 class LLMUnavailable(Exception):
     """The LLM could not answer (after the client's retries); the searcher falls back."""
+
+
+def _content_and_tokens(response: Any) -> tuple[str, tuple[int, int]]:
+    """The reply text and token counts; a malformed body raises (and counts as no answer)."""
+    usage = response.usage
+    tokens = (int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+    content = response.choices[0].message.content if response.choices else None
+    if content is not None and not isinstance(content, str):
+        raise TypeError(f"message content is {type(content).__name__}, not text")
+    return content or "", tokens
+
+
+def _public_url(url: str | None) -> str | None:
+    """``url`` without user info or query (they can hold credentials): what may be saved."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _short(error: BaseException) -> str:

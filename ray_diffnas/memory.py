@@ -9,8 +9,8 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import numbers
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import DiffNASError
 
 FORMAT_VERSION = 1
@@ -126,12 +127,19 @@ class SearchMemory:
         record = self._records.get(trial_id)
         if record is None:
             return False
+        iteration = result.get("training_iteration")
+        if isinstance(iteration, numbers.Integral) and 1 <= iteration <= len(record.curve):
+            # A trial re-run from a checkpoint reports iterations again: keep one value per iteration.
+            del record.curve[iteration - 1:]
+            record.best = _best(record.curve, self.mode)
+        if record.status != "running":
+            record.status, record.error = "running", None  # a failed trial that Tune retries lives again
         value = result.get(self.metric)
         if _is_number(value):
             record.curve.append(float(value))
             if record.best is None or self._better(float(value), record.best):
                 record.best = float(value)
-        record.iterations = int(result.get("training_iteration", record.iterations + 1))
+        record.iterations = int(result.get("training_iteration") or record.iterations + 1)
         record.last_metrics = {k: float(v) for k, v in result.items() if _is_number(v)}
         record.updated = time.time()
         return True
@@ -147,16 +155,12 @@ class SearchMemory:
             iteration = result.get("training_iteration")
             if iteration is None or iteration != record.iterations or not record.curve:
                 self.report(trial_id, result)  # the final result, unless on_trial_result saw it
+            if isinstance(iteration, numbers.Real) and not isinstance(iteration, bool):
+                record.iterations = int(iteration)
         if status != "failed" and record.best is None:
             status, error = "failed", error or f"no finite '{self.metric}' was reported"
         record.status, record.error, record.updated = status, error, time.time()
         return True
-
-    def add_evaluated(self, trial_id: str, config: Mapping[str, Any], arch_key: str, result: Mapping[str, Any],
-                      proposer: str = "warm_start", status: str = "completed") -> None:
-        """Records an outcome observed elsewhere (a previous experiment, ``add_evaluated_point``)."""
-        self.propose(trial_id, config, arch_key, proposer)
-        self.complete(trial_id, result, status=status)
 
     def _better(self, a: float, b: float) -> bool:
         return a < b if self.mode == "min" else a > b
@@ -189,9 +193,13 @@ class SearchMemory:
         return set(self._key_index)
 
     def top_k(self, k: int) -> list[TrialRecord]:
-        """The ``k`` best records by best objective value (completed before stopped at equal value)."""
+        """The ``k`` best finished records (completed or stopped) by best objective value.
+
+        Running and failed trials are left out: a value from a trial that later diverged is no
+        evidence for its architecture.
+        """
         sign = 1.0 if self.mode == "min" else -1.0
-        scored = (r for r in self._records.values() if r.best is not None)
+        scored = (r for r in self._records.values() if r.best is not None and r.status in ("completed", "stopped"))
         return heapq.nsmallest(k, scored, key=lambda r: (sign * r.best, r.status != "completed"))
 
     def best(self) -> TrialRecord | None:
@@ -219,17 +227,8 @@ class SearchMemory:
 
     def save(self, path: str | os.PathLike, state: Mapping[str, Any] | None = None) -> Path:
         """Writes the memory (and ``state``) to one Parquet file, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(handle)
-        try:
-            pq.write_table(self.to_table(state), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        table = self.to_table(state)
+        return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> tuple[SearchMemory, dict[str, Any]]:
@@ -281,5 +280,12 @@ def _memory_metadata(table: pa.Table, path: Path) -> dict[str, Any]:
     return meta
 
 
+def _best(values: list[float], mode: str) -> float | None:
+    if not values:
+        return None
+    return min(values) if mode == "min" else max(values)
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+    """A finite real number, numpy scalars included (trainables often report np.float32)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))

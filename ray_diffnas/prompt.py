@@ -93,11 +93,13 @@ def _digest(memory: SearchMemory, live_keys: list[str]) -> str:
         lines += [f"- {r.arch_key or json.dumps(r.config)[:120]}: {(r.error or '')[:ERROR_CHARS]}" for r in failures]
     if live_keys:
         lines.append("Running now: " + ", ".join(live_keys[:TRIED]))
-    tried = sorted(memory.keys())
-    shown = ", ".join(tried[:TRIED])
-    more = f" ... and {len(tried) - TRIED} more" if len(tried) > TRIED else ""
+    # The most recent keys: the LLM's own latest ideas are the ones it is likeliest to repeat.
+    tried = [r.arch_key for r in records if r.arch_key is not None][-TRIED:]
+    shown = ", ".join(tried)
+    total = len(memory.keys())
+    more = f" (the latest {TRIED} of {total})" if total > TRIED else ""
     lines.append(f"Already tried (do not propose again; keys read c=base_channels, m=channel_mult, r=num_res_blocks, "
-                 f"a=attention_resolutions, h=num_heads, d=dropout, mid=mid_attention): {shown}{more}")
+                 f"a=attention_resolutions, h=num_heads, d=dropout, mid=mid_attention){more}: {shown}")
     return "\n".join(lines)
 
 

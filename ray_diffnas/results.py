@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from ray.tune import ResultGrid
 
 from ray_diffnas.arch import UNetArch
+from ray_diffnas.atomic import atomic_write
 from ray_diffnas.settings import TrainingSettings
 
 RESULTS_FILE = "results.parquet"
@@ -50,7 +51,7 @@ def _row(result: Any) -> dict[str, Any]:
         **{f"arch.{k}": v for k, v in arch.items()},
         **{f"train.{k}": v for k, v in settings.items()},
         **{k: _number(metrics.get(k)) for k in METRICS},
-        "best_rfid": min(curve) if curve else math.nan,
+        "best_rfid": min((v for v in curve if math.isfinite(v)), default=math.nan),
         "rfid_curve": curve,
         "rfid_features": metrics.get("rfid_features"),
         "checkpoint": _best_checkpoint_path(result),
@@ -81,12 +82,8 @@ def _best_checkpoint_path(result: Any) -> str | None:
 
 def write_results(frame: pd.DataFrame, folder: Path) -> Path:
     """Writes ``results.parquet`` (a plain Parquet table pandas and DuckDB read)."""
-    path = folder / RESULTS_FILE
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_write(folder / RESULTS_FILE, lambda tmp: pq.write_table(table, tmp))
 
 
 def leaderboard(frame: pd.DataFrame, top: int = 10) -> str:

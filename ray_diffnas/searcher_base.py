@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -39,6 +39,7 @@ class Proposal:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     note: str | None = None  # Why this proposer (e.g. why a fallback was needed).
+    settings: dict[str, Any] = field(default_factory=dict)  # Training settings that come with it (user points).
 
 
 class MemorySearcher(Searcher):
@@ -92,6 +93,7 @@ class MemorySearcher(Searcher):
         self.live: dict[str, str] = {}  # trial id -> architecture key
         self._pending: list[Proposal] = []  # proposals made in a batch, not yet handed out
         self._proposed = 0
+        self._stalled_at: int | None = None  # finished-record count when the proposer last came back empty
         if space is not None and metric and mode:
             self._on_configured()
 
@@ -104,11 +106,17 @@ class MemorySearcher(Searcher):
     # --- configuration ----------------------------------------------------------------------
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        if self.space is not None and self._metric and self._mode and self._base_config:
-            return False
+        """Takes the space, the training settings and metric/mode from Tune.
+
+        Accepted whenever ``config`` is a :meth:`UNetSpace.param_space` (also by a searcher that
+        already has a space, or was restored): this searcher is what resolves its ``arch``
+        domain, and the settings there are what the trials must run with.
+        """
         space = _space_from_param_space(config)
-        if self.space is None and space is None:
+        if space is None:
             return False
+        if self.space is not None and self.space != space:
+            logger.warning("%s: keeping the space it was given; param_space describes %r.", type(self).__name__, space)
         self.space = self.space or space
         self._base_config = {k: v for k, v in config.items() if k not in ("arch", "space")}
         self._metric = self._metric or metric
@@ -135,11 +143,15 @@ class MemorySearcher(Searcher):
         self._check_ready()
         if self.max_trials is not None and self._proposed >= self.max_trials:
             return Searcher.FINISHED
-        proposal = self._next_point() or self._next_proposal()
+        proposal = self._next_point() or self._next_stalled_aware_proposal()
         if proposal is None:
-            return None  # nothing new right now; Tune asks again later
+            if not self.live:
+                logger.warning("%s: no new architecture could be found; the space looks exhausted. Finishing.",
+                               type(self).__name__)
+                return Searcher.FINISHED
+            return None  # nothing new right now; Tune asks again when a trial ends
         key = proposal.arch.key()
-        config = self._config_for(proposal.arch)
+        config = {**self._config_for(proposal.arch), **proposal.settings}
         self.memory.propose(trial_id, config, key, proposal.proposer, proposal.prompt_tokens,
                             proposal.completion_tokens, note=proposal.note)
         self.live[trial_id] = key
@@ -182,7 +194,7 @@ class MemorySearcher(Searcher):
         self._check_ready()
         arch = self.space.validate(parameters.get("arch", parameters))
         trial_id = f"evaluated-{len(self.memory)}"
-        curve = list(intermediate_values or []) + ([] if value is None else [value])
+        curve = _floats(intermediate_values) + ([] if value is None else [float(value)])
         self.memory.propose(trial_id, {"arch": arch.to_dict()}, arch.key(), "warm_start")
         for i, v in enumerate(curve, start=1):
             self.memory.report(trial_id, {self._metric: v, "training_iteration": i})
@@ -199,8 +211,19 @@ class MemorySearcher(Searcher):
             except ConfigError as exc:
                 raise ConfigError(f"{type(self).__name__}: a point in points_to_evaluate is invalid: {exc}") from None
             if self._is_new(arch.key()):
-                return Proposal(arch, "user")
+                settings = {k: v for k, v in point.items() if k != "arch"} if "arch" in point else {}
+                return Proposal(arch, "user", settings=settings)
         return None
+
+    def _next_stalled_aware_proposal(self) -> Proposal | None:
+        """Asks the proposer again only after a trial has ended since it last came back empty:
+        Tune calls ``suggest`` in a loop, and an exhausted proposer must not be hammered."""
+        finished = len(self.memory) - len(self.live)
+        if self._stalled_at is not None and finished == self._stalled_at:
+            return None
+        proposal = self._next_proposal()
+        self._stalled_at = None if proposal is not None else finished
+        return proposal
 
     def _next_proposal(self) -> Proposal | None:
         for _ in range(2):  # refill once if every stored proposal has gone stale
@@ -217,7 +240,7 @@ class MemorySearcher(Searcher):
         return 1
 
     def _is_new(self, key: str) -> bool:
-        return key not in self.live.values() and not self.memory.has_key(key)
+        return not self.memory.has_key(key)  # live trials are in memory too (status "running")
 
     def _config_for(self, arch: UNetArch) -> dict[str, Any]:
         config: dict[str, Any] = {"arch": arch.to_dict()}
@@ -241,6 +264,8 @@ class MemorySearcher(Searcher):
                     for row in frame.to_dict("records")]
         added = 0
         for arch_values, curve, status in rows:
+            if status not in ("completed", "stopped"):
+                continue  # a failed trial's partial curve says nothing reliable
             try:
                 arch = self.space.validate(arch_values)
             except ConfigError:
@@ -264,7 +289,10 @@ class MemorySearcher(Searcher):
             "base_config": _describe_base_config(self._base_config),
             "points": self._points, "max_trials": self.max_trials, "proposed": self._proposed,
             "live": self.live, "rng": self.rng.bit_generator.state,
-            "pending": [{"arch": p.arch.to_dict(), "proposer": p.proposer, "note": p.note} for p in self._pending],
+            "pending": [{"arch": p.arch.to_dict(), "proposer": p.proposer, "note": p.note,
+                         "prompt_tokens": p.prompt_tokens, "completion_tokens": p.completion_tokens}
+                        for p in self._pending],
+            "stalled_at": self._stalled_at,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -277,8 +305,10 @@ class MemorySearcher(Searcher):
         self.live = dict(state["live"])
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = state["rng"]
-        self._pending = [Proposal(UNetArch.from_dict(p["arch"], self.space.image_size), p["proposer"], note=p.get("note"))
+        self._pending = [Proposal(UNetArch.from_dict(p["arch"], self.space.image_size), p["proposer"],
+                                 p.get("prompt_tokens", 0), p.get("completion_tokens", 0), p.get("note"))
                          for p in state["pending"]]
+        self._stalled_at = state.get("stalled_at")
 
     def save(self, checkpoint_path: str) -> None:
         """Writes the memory and the searcher's state to one Parquet file."""
@@ -287,6 +317,11 @@ class MemorySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         """Loads a file written by :meth:`save` into this (possibly blank) searcher."""
         memory, state = SearchMemory.load(checkpoint_path)
+        if "space" not in state:
+            raise MemoryFileError(
+                f"{checkpoint_path!r} is a search memory without searcher state (saved by SearchMemory.save, "
+                f"not by a searcher); to learn from its outcomes pass it as warm_start=... instead."
+            )
         if state.get("class") not in (None, type(self).__name__):
             logger.warning("%s restores a memory written by %s.", type(self).__name__, state.get("class"))
         self.memory = memory

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -60,14 +61,28 @@ class UNetSpace:
                 ``base_channels`` alone sets the full-resolution width: no two records describe
                 the same network, and the costliest level stays narrow.
         """
-        if not isinstance(image_size, int) or image_size < 4:
+        if not isinstance(image_size, numbers.Integral) or isinstance(image_size, bool) or image_size < 4:
             raise ConfigError(f"image_size must be an integer >= 4, but got {image_size!r}.")
+        if image_size % 2:
+            raise ConfigError(
+                f"image_size must be even (a UNet halves it at least once, for 2 levels), but got {image_size}; "
+                f"resize the images, e.g. --image-size {image_size + 1}."
+            )
+        image_size = int(image_size)
         self.image_size = image_size
+        base_channels = _choices("base_channels", base_channels, int, 8, 1024)
+        channel_mults = _choices("channel_mults", channel_mults, int, 1, 16)
+        num_res_blocks = _choices("num_res_blocks", num_res_blocks, int, 1, 8)
+        num_heads = _choices("num_heads", num_heads, int, 1, 64)
+        dropout = _choices("dropout", dropout, float, 0.0, 0.99)
+        mid_attention = _choices("mid_attention", mid_attention, bool, False, True)
+        if num_levels is not None:
+            num_levels = _choices("num_levels", num_levels, int, MIN_LEVELS, MAX_LEVELS)
         if num_levels is None:
             num_levels = [
                 n for n in range(MIN_LEVELS, MAX_LEVELS + 1)
                 if image_size % 2 ** (n - 1) == 0 and image_size // 2 ** (n - 1) >= min_resolution
-            ]
+            ] or [MIN_LEVELS]
         self.choices: dict[str, list[Any]] = {
             "base_channels": sorted(base_channels),
             "channel_mult": sorted(channel_mults),
@@ -78,7 +93,7 @@ class UNetSpace:
                 if r <= attention_max_resolution
             ],
             "num_heads": sorted(num_heads),
-            "dropout": sorted(float(d) for d in dropout),
+            "dropout": sorted(dropout),
             "mid_attention": sorted(set(mid_attention)),
         }
         self.attention_max_resolution = attention_max_resolution
@@ -141,7 +156,8 @@ class UNetSpace:
             problems.append(
                 f"attention_resolutions {outside} are not allowed; allowed values: {c['attention_resolutions']}."
             )
-        for name in ("num_heads", "dropout", "mid_attention"):
+        checked = ("num_heads", "dropout", "mid_attention") if arch.has_attention else ("dropout", "mid_attention")
+        for name in checked:
             if getattr(arch, name) not in c[name]:
                 problems.append(f"{name}={getattr(arch, name)!r} is not allowed; allowed values: {c[name]}.")
         if problems:
@@ -165,8 +181,11 @@ class UNetSpace:
             mult[0] = 1
         sizes = _all_resolutions(self.image_size, levels)
         attention = [r for r in sizes if r in c["attention_resolutions"] and rng.random() < 0.3]
-        channels = [base * m for m in mult]
-        heads = [h for h in c["num_heads"] if all(ch % h == 0 for ch in channels)] or [1]
+        mid = bool(rng.choice(c["mid_attention"]))
+        attended = [base * mult[sizes.index(r)] for r in attention] + ([base * mult[-1]] if mid else [])
+        heads = [h for h in c["num_heads"] if all(ch % h == 0 for ch in attended)]
+        if not heads:  # no allowed head count fits these widths: go without attention
+            attention, mid, heads = [], False, c["num_heads"]
         return self.validate({
             "base_channels": base,
             "channel_mult": mult,
@@ -174,7 +193,7 @@ class UNetSpace:
             "attention_resolutions": attention,
             "num_heads": int(rng.choice(heads)),
             "dropout": float(rng.choice(c["dropout"])),
-            "mid_attention": bool(rng.choice(c["mid_attention"])),
+            "mid_attention": mid,
         })
 
     def param_space(self, dataset: str = "mnist", data_root: str | None = None, **training: Any) -> dict[str, Any]:
@@ -315,6 +334,25 @@ class _ArchDomainSampler(Sampler):
         seeds = random_state.integers(0, 2**31 - 1, size=size)
         archs = [domain.space.sample(np.random.default_rng(int(seed))).to_dict() for seed in seeds]
         return archs if size > 1 else archs[0]
+
+
+def _choices(name: str, values: Sequence[Any], kind: type, low: Any, high: Any) -> list[Any]:
+    """Checks and normalises one constructor argument's allowed values (numpy scalars included)."""
+    try:
+        items = list(values)
+    except TypeError:
+        raise ConfigError(f"UNetSpace {name} must be a list of values, but got {values!r}.") from None
+    normalized = []
+    for value in items:
+        ok = isinstance(value, (bool, np.bool_)) if kind is bool else (
+            isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and (kind is float or float(value).is_integer()))
+        if not ok or not low <= kind(value) <= high:
+            raise ConfigError(f"UNetSpace {name} must hold {kind.__name__}s in [{low}, {high}], but got {value!r}.")
+        normalized.append(kind(value))
+    if not normalized and name != "attention_resolutions":
+        raise ConfigError(f"UNetSpace {name} is empty; give at least one value.")
+    return sorted(set(normalized))
 
 
 def _fixed_array(items: list[dict[str, Any]]) -> dict[str, Any]:

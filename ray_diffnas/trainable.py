@@ -85,7 +85,7 @@ def load_trainer(trainer: DiffusionTrainer, folder: Path) -> int:
     path = folder / STATE_FILE
     if not path.is_file():
         raise ConfigError(f"Checkpoint folder {str(folder)!r} has no {STATE_FILE}; it was not written by train_diffusion.")
-    state = torch.load(path, map_location=trainer.device, weights_only=True)
+    state = torch.load(path, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
     trainer.load_state_dict(state)
     return int(state["iteration"])
 

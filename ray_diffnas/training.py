@@ -120,12 +120,17 @@ class DiffusionTrainer:
             "step": self.step,
             "index_rng": self.index_generator.get_state(),
             "noise_rng": self.noise_generator.get_state(),
+            "noise_rng_device": self.device.type,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Loads a state saved on any device (tensors may arrive on the CPU)."""
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])  # moves its tensors to the parameters' device
         self.step = int(state["step"])
-        self.index_generator.set_state(state["index_rng"])
-        self.noise_generator.set_state(state["noise_rng"].to(self.noise_generator.get_state().device))
+        self.index_generator.set_state(state["index_rng"].cpu())
+        # A CUDA generator's state does not fit a CPU generator (and back): resume it only on the
+        # same kind of device; elsewhere the noise continues from a fresh seed.
+        if state.get("noise_rng_device", "cpu") == self.device.type:
+            self.noise_generator.set_state(state["noise_rng"].cpu())

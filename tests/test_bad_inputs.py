@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,13 +76,18 @@ BAD_FLAGS = [
     (["--dataset", "cifar10", "--data-root", "/no/such/folder"],
      "error: Data root '/no/such/folder' for dataset 'cifar10' does not exist"),
     (["--dataset", "folder"], "error: Dataset 'folder' needs a data root"),
+    (["--image-size", "5000"], "image_size must be an integer in [4, 1024] or None, but got 5000"),
+    (["--image-size", "7"], "image_size must be even (a UNet halves it at least once, for 2 levels), but got 7"),
+    (["--rfid-samples", "1"], "rfid_samples must be an integer >= 2 (FID needs a covariance), but got 1"),
+    (["--searcher", "gpt4", "--llm", "openai"], "--searcher gpt4 needs an LLM: set OPENAI_API_KEY"),
 ]
 
 
 @pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
 def test_bad_command_line_flag_gets_one_line_and_no_traceback(flags: list[str], message: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     run = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--output", str(tmp_path), *flags],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 2
     assert message in run.stderr
     assert "Traceback" not in run.stderr

@@ -49,6 +49,7 @@ def test_one_call_serves_several_concurrent_trials(server: FakeLLMServer) -> Non
     records = [searcher.memory.get(f"t{i}") for i in range(3)]
     assert {r.proposer for r in records} == {"llm"}
     assert sum(r.prompt_tokens for r in records) == searcher.usage["prompt_tokens"] > 0
+    assert [c["outcome"] for c in searcher.calls] == ["ok"] and searcher.calls[0]["prompt_tokens"] > 0
     assert server.authorizations[0] == f"Bearer {SENTINEL_KEY}"
     body = server.requests[0]
     assert body["model"] == "gpt-4o" and body["response_format"]["type"] == "json_schema"
@@ -115,6 +116,7 @@ def test_a_server_slower_than_the_timeout_falls_back_without_hanging(server: Fak
     assert record.proposer == "fallback" and "APITimeoutError" in record.note
     SPACE.validate(config["arch"])
     assert searcher.usage["failed_calls"] == 1
+    assert searcher.calls[-1]["outcome"] == "APITimeoutError"
 
 
 def test_garbage_bytes_and_an_unreachable_endpoint_fall_back(server: FakeLLMServer) -> None:

@@ -51,8 +51,25 @@ def test_space_metric_and_mode_come_from_tune(make: Factory) -> None:
     assert searcher.space == SPACE and searcher.metric == "rfid" and searcher.mode == "min"
     config = searcher.suggest("t1")
     SPACE.validate(config["arch"])
-    assert searcher.set_search_properties("loss", "max", SPACE.param_space(dataset="digits")) is False
-    assert searcher.metric == "rfid"
+    # Tune asks again (e.g. a new Tuner after a restore): the settings are refreshed, metric kept.
+    assert searcher.set_search_properties("loss", "max", SPACE.param_space(dataset="digits", lr=0.01)) is True
+    assert searcher.metric == "rfid" and searcher.suggest("t2")["arch"] is not None
+    assert searcher.set_search_properties("rfid", "min", {"lr": 0.1}) is False  # not a UNetSpace param space
+
+
+def test_a_restored_searcher_serves_a_new_tuner(make: Factory, tmp_path: Path) -> None:
+    from ray.tune.search.variant_generator import _has_unresolved_values
+
+    searcher = make()
+    searcher.set_search_properties("rfid", "min", SPACE.param_space(dataset="digits"))
+    searcher.suggest("t1")
+    searcher.save(str(tmp_path / "state.parquet"))
+    restored = make()
+    restored.restore(str(tmp_path / "state.parquet"))
+    config = SPACE.param_space(dataset="digits", batch_size=8)
+    assert _has_unresolved_values(config)  # Tune refuses a searcher that will not resolve these
+    assert restored.set_search_properties("rfid", "min", config) is True
+    assert restored.suggest("t2")["arch"] is not None and restored._base_config["batch_size"] == 8
 
 
 def test_searched_training_settings_are_sampled_too(make: Factory) -> None:
