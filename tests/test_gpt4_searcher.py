@@ -178,3 +178,12 @@ def test_cost_ceiling_stops_llm_calls(server: FakeLLMServer) -> None:
         searcher.suggest(f"t{i}")
     assert len(server.requests) == calls == 1
     assert "cost ceiling" in searcher.memory.get("t5").note
+
+
+def test_credentials_in_the_base_url_are_not_saved(server: FakeLLMServer, tmp_path: Path) -> None:
+    searcher = make_searcher(server, base_url=server.url.replace("http://", "http://user:pw-secret@") + "?api-key=q-secret")
+    path = tmp_path / "memory.parquet"
+    searcher.save(str(path))
+    data = path.read_bytes()
+    assert b"pw-secret" not in data and b"q-secret" not in data
+    assert server.url.encode() in data

@@ -98,3 +98,36 @@ def test_file_from_another_format_version_is_a_clear_error(tmp_path: Path) -> No
     pq.write_table(old, tmp_path / "old.parquet")
     with pytest.raises(MemoryFileError, match="format version 0; this ray_diffnas reads version 1"):
         SearchMemory.load(tmp_path / "old.parquet")
+
+
+def test_numpy_metrics_count_as_numbers() -> None:
+    import numpy as np
+
+    memory = SearchMemory()
+    memory.propose("n", {}, "k", proposer="sampler")
+    memory.report("n", {"rfid": np.float32(4.5), "training_iteration": np.int64(1)})
+    memory.complete("n", {"rfid": np.float32(4.5), "training_iteration": np.int64(1)}, status="completed")
+    assert memory.get("n").status == "completed" and memory.get("n").curve == [4.5]
+
+
+def test_a_trial_re_run_from_its_checkpoint_keeps_one_value_per_iteration() -> None:
+    memory = SearchMemory()
+    memory.propose("r", {}, "k", proposer="sampler")
+    for it, value in [(1, 30.0), (2, 20.0), (3, 15.0)]:
+        memory.report("r", {"rfid": value, "training_iteration": it})
+    memory.complete("r", None, status="failed", error="node died")
+    for it, value in [(3, 14.0), (4, 11.0)]:  # Tune retries it from the checkpoint of iteration 2
+        memory.report("r", {"rfid": value, "training_iteration": it})
+    memory.complete("r", {"rfid": 11.0, "training_iteration": 4}, status="completed")
+    record = memory.get("r")
+    assert record.curve == [30.0, 20.0, 14.0, 11.0] and record.status == "completed" and record.error is None
+
+
+def test_failed_and_running_trials_are_not_in_the_top_k() -> None:
+    memory = _memory()
+    memory.propose("diverged", {}, "k-d", proposer="llm")
+    memory.report("diverged", {"rfid": 0.5, "training_iteration": 1})
+    memory.complete("diverged", None, status="failed", error="nan")
+    memory.propose("live", {}, "k-l", proposer="llm")
+    memory.report("live", {"rfid": 0.1, "training_iteration": 1})
+    assert [r.trial_id for r in memory.top_k(5)] == ["a", "b"]

@@ -176,3 +176,14 @@ def test_warm_start_from_a_foreign_file_is_a_clear_error(make: Factory, tmp_path
     pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "other.parquet")
     with pytest.raises(MemoryFileError, match="has no 'arch' column"):
         make(space=SPACE, metric="rfid", mode="min", warm_start=tmp_path / "other.parquet")
+
+
+def test_an_exhausted_space_finishes_the_search(make: Factory) -> None:
+    tiny = UNetSpace(image_size=8, base_channels=(8,), channel_mults=(1,), num_levels=(2,), num_res_blocks=(1,),
+                     attention_max_resolution=0, num_heads=(1,), dropout=(0.0,), mid_attention=(False,))
+    searcher = make(space=tiny, metric="rfid", mode="min")
+    first = searcher.suggest("only")
+    assert tiny.validate(first["arch"])
+    assert searcher.suggest("while-live") is None  # nothing new, but a trial is running: wait
+    searcher.on_trial_complete("only", {"rfid": 3.0, "training_iteration": 4})
+    assert searcher.suggest("after") == Searcher.FINISHED
