@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,8 @@ class MemorySearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if not self.memory.report(trial_id, result or {}):
             logger.debug("%s: result for unknown trial %s ignored.", type(self).__name__, trial_id)
+            return
+        self.live.setdefault(trial_id, self.memory.get(trial_id).arch_key)  # a retried trial is live again
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.live.pop(trial_id, None)
@@ -184,7 +187,7 @@ class MemorySearcher(Searcher):
         """``stopped`` for a trial the scheduler ended before its last iteration: a low-fidelity result."""
         target = config.get("max_iterations", self._base_config.get("max_iterations"))
         done = result.get("training_iteration")
-        if isinstance(target, int) and isinstance(done, (int, float)) and done < target:
+        if isinstance(target, numbers.Integral) and isinstance(done, numbers.Real) and done < target:
             return "stopped"
         return "completed"
 
