@@ -14,12 +14,12 @@ from ray.tune.schedulers import ASHAScheduler
 from ray_diffnas import UNetSpace, train_diffusion
 
 smoke = "--smoke" in sys.argv
-dataset, image_size, num_samples, iterations = ("digits", 8, 2, 2) if smoke else ("mnist", 16, 8, 4)
+dataset, image_size, num_samples, iterations, steps = ("digits", 8, 2, 2, 20) if smoke else ("mnist", 16, 8, 4, 100)
 
 space = UNetSpace(image_size=image_size)
 tuner = tune.Tuner(
     train_diffusion,
-    param_space=space.param_space(dataset=dataset, max_iterations=iterations),
+    param_space=space.param_space(dataset=dataset, max_iterations=iterations, steps_per_iteration=steps),
     tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=num_samples,
                                 scheduler=ASHAScheduler(max_t=iterations, grace_period=1)),
 )

@@ -71,8 +71,7 @@ def make_searcher(options: SearchOptions, local_llm: LocalLLMServer | None = Non
 
         if local_llm is not None:
             return GPT4Searcher(model=options.model or local_llm.model, base_url=local_llm.url, seed=options.seed)
-        check_llm_reachable(options)
-        return GPT4Searcher(model=options.model or DEFAULT_MODEL, seed=options.seed)
+        return GPT4Searcher(model=options.model or DEFAULT_MODEL, seed=options.seed)  # key checked up front
     raise ConfigError(f"Unknown searcher {options.searcher!r}; choose one of ['random', 'gpt4'].")
 
 
