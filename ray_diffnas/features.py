@@ -194,7 +194,7 @@ def train_classifier(dataset: ImageDataset, epochs: int = 4, seed: int = 0) -> t
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     steps = epochs * max(1, len(train) // 128)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
-    for step in range(steps):
+    for _ in range(steps):
         index = train[torch.randint(len(train), (128,), generator=generator)]
         loss = F.cross_entropy(model(dataset.batch(index)), dataset.labels[index])
         optimizer.zero_grad(set_to_none=True)

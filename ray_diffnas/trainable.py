@@ -60,13 +60,13 @@ def run_training(config: Mapping[str, Any], checkpoint: tune.Checkpoint | None, 
     trainer = DiffusionTrainer(arch, data, settings)
     cost = measure_cost(trainer.model, data.image_size, data.channels)
     rfid = RFID(data, settings.rfid_features, trainer.device)
-    iteration = 0
+    done = 0  # iterations finished before this run (from the checkpoint)
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            iteration = load_trainer(trainer, Path(folder))
+            done = load_trainer(trainer, Path(folder))
     fixed = {"latency_ms": cost.latency_ms, "params_m": cost.params_m, "gflops": cost.gflops,
              "rfid_features": rfid.features, "arch_key": arch.key()}
-    for iteration in range(iteration + 1, settings.max_iterations + 1):
+    for iteration in range(done + 1, settings.max_iterations + 1):
         loss = trainer.train_steps(settings.steps_per_iteration)
         score = rfid(trainer.sample(settings.rfid_samples, settings.sampler_steps, seed=EVAL_SEED))
         metrics = {"rfid": score, "loss": loss, "images_seen": trainer.images_seen, "step": trainer.step, **fixed}
