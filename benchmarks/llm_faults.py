@@ -21,6 +21,7 @@ from llm_server import FakeLLMServer, Reply  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
+from benchmarks.report import report  # noqa: E402
 from ray_diffnas import GPT4Searcher, UNetSpace, train_diffusion  # noqa: E402
 
 SPACE = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))
@@ -78,13 +79,9 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     storage = Path("/tmp/ray_diffnas_llm_faults")
     rows = [run_fault(name, script, storage) for name, script in FAULTS.items()]
-    print(f"{'fault':<22}{'asked':>6}{'done':>6}{'distinct':>9}{'crash':>7}{'requests':>9}  proposers")
-    for r in rows:
-        print(f"{r['fault']:<22}{r['trials_asked']:>6}{r['trials_finished']:>6}{r['distinct_architectures']:>9}"
-              f"{'yes' if r['crash'] else 'no':>7}{r['llm_requests']:>9}  {r['proposers']}")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(rows, indent=1))
-    print(f"wrote {args.output}")
+    report(rows, [("fault", "fault", str), ("trials_asked", "asked", str), ("trials_finished", "done", str),
+                  ("distinct_architectures", "distinct", str), ("crash", "crash", lambda c: "yes" if c else "no"),
+                  ("llm_requests", "requests", str), ("proposers", "proposers", str)], args.output)
 
 
 if __name__ == "__main__":

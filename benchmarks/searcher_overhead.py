@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import report
 from ray_diffnas import GPT4Searcher, SearchMemory, UNetSpace
 from ray_diffnas.prompt import build_messages
 
@@ -88,14 +89,10 @@ def main() -> None:
     args = parser.parse_args()
     space = UNetSpace(image_size=32, base_channels=(16, 32, 48, 64, 96, 128))
     rows = [measure(size, args.calls, space) for size in args.sizes]
-    header = f"{'records':>8} {'p50 ms':>8} {'p99 ms':>8} {'prompt chars':>13} {'save ms':>8} {'load ms':>8} {'file KiB':>9}"
-    print(header)
-    for r in rows:
-        print(f"{r['records']:>8} {r['suggest_p50_ms']:>8.2f} {r['suggest_p99_ms']:>8.2f} {r['prompt_chars']:>13} "
-              f"{r['save_ms']:>8.1f} {r['load_ms']:>8.1f} {r['file_kb']:>9.1f}")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(rows, indent=1))
-    print(f"wrote {args.output}")
+    ms, count = (lambda v: f"{v:.2f}"), str
+    report(rows, [("records", "records", count), ("suggest_p50_ms", "p50 ms", ms), ("suggest_p99_ms", "p99 ms", ms),
+                  ("prompt_chars", "prompt chars", count), ("save_ms", "save ms", ms), ("load_ms", "load ms", ms),
+                  ("file_kb", "file KiB", ms)], args.output)
 
 
 if __name__ == "__main__":

@@ -102,15 +102,9 @@ class UNetSpace:
         self._check_choices()
 
     def _check_choices(self) -> None:
-        empty = [name for name, values in self.choices.items() if name != "attention_resolutions" and not values]
-        if empty:
-            raise ConfigError(f"UNetSpace choices {empty} are empty; give at least one value each.")
         if self.first_mult_is_one and 1 not in self.choices["channel_mult"]:
             raise ConfigError("first_mult_is_one=True needs 1 among channel_mults; add it or pass first_mult_is_one=False.")
-        bad_levels = [
-            n for n in self.choices["num_levels"]
-            if not MIN_LEVELS <= n <= MAX_LEVELS or self.image_size % 2 ** (n - 1)
-        ]
+        bad_levels = [n for n in self.choices["num_levels"] if self.image_size % 2 ** (n - 1)]  # range: _choices
         if bad_levels:
             raise ConfigError(
                 f"num_levels {bad_levels} are not possible for image_size {self.image_size}: "
