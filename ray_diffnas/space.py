@@ -9,17 +9,24 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from ray.tune.search.sample import Domain, Sampler, _BackwardsCompatibleNumpyRng
 
+from torch_geometric.data import Data
+
+from ray_diffnas import unet_graph
 from ray_diffnas.arch import MAX_LEVELS, MIN_LEVELS, UNetArch
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.settings import TrainingSettings
 
 
 class UNetSpace:
+    kind = "unet"
     """The choices open to an architecture search, for one image size.
 
     Every architecture in the space is a valid :class:`UNetArch`; the space adds which values
     each field may take. It turns into a Tune ``param_space``, a JSON schema and a
     plain-language description (what an LLM searcher reads).
+
+    It is also a :class:`~ray_diffnas.graph_space.GraphSpace`: :meth:`encode` / :meth:`decode`
+    turn an architecture into a graph of its blocks and back.
 
     Example:
         >>> space = UNetSpace(image_size=16, base_channels=(16, 32), num_levels=(2, 3))
@@ -158,6 +165,10 @@ class UNetSpace:
             raise ConfigError("Architecture outside the search space:\n  - " + "\n  - ".join(problems))
         return arch
 
+    @staticmethod
+    def field_names() -> list[str]:
+        return UNetArch.field_names()
+
     def key(self, values: Mapping[str, Any] | UNetArch) -> str:
         """Canonical key of an architecture (validated against the space)."""
         arch = values if isinstance(values, UNetArch) else self.validate(values)
@@ -190,6 +201,33 @@ class UNetSpace:
             "mid_attention": mid,
         })
 
+    def mutate(self, arch: UNetArch, rng: np.random.Generator) -> UNetArch:
+        """Changes one field to a neighbouring value inside the space (see :mod:`ray_diffnas.mutation`)."""
+        from ray_diffnas.mutation import mutate
+
+        return mutate(arch, self, rng)
+
+    # --- graph encoding (the GraphSpace protocol, see ray_diffnas.unet_graph) -------------------
+
+    @property
+    def node_classes(self) -> list[str]:
+        return unet_graph.node_classes(self)
+
+    edge_classes = ["none", "next"]
+
+    @property
+    def max_nodes(self) -> int:
+        return unet_graph.max_nodes(self)
+
+    def encode(self, values: Mapping[str, Any] | UNetArch) -> Data:
+        """The architecture as a graph of its encoder blocks (exact round trip with :meth:`decode`)."""
+        arch = values if isinstance(values, UNetArch) else self.validate(values)
+        return unet_graph.encode(self, arch)
+
+    def decode(self, graph: Data) -> UNetArch | None:
+        """The architecture a graph describes, or None for a graph that is not one of this space."""
+        return unet_graph.decode(self, graph)
+
     def param_space(self, dataset: str = "mnist", data_root: str | None = None, **training: Any) -> dict[str, Any]:
         """A Tune ``param_space``: a sampled architecture plus the trial's training settings.
 
@@ -218,6 +256,7 @@ class UNetSpace:
         """The space's constructor arguments, JSON-able (``UNetSpace.from_dict`` inverts it)."""
         c = self.choices
         return {
+            "kind": self.kind,
             "image_size": self.image_size,
             "base_channels": c["base_channels"],
             "channel_mults": c["channel_mult"],
@@ -233,7 +272,7 @@ class UNetSpace:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> UNetSpace:
-        values = dict(values)
+        values = {k: v for k, v in values.items() if k != "kind"}
         return cls(values.pop("image_size"), **values)
 
     def json_schema(self) -> dict[str, Any]:
@@ -298,27 +337,28 @@ class UNetSpace:
 
 
 class ArchDomain(Domain):
-    """A Tune search-space domain whose values are whole architectures of a :class:`UNetSpace`.
+    """A Tune search-space domain whose values are whole architectures of a space
+    (:class:`UNetSpace`, :class:`~ray_diffnas.nb201.NB201Space`: anything with ``sample`` and ``validate``).
 
     One domain, not one per field: fields depend on each other (the level count sets the lengths
     of ``channel_mult`` and ``num_res_blocks``). Tune's random search samples it with its own
     seeded random state; project searchers find the space here and propose values themselves.
     """
 
-    def __init__(self, space: UNetSpace) -> None:
+    def __init__(self, space: Any) -> None:
         self.space = space
         self.sampler = _ArchDomainSampler()
 
     def is_valid(self, value: Any) -> bool:
         try:
             self.space.validate(value)
-        except ConfigError:
+        except (ConfigError, TypeError):
             return False
         return True
 
     @property
     def domain_str(self) -> str:
-        return f"UNetSpace(image_size={self.space.image_size})"
+        return repr(self.space)
 
 
 class _ArchDomainSampler(Sampler):
@@ -356,3 +396,15 @@ def _fixed_array(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _all_resolutions(image_size: int, levels: int) -> list[int]:
     return [image_size // 2**level for level in range(levels) if image_size % 2**level == 0]
+
+
+def space_from_dict(values: Mapping[str, Any]) -> Any:
+    """Rebuilds a space from its ``to_dict()`` (``kind`` picks the class; none means a UNetSpace)."""
+    kind = values.get("kind", "unet")
+    if kind == "unet":
+        return UNetSpace.from_dict(values)
+    if kind == "nb201":
+        from ray_diffnas.nb201 import NB201Space
+
+        return NB201Space.from_dict(values)
+    raise ConfigError(f"Unknown space kind {kind!r}; known kinds: 'unet', 'nb201'.")
