@@ -11,7 +11,8 @@ import pytest
 from llm_server import FakeLLMServer
 from ray.tune.search import Searcher
 
-from ray_diffnas import ConfigError, GPT4Searcher, MemorySearcher, Proposal, UNetSpace
+from ray_diffnas import ConfigError, GPT4Searcher, GraphDiffusionSearcher, MemorySearcher, Proposal, UNetSpace
+from ray_diffnas.graph_diffusion import GraphDiffusionConfig
 from ray_diffnas.memory import MemoryFileError
 
 SPACE = UNetSpace(image_size=8)
@@ -29,10 +30,17 @@ class SpaceSampler(MemorySearcher):
 Factory = Callable[..., MemorySearcher]
 
 
-@pytest.fixture(params=["sampler", "gpt4"])
+SMALL_GRAPH_MODEL = GraphDiffusionConfig(hidden=16, layers=1, heads=2, sampling_steps=5, batch_size=16)
+
+
+@pytest.fixture(params=["sampler", "gpt4", "graph"])
 def make(request) -> Iterator[Factory]:
     if request.param == "sampler":
         yield SpaceSampler
+        return
+    if request.param == "graph":
+        yield lambda **kw: GraphDiffusionSearcher(warmup=2, retrain_every=1, train_steps=10, retrain_steps=5,
+                                                  candidates=8, prior_graphs=32, model=SMALL_GRAPH_MODEL, **kw)
         return
     with FakeLLMServer(SPACE) as server:
         yield lambda **kw: GPT4Searcher(base_url=server.url, api_key="sk-test", **kw)
