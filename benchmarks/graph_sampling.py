@@ -4,8 +4,8 @@ per architecture; our target is <= 0.02 s per valid, unique architecture on a 2-
     python -m benchmarks.graph_sampling [--table ../shared/data/nb201_cifar10_valid.csv]
 
 For each space the model is trained the way GraphDiffusionSearcher trains it: 512 unlabelled
-random graphs of the space plus 100 labelled ones (quality = top 10 % of a score), 300 + 4 x 50
-steps. The NB201 score is the table's accuracy when ``--table`` is given, else the number of
+random graphs of the space plus 100 labelled ones (quality = top 10 % of a score), 300 + 22 x 50
+steps (the model at the end of a 100-trial search; ``--retrains`` changes it). The NB201 score is the table's accuracy when ``--table`` is given, else the number of
 convolutions; the UNet score is the total channel width (a stand-in: any label works for timing).
 Then it samples batches guided toward the good class and counts valid, unique architectures.
 """
@@ -34,7 +34,7 @@ def nb201_score(table: str | None) -> Callable[[Any], float]:
     return lambda arch: float(accuracy[arch.key()])
 
 
-def trained_model(space: Any, score: Callable[[Any], float], seed: int = 0) -> GraphDiffusion:
+def trained_model(space: Any, score: Callable[[Any], float], retrains: int, seed: int = 0) -> GraphDiffusion:
     rng = np.random.default_rng(seed)
     labelled = [space.sample(rng) for _ in range(100)]
     scores = np.array([score(a) for a in labelled])
@@ -45,7 +45,7 @@ def trained_model(space: Any, score: Callable[[Any], float], seed: int = 0) -> G
     weights = torch.cat([torch.full((100,), 1 / 100), torch.full((512,), 1 / 512)])
     model = GraphDiffusion(len(space.node_classes), len(space.edge_classes), space.max_nodes, [2], seed=seed)
     model.fit(graphs, labels, 300, weights)
-    for _ in range(4):  # the searcher's re-trainings
+    for _ in range(retrains):  # the searcher's re-trainings
         model.fit(graphs, labels, 50, weights)
     return model
 
@@ -72,6 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", default=None, help="NB201 table (arch, cifar10_valid_acc) for real labels")
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--retrains", type=int, default=22,
+                        help="50-step re-trainings after the first 300 steps (22: the model at the end of a "
+                             "100-trial search with the default retrain_every=4 and warmup=10)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--output", default="benchmarks/results/graph_sampling.json")
     args = parser.parse_args()
@@ -83,7 +86,7 @@ def main() -> None:
     for name, space, score in spaces:
         torch.set_num_threads(1)
         start = time.perf_counter()
-        model = trained_model(space, score)
+        model = trained_model(space, score, args.retrains)
         train_seconds = time.perf_counter() - start
         for threads in (1, 2):
             rows.append({**measure(name, space, model, args.batch, args.rounds, threads), "train_seconds": train_seconds})

@@ -168,17 +168,18 @@ class GraphDiffusion:
     @torch.no_grad()
     def condition_scores(self, graphs: Sequence[Data], target: Mapping[int, int], guidance: Mapping[int, float] | None = None,
                          contrast: Mapping[int, int] | None = None,
-                         noise_levels: Sequence[float] = (0.25, 0.5, 0.75)) -> torch.Tensor:
+                         noise_levels: Sequence[float] = (0.25, 0.5, 0.75), per_condition: bool = False) -> torch.Tensor:
         """How much better each graph fits its target conditions than the contrast: the model as a classifier.
 
         ``Σ_i w_i (log p̂(G | G_t, y_i = target) − log p̂(G | G_t, y_i = contrast))``, averaged over
         a few noise levels; the contrast of a condition is another class of it, or "no condition"
         when ``contrast`` leaves it out. By Bayes this is ``log p(y_i | G)`` up to a constant (the
         implicit classifier of classifier-free guidance); against the "bad" class it ranks like
-        TPE's ``l(x) / g(x)``.
+        TPE's ``l(x) / g(x)``. With ``per_condition`` the unweighted terms come back, one column
+        per target condition (shape ``(len(graphs), len(target))``).
         """
         if not graphs:
-            return torch.zeros(0)
+            return torch.zeros(0, len(target)) if per_condition else torch.zeros(0)
         self.net.eval()
         X0, E0, mask = to_dense(graphs, self.max_nodes)
         B = X0.shape[0]
@@ -193,7 +194,7 @@ class GraphDiffusion:
         reps, mask_all = len(sets), mask.repeat(len(sets), 1)
         pair_b, pair_i, pair_j = node_pairs(mask_all)
         X_all, E_all = X0.repeat(reps, 1), E0.repeat(reps, 1, 1)
-        scores = torch.zeros(B)
+        scores = torch.zeros(B, len(pairs))
         for level in noise_levels:
             t = torch.full((B,), max(1, round(level * self.config.timesteps)))
             Xt, Et = self.noise(X0, E0, t)
@@ -202,9 +203,13 @@ class GraphDiffusion:
             node_ll = (F.log_softmax(node_logits, -1).gather(-1, X_all[..., None])[..., 0] * mask_all).sum(1)
             pair_ll = F.log_softmax(pair_logits, -1).gather(-1, E_all[pair_b, pair_i, pair_j][:, None])[:, 0]
             ll = (node_ll + torch.zeros(reps * B).index_add_(0, pair_b, pair_ll)).view(reps, B)
-            for k, i_target, i_contrast in pairs:
-                scores += float((guidance or {}).get(k, 1.0)) * (ll[i_target] - ll[i_contrast])
-        return scores / len(noise_levels)
+            for column, (_, i_target, i_contrast) in enumerate(pairs):
+                scores[:, column] += ll[i_target] - ll[i_contrast]
+        scores /= len(noise_levels)
+        if per_condition:
+            return scores
+        weights = torch.tensor([float((guidance or {}).get(k, 1.0)) for k, _, _ in pairs])
+        return scores @ weights
 
     def _guided_clean_probs(self, X: torch.Tensor, E: torch.Tensor, mask: torch.Tensor, t: int,
                             target: Mapping[int, int], weights: Mapping[int, float]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -167,23 +167,40 @@ class GraphDiffusionSearcher(MemorySearcher):
             self.stats["sample_seconds"] += time.perf_counter() - start
             if len(chosen) >= count:
                 break
-        # Best first by the model's own judgement of how well each meets the conditions.
+        # Best first by the model's own judgement of how well each meets the conditions; a
+        # candidate the model judges more likely to break a constraint than to meet it is dropped.
         keys = list(chosen)
         with _torch_threads(self.threads):
-            scores = self.model.condition_scores([self.space.encode(chosen[k]) for k in keys], target, weights,
-                                                 contrast={k: BAD for k in target})
+            terms = self.model.condition_scores([self.space.encode(chosen[k]) for k in keys], target,
+                                                contrast={k: BAD for k in target}, per_condition=True)
+        scores = terms @ torch.tensor([weights[k] for k in target])
+        meets = (terms[:, 1:] + self._log_prior_odds()[1:] > 0).all(dim=1)
         ranked = sorted(range(len(keys)), key=lambda i: (-float(scores[i]), -votes[keys[i]]))
+        if bool(meets.any()):
+            ranked = [i for i in ranked if bool(meets[i])]
         return [Proposal(chosen[keys[i]], "graph", note=f"condition score {float(scores[i]):.2f}") for i in ranked]
+
+    def _log_prior_odds(self) -> torch.Tensor:
+        """log(#good / #bad) of each condition among finished trials (the classifier's prior)."""
+        labels = torch.tensor([self._labels(r) for r in self._finished()]).view(-1, len(self.condition_names))
+        good, bad = (labels == GOOD).sum(0).float(), (labels == BAD).sum(0).float()
+        return torch.log((good + 1.0) / (bad + 1.0))
 
     def _fallback(self, taken: Sequence[Proposal]) -> Proposal:
         taken_keys = {p.arch.key() for p in taken}
-        parents = [self.space.validate(r.config["arch"]) for r in self.memory.top_k(5)]
+        parents = [self.space.validate(r.config["arch"]) for r in self._best_feasible(5)]
         for _ in range(50):
             arch = self.space.mutate(parents[int(self.rng.integers(len(parents)))], self.rng) if parents \
                 else self.space.sample(self.rng)
             if self._is_new(arch.key()) and arch.key() not in taken_keys:
                 break
         return Proposal(arch, "fallback", note="the model sampled only known architectures")
+
+    def _best_feasible(self, k: int) -> list[TrialRecord]:
+        """The ``k`` best finished trials that met every constraint (or did not report on one)."""
+        usable = [r for r in self._finished() if r.status != "failed" and r.best is not None
+                  and self._feasible(r) is not False]
+        return sorted(usable, key=lambda r: r.best, reverse=self._mode == "max")[:k]
 
     def _node_counts(self) -> torch.Tensor:
         """Sizes to generate: half from good-labelled graphs, half from all (keeps exploring)."""
