@@ -135,16 +135,8 @@ class GPT4Searcher(MemorySearcher):
 
     def _fallback(self, taken: Sequence[Proposal]) -> Proposal:
         """A mutation of a good remembered architecture (or a fresh sample when memory is empty)."""
-        taken_keys = {p.arch.key() for p in taken}
         parents = [r.config.get("arch") for r in self.memory.top_k(5)]
-        for _ in range(50):
-            if parents:
-                parent = self.space.validate(parents[int(self.rng.integers(len(parents)))])
-                arch = self.space.mutate(parent, self.rng)
-            else:
-                arch = self.space.sample(self.rng)
-            if self._is_new(arch.key()) and arch.key() not in taken_keys:
-                break
+        arch = self._neighbour(parents, {p.arch.key() for p in taken})
         return Proposal(arch, "fallback", note=self._fallback_reason)
 
     def _ask_llm(self, count: int) -> list[Proposal]:

@@ -187,13 +187,8 @@ class GraphDiffusionSearcher(MemorySearcher):
         return torch.log((good + 1.0) / (bad + 1.0))
 
     def _fallback(self, taken: Sequence[Proposal]) -> Proposal:
-        taken_keys = {p.arch.key() for p in taken}
-        parents = [self.space.validate(r.config["arch"]) for r in self._best_feasible(5)]
-        for _ in range(50):
-            arch = self.space.mutate(parents[int(self.rng.integers(len(parents)))], self.rng) if parents \
-                else self.space.sample(self.rng)
-            if self._is_new(arch.key()) and arch.key() not in taken_keys:
-                break
+        parents = [r.config["arch"] for r in self._best_feasible(5)]
+        arch = self._neighbour(parents, {p.arch.key() for p in taken})
         return Proposal(arch, "fallback", note="the model sampled only known architectures")
 
     def _best_feasible(self, k: int) -> list[TrialRecord]:

@@ -238,6 +238,19 @@ class MemorySearcher(Searcher):
             self._pending = [p for p in self.propose(wanted) if self._is_new(p.arch.key())]
         return None
 
+    def _neighbour(self, parents: Sequence[Mapping[str, Any]], taken_keys: set[str], tries: int = 50) -> Any:
+        """A mutation of one of ``parents`` (a fresh sample when there are none) that is new and
+        not in ``taken_keys``, if one turns up in ``tries`` draws: the fallback move of model searchers."""
+        for _ in range(tries):
+            if parents:
+                parent = self.space.validate(parents[int(self.rng.integers(len(parents)))])
+                arch = self.space.mutate(parent, self.rng)
+            else:
+                arch = self.space.sample(self.rng)
+            if self._is_new(arch.key()) and arch.key() not in taken_keys:
+                break
+        return arch
+
     def _wanted_batch(self) -> int:
         """How many proposals to ask for at once: one per trial that could start now."""
         return 1
