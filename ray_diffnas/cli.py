@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ray_diffnas.errors import DiffNASError
+
+if TYPE_CHECKING:
+    from ray_diffnas.search import SearchOptions
 
 SEARCHERS = ("random", "gpt4", "graph")
 SCHEDULERS = ("asha", "none")
@@ -80,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--cpus-per-trial", type=float, default=1.0)
     search.add_argument("--gpus-per-trial", type=float, default=0.0)
     search.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    search.add_argument("--resume", default=None, metavar="DIR",
+                        help="finish the search whose --output is DIR (stopped or killed); its saved options "
+                             "are used and the other flags, except --address, are ignored")
     add_bench_table_parser(commands)
     return parser
 
@@ -133,8 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_search_command(args: argparse.Namespace) -> int:
-    from ray_diffnas.search import SearchOptions, run_search
+    from ray_diffnas.search import SearchOptions, load_options
 
+    if args.resume is not None:
+        options = load_options(args.resume)
+        options = dataclasses.replace(options, address=args.address or options.address)
+        return _finish_search(options, resume=True)
     if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
         raise DiffNASError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0.")
     options = SearchOptions(
@@ -146,8 +157,14 @@ def run_search_command(args: argparse.Namespace) -> int:
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, address=args.address,
         llm=args.llm, model=args.model, constraints=tuple(args.constraints or ()),
     )
+    return _finish_search(options, resume=False)
+
+
+def _finish_search(options: SearchOptions, resume: bool) -> int:
+    from ray_diffnas.search import run_search
+
     start = time.perf_counter()
-    summary = run_search(options)
+    summary = run_search(options, resume=resume)
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     table = summary.pop("leaderboard")
     (options.output / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

@@ -81,7 +81,7 @@ class GPT4Searcher(MemorySearcher):
             raise ConfigError("GPT4Searcher: max_retries must be >= 0 and timeout > 0.")
         self.model = model
         self._api_key = api_key
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        self.base_url = base_url  # None: $OPENAI_BASE_URL when the client is made (a resumed run may move it)
         self.temperature = temperature
         self.proposals_per_call = proposals_per_call
         self.max_retries = max_retries
@@ -102,16 +102,21 @@ class GPT4Searcher(MemorySearcher):
         state["_api_key"] = None
         return state
 
+    @property
+    def endpoint(self) -> str | None:
+        """The LLM server's URL: ``base_url``, else ``$OPENAI_BASE_URL``, else None (OpenAI's)."""
+        return self.base_url or os.environ.get("OPENAI_BASE_URL")
+
     def _get_client(self) -> Any:
         if self._client is None:
             from openai import OpenAI
 
             key = self._api_key or os.environ.get("OPENAI_API_KEY")
-            if not key and self.base_url:
+            if not key and self.endpoint:
                 key = "not-needed"  # local OpenAI-compatible servers take any key
             if not key:
                 raise LLMUnavailable("no API key: set OPENAI_API_KEY (or pass api_key=, or base_url= for a local server)")
-            self._client = OpenAI(api_key=key, base_url=self.base_url, max_retries=self.max_retries, timeout=self.timeout)
+            self._client = OpenAI(api_key=key, base_url=self.endpoint, max_retries=self.max_retries, timeout=self.timeout)
         return self._client
 
     # --- proposing --------------------------------------------------------------------------
@@ -250,13 +255,14 @@ class GPT4Searcher(MemorySearcher):
     # --- state ------------------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "model": self.model, "base_url": _public_url(self.base_url),
+        return {**super().get_state(), "model": self.model, "base_url": _public_url(self.endpoint),
                 "response_format": self.response_format, "usage": self.usage, "calls": self.calls}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.model = state.get("model", self.model)
-        self.base_url = self.base_url or state.get("base_url")
+        if not self.endpoint:  # neither given nor in the environment: the saved one
+            self.base_url = state.get("base_url")
         self.response_format = state.get("response_format", self.response_format)
         self.usage = dict(state.get("usage", self.usage))
         self.calls = list(state.get("calls", []))

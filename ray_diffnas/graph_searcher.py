@@ -30,14 +30,17 @@ logger = logging.getLogger(__name__)
 QUALITY = "quality"
 GOOD, BAD = 1, 0  # classes of every condition: the wanted side and the other side
 MIN_GOOD = 3  # at least this many trials form the good-quality class
+FALLBACK_POOL = 8  # neighbours drawn per fallback proposal, for the model to choose from
 
 
 class GraphDiffusionSearcher(MemorySearcher):
     """A Tune searcher that generates architectures with multi-conditioned graph diffusion.
 
-    Conditions: ``quality`` (1 = among the best ``quality_quantile`` of the finished trials that
-    meet the constraints, 0 = the rest, failed and infeasible trials) and one per constraint (1 = met, 0 = violated, by the metric
-    the trial reported). Proposals ask for quality 1 and every constraint met.
+    Conditions, each learned on its own as in DiNAS: ``quality`` (1 = among the best
+    ``quality_quantile`` of the finished trials, 0 = the rest and failed trials) and one per
+    constraint (1 = met, 0 = violated, by the metric the trial reported). Proposals ask for
+    quality 1 *and* every constraint met: guidance combines the conditionals, so the quality
+    condition learns from every outcome, the infeasible ones too.
 
     Args:
         space: A space that is also a :class:`~ray_diffnas.graph_space.GraphSpace`
@@ -131,8 +134,8 @@ class GraphDiffusionSearcher(MemorySearcher):
         if self._retrain_due(finished):
             self._train(finished)
         proposals = self._sample(count)
-        while len(proposals) < count:  # the model keeps repeating known graphs: step to a neighbour
-            proposals.append(self._fallback(proposals))
+        if len(proposals) < count:  # the model keeps repeating known graphs: step to a neighbour
+            proposals += self._fallbacks(count - len(proposals), proposals)
         return proposals
 
     def on_outcome(self, trial_id: str) -> None:
@@ -167,18 +170,28 @@ class GraphDiffusionSearcher(MemorySearcher):
             self.stats["sample_seconds"] += time.perf_counter() - start
             if len(chosen) >= count:
                 break
-        # Best first by the model's own judgement of how well each meets the conditions; a
-        # candidate the model judges more likely to break a constraint than to meet it is dropped.
         keys = list(chosen)
+        ranked = self._rank([chosen[k] for k in keys], tie_break=[votes[k] for k in keys])
+        return [Proposal(arch, "graph", note=f"condition score {score:.2f}") for arch, score in ranked]
+
+    def _rank(self, archs: Sequence[Any], tie_break: Sequence[int] | None = None) -> list[tuple[Any, float]]:
+        """``archs`` best first by the model's own judgement of how well each meets the conditions
+        (its implicit classifier); those it judges more likely to break a constraint than to meet
+        it are dropped, unless that would drop all of them."""
+        if not archs:
+            return []
+        target = {k: GOOD for k in range(len(self.condition_names))}
         with _torch_threads(self.threads):
-            terms = self.model.condition_scores([self.space.encode(chosen[k]) for k in keys], target,
+            terms = self.model.condition_scores([self.space.encode(a) for a in archs], target,
                                                 contrast={k: BAD for k in target}, per_condition=True)
-        scores = terms @ torch.tensor([weights[k] for k in target])
+        scores = terms @ torch.tensor([self.guidance[name] for name in self.condition_names])
+        # log-odds that each candidate meets every constraint: the classifier's term plus its prior
         meets = (terms[:, 1:] + self._log_prior_odds()[1:] > 0).all(dim=1)
-        ranked = sorted(range(len(keys)), key=lambda i: (-float(scores[i]), -votes[keys[i]]))
+        tie_break = tie_break or [0] * len(archs)
+        order = sorted(range(len(archs)), key=lambda i: (-float(scores[i]), -tie_break[i]))
         if bool(meets.any()):
-            ranked = [i for i in ranked if bool(meets[i])]
-        return [Proposal(chosen[keys[i]], "graph", note=f"condition score {float(scores[i]):.2f}") for i in ranked]
+            order = [i for i in order if bool(meets[i])]
+        return [(archs[i], float(scores[i])) for i in order]
 
     def _log_prior_odds(self) -> torch.Tensor:
         """log(#good / #bad) of each condition among finished trials (the classifier's prior)."""
@@ -186,10 +199,24 @@ class GraphDiffusionSearcher(MemorySearcher):
         good, bad = (labels == GOOD).sum(0).float(), (labels == BAD).sum(0).float()
         return torch.log((good + 1.0) / (bad + 1.0))
 
-    def _fallback(self, taken: Sequence[Proposal]) -> Proposal:
+    def _fallbacks(self, count: int, taken: Sequence[Proposal]) -> list[Proposal]:
+        """``count`` neighbours of the best feasible trials, the model's favourites of a few
+        times as many (a blind mutation breaks a tight constraint about half the time)."""
         parents = [r.config["arch"] for r in self._best_feasible(5)]
-        arch = self._neighbour(parents, {p.arch.key() for p in taken})
-        return Proposal(arch, "fallback", note="the model sampled only known architectures")
+        taken_keys = {p.arch.key() for p in taken}
+        pool: dict[str, Any] = {}
+        for _ in range(FALLBACK_POOL * count):
+            arch = self._neighbour(parents, taken_keys | set(pool))
+            if self._is_new(arch.key()) and arch.key() not in taken_keys:
+                pool[arch.key()] = arch
+        ranked = self._rank(list(pool.values()))[:count]
+        proposals = [Proposal(arch, "fallback", note=f"the model sampled only known architectures; "
+                                                     f"neighbour with condition score {score:.2f}")
+                     for arch, score in ranked]
+        while len(proposals) < count:  # the space is nearly exhausted: repeats are allowed to end the search
+            arch = self._neighbour(parents, taken_keys | {p.arch.key() for p in proposals})
+            proposals.append(Proposal(arch, "fallback", note="the model sampled only known architectures"))
+        return proposals
 
     def _best_feasible(self, k: int) -> list[TrialRecord]:
         """The ``k`` best finished trials that met every constraint (or did not report on one)."""
@@ -238,8 +265,8 @@ class GraphDiffusionSearcher(MemorySearcher):
     def _quality_threshold(self, finished: list[TrialRecord]) -> float | None:
         """The value of the k-th best finished trial, k = the quantile's share but at least
         ``MIN_GOOD`` (a class of one or two graphs teaches the model nothing general)."""
-        values = sorted((r.best for r in finished if r.status != "failed" and r.best is not None
-                         and self._feasible(r) is not False), reverse=self._mode == "max")
+        values = sorted((r.best for r in finished if r.status != "failed" and r.best is not None),
+                        reverse=self._mode == "max")
         if not values:
             return None
         k = max(MIN_GOOD, int(np.ceil(self.quality_quantile * len(values))))
@@ -248,8 +275,8 @@ class GraphDiffusionSearcher(MemorySearcher):
     def _labels(self, record: TrialRecord) -> list[int]:
         """Condition classes of one finished trial (2 = unknown)."""
         threshold = self._threshold
-        if record.status == "failed" or record.best is None or self._feasible(record) is False:
-            quality = BAD  # what is wanted is the best *feasible* architecture
+        if record.status == "failed" or record.best is None:
+            quality = BAD
         elif threshold is None:
             quality = 2
         else:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import DiffNASError
+from ray_diffnas.faults import FAULT_KEY
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"ray_diffnas.search_memory"
@@ -127,13 +128,16 @@ class SearchMemory:
         record = self._records.get(trial_id)
         if record is None:
             return False
+        fault = result.get(FAULT_KEY)
+        if isinstance(fault, str):  # the trial's last word before it raises: why it fails
+            record.error, record.updated = fault, time.time()
+            return True
         iteration = result.get("training_iteration")
         if isinstance(iteration, numbers.Integral) and 1 <= iteration <= len(record.curve):
             # A trial re-run from a checkpoint reports iterations again: keep one value per iteration.
             del record.curve[iteration - 1:]
             record.best = _best(record.curve, self.mode)
-        if record.status != "running":
-            record.status, record.error = "running", None  # a failed trial that Tune retries lives again
+        record.status, record.error = "running", None  # a failed trial that Tune retries lives again
         value = result.get(self.metric)
         if _is_number(value):
             record.curve.append(float(value))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 import ray
@@ -16,6 +18,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, Searcher
 
+from ray_diffnas.atomic import atomic_write
 from ray_diffnas.constraints import parse_constraints
 from ray_diffnas.data import load_dataset
 from ray_diffnas.local_llm import LocalLLMServer
@@ -30,6 +33,9 @@ from ray_diffnas.trainable import EVAL_SEED, load_checkpoint, train_diffusion
 from ray_diffnas.training import DiffusionTrainer
 
 logger = logging.getLogger(__name__)
+
+TUNE_FOLDER = "tune"  # Tune's experiment folder inside --output
+OPTIONS_FILE = "search_options.json"  # the options a search started with, for --resume
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,8 @@ def make_searcher(options: SearchOptions, local_llm: LocalLLMServer | None = Non
     if options.searcher == "gpt4":
         from ray_diffnas.gpt4_searcher import DEFAULT_MODEL, GPT4Searcher
 
-        if local_llm is not None:
-            return GPT4Searcher(model=options.model or local_llm.model, base_url=local_llm.url, seed=options.seed)
+        if local_llm is not None:  # the endpoint comes from $OPENAI_BASE_URL: a resumed run's server has another port
+            return GPT4Searcher(model=options.model or local_llm.model, seed=options.seed)
         return GPT4Searcher(model=options.model or DEFAULT_MODEL, seed=options.seed)  # key checked up front
     if options.searcher == "graph":
         from ray_diffnas.graph_searcher import GraphDiffusionSearcher
@@ -94,13 +100,25 @@ def check_llm_reachable(options: SearchOptions) -> None:
         )
 
 
-def local_llm_server(options: SearchOptions) -> contextlib.AbstractContextManager:
-    """The local LLM server for ``--searcher gpt4 --llm local``, started here and stopped at the end."""
-    if options.searcher == "gpt4" and options.llm == "local":
-        return LocalLLMServer()
+@contextlib.contextmanager
+def local_llm_server(options: SearchOptions) -> Iterator[LocalLLMServer | None]:
+    """The local LLM server for ``--searcher gpt4 --llm local``, started here and stopped at the
+    end; ``$OPENAI_BASE_URL`` points at it meanwhile."""
     if options.llm not in ("openai", "local"):
         raise ConfigError(f"Unknown llm {options.llm!r}; choose 'openai' or 'local'.")
-    return contextlib.nullcontext()
+    if options.searcher != "gpt4" or options.llm != "local":
+        yield None
+        return
+    previous = os.environ.get("OPENAI_BASE_URL")
+    with LocalLLMServer() as server:
+        os.environ["OPENAI_BASE_URL"] = server.url
+        try:
+            yield server
+        finally:
+            if previous is None:
+                os.environ.pop("OPENAI_BASE_URL", None)
+            else:
+                os.environ["OPENAI_BASE_URL"] = previous
 
 
 def make_scheduler(name: str, max_iterations: int) -> TrialScheduler:
@@ -111,9 +129,11 @@ def make_scheduler(name: str, max_iterations: int) -> TrialScheduler:
     raise ConfigError(f"Unknown scheduler {name!r}; choose 'asha' or 'none'.")
 
 
-def run_search(options: SearchOptions) -> dict[str, Any]:
+def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     """Runs the search and writes ``results.parquet``, ``search.png`` and ``best_samples.png``.
 
+    With ``resume``, finishes the search in ``options.output`` that was stopped or killed: Tune
+    restores its trials (unfinished ones from their checkpoints) and the searcher with its memory.
     Returns a JSON-able summary (best trial, its RFID, the untrained RFID, file paths).
     """
     # Check every setting before the expensive work (loading data, training RFID's classifier).
@@ -125,6 +145,9 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
     if parse_constraints(list(options.constraints)) and options.searcher != "graph":
         logger.warning("--constraint guides only the graph searcher; %s ignores it.", options.searcher)
     output = options.output.expanduser().resolve()
+    if not resume and (output / TUNE_FOLDER).exists():
+        raise DiffNASError(f"{str(output)!r} already holds a search; finish it with 'ray-diffnas search --resume "
+                           f"{output}', or pass another --output.")
     output.mkdir(parents=True, exist_ok=True)
     # Load the data and build RFID's reference statistics here, once: a bad path fails before
     # any trial starts, and trials find the feature extractor cached.
@@ -134,29 +157,74 @@ def run_search(options: SearchOptions) -> dict[str, Any]:
     param_space = space.param_space(dataset=options.dataset, data_root=_absolute(options.data_root),
                                     **options.training_settings())
 
+    trainable = tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    if resume and not tune.Tuner.can_restore(str(output / TUNE_FOLDER)):
+        raise DiffNASError(f"{str(output)!r} has no Tune experiment state to resume (the search was killed before "
+                           f"its first save); start it again without --resume.")
+    if not resume:
+        save_options(options, output)
     with local_llm_server(options) as local_llm:
-        searcher = make_searcher(options, local_llm)
         if not ray.is_initialized():
             ray.init(address=options.address, include_dashboard=False, configure_logging=False)
-        tuner = tune.Tuner(
-            tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}),
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                metric="rfid", mode="min", num_samples=options.num_samples, search_alg=searcher,
-                scheduler=make_scheduler(options.scheduler, options.max_iterations),
-            ),
-            run_config=tune.RunConfig(
-                name="tune", storage_path=str(output),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="rfid",
-                                                        checkpoint_score_order="min"),
-            ),
-        )
+        if resume:
+            # Errored trials stay errored (they failed for a reason); killed ones resume.
+            tuner = tune.Tuner.restore(str(output / TUNE_FOLDER), trainable=trainable, resume_errored=False)
+        else:
+            tuner = _new_tuner(options, trainable, param_space, make_searcher(options, local_llm), output)
         frame = results_frame(tuner.fit())
     summary = summarize(frame, rfid, output, options)
-    memory_file = output / "tune" / MEMORY_FILE
+    memory_file = output / TUNE_FOLDER / MEMORY_FILE
     if memory_file.exists():
         summary["search_memory"] = str(memory_file)
     return summary
+
+
+def _new_tuner(options: SearchOptions, trainable: Any, param_space: dict[str, Any], searcher: Any,
+               output: Path) -> tune.Tuner:
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric="rfid", mode="min", num_samples=options.num_samples, search_alg=searcher,
+            scheduler=make_scheduler(options.scheduler, options.max_iterations),
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_FOLDER, storage_path=str(output),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="rfid",
+                                                    checkpoint_score_order="min"),
+        ),
+    )
+
+
+def save_options(options: SearchOptions, output: Path) -> Path:
+    """Writes the search's options next to its results, for ``ray-diffnas search --resume``."""
+    values = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()}
+    text = json.dumps(values, indent=1)
+    return atomic_write(output / OPTIONS_FILE, lambda tmp: Path(tmp).write_text(text))
+
+
+def load_options(folder: str | os.PathLike) -> SearchOptions:
+    """The options of the search saved in ``folder`` (its ``--output``), to resume it.
+
+    Raises:
+        DiffNASError: when ``folder`` holds no search this command can resume.
+    """
+    folder = Path(folder).expanduser().resolve()
+    path = folder / OPTIONS_FILE
+    if not path.is_file() or not (folder / TUNE_FOLDER).is_dir():
+        raise DiffNASError(f"{str(folder)!r} holds no search to resume (no {OPTIONS_FILE} and {TUNE_FOLDER}/); "
+                           f"pass the --output folder of a search started with 'ray-diffnas search'.")
+    try:
+        values = json.loads(path.read_text())
+        fields = {f.name for f in dataclasses.fields(SearchOptions)}
+        if not isinstance(values, dict) or set(values) - fields:
+            raise ValueError(f"unknown entries {sorted(set(values) - fields) if isinstance(values, dict) else values!r}")
+        values["constraints"] = tuple(values.get("constraints") or ())
+        values["output"] = folder  # the folder may have moved since
+        return SearchOptions(**values)
+    except (ValueError, TypeError) as error:
+        raise DiffNASError(f"{str(path)!r} is damaged or not written by 'ray-diffnas search' ({error}); "
+                           f"start a new search, or restore the file from a backup.") from None
 
 
 def summarize(frame: pd.DataFrame, rfid: RFID, output: Path, options: SearchOptions) -> dict[str, Any]:

@@ -175,9 +175,12 @@ class MemorySearcher(Searcher):
             logger.warning("%s: trial %s completed twice; the second report is ignored.", type(self).__name__, trial_id)
             return
         result = result or {}
-        status = "failed" if error else self._finished_status(record.config, result)
-        reason = (result.get("error") or "the trial raised an error (see Tune's error file)") if error else None
-        self.memory.complete(trial_id, result, status=status, error=reason)
+        fault = record.error  # the reason a failing trial reported (see ray_diffnas.faults)
+        if error or fault:  # a scheduler may stop a trial at its fault report, before it raises
+            reason = fault or result.get("error") or "the trial raised an error (see Tune's error file)"
+            self.memory.complete(trial_id, None if fault else result, status="failed", error=reason)
+        else:
+            self.memory.complete(trial_id, result, status=self._finished_status(record.config, result))
         self.on_outcome(trial_id)
 
     def on_outcome(self, trial_id: str) -> None:

@@ -38,6 +38,7 @@ class TrainingSettings:
     sampler_steps: int = 10  # DDIM steps per generated image in RFID evaluations.
     rfid_features: str = "auto"  # auto | inception | classifier (see ray_diffnas.features).
     seed: int = 0  # Seeds weights, data order and noise.
+    max_memory_gb: float | None = None  # Fail the trial (with the reason) when its process grows past this.
 
     @property
     def total_steps(self) -> int:
@@ -90,6 +91,8 @@ def _check(name: str, value: Any) -> list[str]:
         return [f"image_size must be an integer in [4, 1024] or None, but got {value!r}."]
     if name == "rfid_features" and value not in ("auto", "inception", "classifier"):
         return [f"rfid_features must be 'auto', 'inception' or 'classifier', but got {value!r}."]
+    if name == "max_memory_gb" and value is not None and not (is_real and value > 0):
+        return [f"max_memory_gb must be a number > 0 (GiB) or None, but got {value!r}."]
     if name == "dataset" and not isinstance(value, str):
         return [f"dataset must be a string, but got {value!r}."]
     if name == "data_root" and value is not None and not isinstance(value, str):

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import ray
 import torch
 from ray import tune
 
@@ -14,6 +15,7 @@ from ray_diffnas.arch import UNetArch
 from ray_diffnas.cost import measure_cost
 from ray_diffnas.data import load_dataset
 from ray_diffnas.errors import ConfigError
+from ray_diffnas.faults import check_memory, report_fault
 from ray_diffnas.rfid import RFID
 from ray_diffnas.settings import TrainingSettings
 from ray_diffnas.training import DiffusionTrainer
@@ -31,7 +33,7 @@ def train_diffusion(config: dict[str, Any]) -> None:
 
     One ``training_iteration`` is ``steps_per_iteration`` optimizer steps followed by one RFID
     evaluation (ASHA's clock). Each report carries ``rfid``, ``rfid_features``, ``loss``,
-    ``latency_ms``, ``params_m``, ``gflops``, ``images_seen`` and ``step``, and a checkpoint
+    ``latency_ms``, ``params_m``, ``gflops``, ``images_seen``, ``step`` and ``node_id``, and a checkpoint
     (model, EMA, optimizer, step, RNG states) that a restored trial resumes from.
 
     Config keys: ``arch`` (a :class:`UNetArch` dict) and the :class:`TrainingSettings` fields.
@@ -51,7 +53,20 @@ def train_diffusion(config: dict[str, Any]) -> None:
 
 
 def run_training(config: Mapping[str, Any], checkpoint: tune.Checkpoint | None, report: Reporter) -> None:
-    """The trainable's body, with Tune's checkpoint and report passed in."""
+    """The trainable's body, with Tune's checkpoint and report passed in.
+
+    A trial that fails (its loss became NaN, it grew past ``max_memory_gb``, anything raised)
+    first reports a last result whose ``fault`` entry says why, so the searcher learns the
+    reason, and then raises, so Tune retries it (``FailureConfig``) or records it as failed.
+    """
+    try:
+        _train_and_report(config, checkpoint, report)
+    except Exception as error:
+        report_fault(report, error)
+        raise
+
+
+def _train_and_report(config: Mapping[str, Any], checkpoint: tune.Checkpoint | None, report: Reporter) -> None:
     settings = TrainingSettings.from_config(config)
     data = load_dataset(settings.dataset, settings.data_root, settings.image_size)
     if "arch" not in config:
@@ -65,14 +80,21 @@ def run_training(config: Mapping[str, Any], checkpoint: tune.Checkpoint | None, 
         with checkpoint.as_directory() as folder:
             done = load_trainer(trainer, Path(folder))
     fixed = {"latency_ms": cost.latency_ms, "params_m": cost.params_m, "gflops": cost.gflops,
-             "rfid_features": rfid.features, "arch_key": arch.key()}
+             "rfid_features": rfid.features, "arch_key": arch.key(), "node_id": _node_id()}
     for iteration in range(done + 1, settings.max_iterations + 1):
         loss = trainer.train_steps(settings.steps_per_iteration)
+        check_memory(settings.max_memory_gb, trainer.step)
         score = rfid(trainer.sample(settings.rfid_samples, settings.sampler_steps, seed=EVAL_SEED))
+        check_memory(settings.max_memory_gb, trainer.step)
         metrics = {"rfid": score, "loss": loss, "images_seen": trainer.images_seen, "step": trainer.step, **fixed}
         with tempfile.TemporaryDirectory() as folder:
             save_trainer(trainer, iteration, dict(config), Path(folder))
             report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _node_id() -> str | None:
+    """The Ray node this trial runs on (on a cluster, which machine trained it)."""
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def save_trainer(trainer: DiffusionTrainer, iteration: int, config: dict[str, Any], folder: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Callable
 import pytest
 
 from ray_diffnas import DiffNASError, UNetArch, UNetSpace, load_dataset
+from ray_diffnas.search import load_options
 from ray_diffnas.settings import TrainingSettings
 from ray_diffnas.trainable import run_training
 
@@ -57,6 +58,9 @@ BAD_INPUTS = [
      r"needs an 'arch' entry"),
     ("space with impossible level counts", lambda: UNetSpace(image_size=8, num_levels=(5,)),
      r"num_levels \[5\] are not possible for image_size 8"),
+    ("memory limit that is not positive", trial(max_memory_gb=0), r"max_memory_gb must be a number > 0 \(GiB\) or None"),
+    ("resuming a folder that holds no search", lambda: load_options("/no/such/search"),
+     r"'/no/such/search' holds no search to resume .* pass the --output folder of a search"),
     ("architecture outside the space",
      lambda: UNetSpace(image_size=16, channel_mults=(1, 2)).validate({**GOOD, "channel_mult": [1, 4]}),
      r"channel_mult values \[4\] are not allowed; allowed values: \[1, 2\]"),

@@ -1,0 +1,139 @@
+"""A search killed mid-run (a real SIGKILL of the driver) finishes, for both searchers:
+from a script with ``Tuner.restore``, and from the command line with ``ray-diffnas search --resume``.
+
+Each must reach ``num_samples`` exactly, evaluate no architecture twice, and keep the search
+memory: every trial that had finished before the kill is there unchanged, plus the new ones.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from llm_server import FakeLLMServer
+from ray import tune
+
+from ray_diffnas import SearchMemory, UNetSpace, train_diffusion
+from ray_diffnas.search import TUNE_FOLDER
+from ray_diffnas.searcher_base import MEMORY_FILE
+
+SPACE = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))
+SEARCHERS = {
+    "gpt4": "GPT4Searcher(proposals_per_call=2)",  # endpoint from $OPENAI_BASE_URL
+    "graph": "GraphDiffusionSearcher(warmup=2, retrain_every=1, train_steps=40, retrain_steps=10, prior_graphs=64)",
+}
+DRIVER = textwrap.dedent("""
+    import sys
+    from ray import tune
+    from ray_diffnas import GPT4Searcher, GraphDiffusionSearcher, UNetSpace, train_diffusion
+    space = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))
+    tuner = tune.Tuner(
+        train_diffusion,
+        param_space=space.param_space(dataset="digits", max_iterations=2, steps_per_iteration=10,
+                                      rfid_samples=64, sampler_steps=2, batch_size=16),
+        tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=4, max_concurrent_trials=1,
+                                    search_alg=eval(sys.argv[2])),
+        run_config=tune.RunConfig(storage_path=sys.argv[1], name="killed"),
+    )
+    tuner.fit()
+""")
+CLI_FLAGS = ["--dataset", "digits", "--num-samples", "4", "--max-iterations", "2", "--steps-per-iteration", "10",
+             "--rfid-samples", "64", "--sampler-steps", "2", "--batch-size", "16", "--cpus-per-trial", "2"]
+
+
+def _finished(memory_file: Path) -> int:
+    try:
+        memory, _ = SearchMemory.load(memory_file)
+    except Exception:  # not written yet, or being replaced
+        return 0
+    return len(memory.records(["completed", "stopped"]))
+
+
+def _kill_after_two_trials(command: list[str], memory_file: Path, env: dict[str, str]) -> dict:
+    """Starts the driver, SIGKILLs it once two trials have finished; returns those trials' records."""
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while _finished(memory_file) < 2 and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.5)
+        assert driver.poll() is None, "the driver finished (or failed) before it could be killed"
+        assert _finished(memory_file) >= 2, "no two trials finished in time"
+    finally:
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+    before, _ = SearchMemory.load(memory_file)
+    return {r.trial_id: r for r in before.records(["completed", "stopped"])}
+
+
+def _check_memory_kept(memory_file: Path, finished_before: dict, total: int) -> None:
+    after, _ = SearchMemory.load(memory_file)
+    for trial_id, record in finished_before.items():
+        kept = after.get(trial_id)
+        assert (kept.arch_key, kept.curve, kept.status, kept.config) == (
+            record.arch_key, record.curve, record.status, record.config)
+    assert len(after.records()) == total and len(after.records(["completed", "stopped"])) == total
+    assert len(after.keys()) == total  # no architecture twice
+
+
+@pytest.fixture()
+def llm_env(ray_session):
+    """The environment of a driver process: the test's Ray cluster and a fake LLM over HTTP."""
+    with FakeLLMServer(SPACE) as server:
+        yield {**os.environ, "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.url,
+               "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+
+
+@pytest.mark.parametrize("searcher", sorted(SEARCHERS))
+def test_killed_script_resumes_with_tuner_restore(searcher: str, tmp_path: Path, llm_env: dict) -> None:
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    memory_file = tmp_path / "killed" / MEMORY_FILE
+    finished_before = _kill_after_two_trials([sys.executable, str(script), str(tmp_path), SEARCHERS[searcher]],
+                                             memory_file, llm_env)
+    os.environ["OPENAI_BASE_URL"] = llm_env["OPENAI_BASE_URL"]  # the restored GPT4Searcher reads it
+    try:
+        grid = tune.Tuner.restore(str(tmp_path / "killed"), trainable=train_diffusion).fit()
+    finally:
+        os.environ.pop("OPENAI_BASE_URL")
+
+    assert len(grid) == 4 and not grid.errors
+    assert len({SPACE.key(r.config["arch"]) for r in grid}) == 4  # no architecture evaluated twice
+    _check_memory_kept(memory_file, finished_before, total=4)
+
+
+@pytest.mark.parametrize("searcher", sorted(SEARCHERS))
+def test_killed_command_resumes_with_resume_flag(searcher: str, tmp_path: Path, llm_env: dict) -> None:
+    output = tmp_path / "search"
+    memory_file = output / TUNE_FOLDER / MEMORY_FILE
+    command = [sys.executable, "-m", "ray_diffnas.cli", "search", "--searcher", searcher, "--output", str(output)]
+    finished_before = _kill_after_two_trials(command + CLI_FLAGS, memory_file, llm_env)
+
+    resumed = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--resume", str(output)],
+                             env=llm_env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    results = pd.read_parquet(output / "results.parquet")
+    assert len(results) == 4 and results["arch_key"].is_unique
+    assert set(results["status"]) <= {"completed", "stopped"}
+    _check_memory_kept(memory_file, finished_before, total=4)
+
+
+def test_resume_of_a_folder_without_a_search_is_one_clear_error(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--resume", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "holds no search to resume" in run.stderr and "--output folder of a search" in run.stderr
+
+
+def test_a_new_search_into_a_folder_with_a_search_is_refused(tmp_path: Path) -> None:
+    (tmp_path / TUNE_FOLDER).mkdir()
+    run = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--dataset", "digits",
+                          "--output", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "already holds a search; finish it with 'ray-diffnas search --resume" in run.stderr
