@@ -10,7 +10,7 @@ prompt shows it; the graph model learns the architecture as a bad one.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import psutil
 
@@ -39,11 +39,10 @@ def fault_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"[:REASON_CHARS]
 
 
-def report_fault(report: Callable[..., None], error: BaseException, metric: str = "rfid",
-                 extra: dict[str, Any] | None = None) -> None:
-    """Reports the fault as the trial's last result (``metric`` NaN, so Tune's metric check
+def report_fault(report: Callable[..., None], error: BaseException) -> None:
+    """Reports the fault as the trial's last result (``rfid`` NaN, so Tune's metric check
     passes and no scheduler ranks it). Reporting must not hide the original error."""
     try:
-        report({metric: math.nan, FAULT_KEY: fault_reason(error), **(extra or {})})
+        report({"rfid": math.nan, FAULT_KEY: fault_reason(error)})
     except Exception:  # noqa: BLE001 - the trial is failing anyway; Tune shows the original error
         pass
