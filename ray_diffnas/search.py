@@ -145,6 +145,10 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     if parse_constraints(list(options.constraints)) and options.searcher != "graph":
         logger.warning("--constraint guides only the graph searcher; %s ignores it.", options.searcher)
     output = options.output.expanduser().resolve()
+    if resume and not tune.Tuner.can_restore(str(output / TUNE_FOLDER)):
+        raise DiffNASError(f"{str(output)!r} has no Tune experiment state to resume (the search was killed before "
+                           f"its first save, so nothing of it was kept); start it again with another --output, or "
+                           f"delete {str(output / TUNE_FOLDER)!r} and rerun it without --resume.")
     if not resume and (output / TUNE_FOLDER).exists():
         raise DiffNASError(f"{str(output)!r} already holds a search; finish it with 'ray-diffnas search --resume "
                            f"{output}', or pass another --output.")
@@ -158,9 +162,6 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
                                     **options.training_settings())
 
     trainable = tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
-    if resume and not tune.Tuner.can_restore(str(output / TUNE_FOLDER)):
-        raise DiffNASError(f"{str(output)!r} has no Tune experiment state to resume (the search was killed before "
-                           f"its first save); start it again without --resume.")
     if not resume:
         save_options(options, output)
     with local_llm_server(options) as local_llm:

@@ -21,7 +21,7 @@ from llm_server import FakeLLMServer
 from ray import tune
 
 from ray_diffnas import SearchMemory, UNetSpace, train_diffusion
-from ray_diffnas.search import TUNE_FOLDER
+from ray_diffnas.search import TUNE_FOLDER, SearchOptions, save_options
 from ray_diffnas.searcher_base import MEMORY_FILE
 
 SPACE = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))
@@ -137,3 +137,12 @@ def test_a_new_search_into_a_folder_with_a_search_is_refused(tmp_path: Path) -> 
                           "--output", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "already holds a search; finish it with 'ray-diffnas search --resume" in run.stderr
+
+
+def test_resume_of_a_search_killed_before_its_first_save_says_what_to_do(tmp_path: Path) -> None:
+    save_options(SearchOptions(dataset="digits", output=tmp_path), tmp_path)
+    (tmp_path / TUNE_FOLDER).mkdir()  # Tune had made its folder but saved nothing in it
+    run = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--resume", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "has no Tune experiment state to resume" in run.stderr and "rerun it without --resume" in run.stderr
