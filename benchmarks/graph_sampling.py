@@ -1,7 +1,7 @@
 """Sampling speed and validity of the graph diffusion model on both spaces (DiNAS reports < 0.2 s
 per architecture; our target is <= 0.02 s per valid, unique architecture on a 2-core CPU).
 
-    python -m benchmarks.graph_sampling [--table ../shared/data/nb201_cifar10_valid.csv]
+    python -m benchmarks.graph_sampling [--table ../shared/data/nb201_cifar10_valid.csv] [--last-step stochastic]
 
 For each space the model is trained the way GraphDiffusionSearcher trains it: 512 unlabelled
 random graphs of the space plus 100 labelled ones (quality = top 10 % of a score), 300 + 22 x 50
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from benchmarks.report import report
-from ray_diffnas.graph_diffusion import GraphDiffusion
+from ray_diffnas.graph_diffusion import GraphDiffusion, GraphDiffusionConfig
 from ray_diffnas.nb201 import NB201Space
 from ray_diffnas.space import UNetSpace
 
@@ -34,7 +34,8 @@ def nb201_score(table: str | None) -> Callable[[Any], float]:
     return lambda arch: float(accuracy[arch.key()])
 
 
-def trained_model(space: Any, score: Callable[[Any], float], retrains: int, seed: int = 0) -> GraphDiffusion:
+def trained_model(space: Any, score: Callable[[Any], float], retrains: int, config: GraphDiffusionConfig,
+                  seed: int = 0) -> GraphDiffusion:
     rng = np.random.default_rng(seed)
     labelled = [space.sample(rng) for _ in range(100)]
     scores = np.array([score(a) for a in labelled])
@@ -43,7 +44,7 @@ def trained_model(space: Any, score: Callable[[Any], float], retrains: int, seed
     graphs = [space.encode(a) for a in labelled] + prior
     labels = torch.tensor([[int(g)] for g in good] + [[2]] * len(prior))
     weights = torch.cat([torch.full((100,), 1 / 100), torch.full((512,), 1 / 512)])
-    model = GraphDiffusion(len(space.node_classes), len(space.edge_classes), space.max_nodes, [2], seed=seed)
+    model = GraphDiffusion(len(space.node_classes), len(space.edge_classes), space.max_nodes, [2], config, seed=seed)
     model.fit(graphs, labels, 300, weights)
     for _ in range(retrains):  # the searcher's re-trainings
         model.fit(graphs, labels, 50, weights)
@@ -76,6 +77,9 @@ def main() -> None:
                         help="50-step re-trainings after the first 300 steps (22: the model at the end of a "
                              "100-trial search with the default retrain_every=4 and warmup=10)")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--last-step", choices=("greedy", "stochastic"), default="greedy",
+                        help="greedy: the model's default (each class's mode at the last step); stochastic: a "
+                             "draw there too, as GraphDiffusionSearcher samples")
     parser.add_argument("--output", default="benchmarks/results/graph_sampling.json")
     args = parser.parse_args()
     spaces = [("nb201", NB201Space(), nb201_score(args.table)),
@@ -86,7 +90,7 @@ def main() -> None:
     for name, space, score in spaces:
         torch.set_num_threads(1)
         start = time.perf_counter()
-        model = trained_model(space, score, args.retrains)
+        model = trained_model(space, score, args.retrains, GraphDiffusionConfig(greedy_last_step=args.last_step == "greedy"))
         train_seconds = time.perf_counter() - start
         for threads in (1, 2):
             rows.append({**measure(name, space, model, args.batch, args.rounds, threads), "train_seconds": train_seconds})
