@@ -1,11 +1,19 @@
-"""GPT4Searcher's own overhead per suggest() (LLM time excluded) and its prompt size, against memory size.
+"""Each searcher's own overhead per suggest() against the number of records in its memory.
 
-The LLM call is replaced by an instant, valid reply, so what is timed is the searcher's work:
-building the prompt from memory, parsing, validating and de-duplicating the proposals, and the
-memory bookkeeping. ``proposals_per_call=1`` makes every suggest() build a prompt (the worst case).
-Also times saving and loading the memory file.
+``gpt4``: the LLM call is replaced by an instant, valid reply, so what is timed is the searcher's
+work: building the prompt from memory, parsing, validating and de-duplicating the proposals, and
+the memory bookkeeping. ``proposals_per_call=1`` makes every suggest() build a prompt (the worst
+case); the prompt size is reported too.
 
-    python -m benchmarks.searcher_overhead [--sizes 10 1000 10000] [--calls 200] [--output FILE.json]
+``graph``: the real GraphDiffusionSearcher, past its warm-up, with a model trained on the memory.
+Every 4th finished trial makes the next suggest() re-train the model (``retrain_every``), so the
+suggest() percentiles include re-trainings; their time is reported on its own, and so is the first
+training (``train_steps``), against memory size.
+
+Both: saving and loading the memory file (for ``graph`` it holds the model weights too).
+
+    python -m benchmarks.searcher_overhead [--searchers gpt4 graph] [--sizes 10 1000 10000]
+        [--calls 200] [--output FILE.json]
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.report import report
-from ray_diffnas import GPT4Searcher, SearchMemory, UNetSpace
+from ray_diffnas import GPT4Searcher, GraphDiffusionSearcher, SearchMemory, UNetSpace
+from ray_diffnas.searcher_base import MemorySearcher
 from ray_diffnas.prompt import build_messages
 
 
@@ -33,7 +42,7 @@ class InstantLLM(GPT4Searcher):
         return json.dumps({"reasoning": "benchmark", "proposals": archs}), (0, 0)
 
 
-def filled_memory(space: UNetSpace, size: int, rng: np.random.Generator) -> SearchMemory:
+def filled_memory(space: UNetSpace, size: int, rng: np.random.Generator, proposer: str) -> SearchMemory:
     memory = SearchMemory("rfid", "min")
     seen: set[str] = set()
     while len(memory) < size:
@@ -42,7 +51,7 @@ def filled_memory(space: UNetSpace, size: int, rng: np.random.Generator) -> Sear
             continue
         seen.add(arch.key())
         trial = f"past-{len(memory)}"
-        memory.propose(trial, {"arch": arch.to_dict()}, arch.key(), "llm")
+        memory.propose(trial, {"arch": arch.to_dict()}, arch.key(), proposer)
         iterations = int(rng.integers(1, 5))
         for it in range(1, iterations + 1):
             memory.report(trial, {"rfid": float(30 / it + rng.random()), "training_iteration": it,
@@ -52,47 +61,82 @@ def filled_memory(space: UNetSpace, size: int, rng: np.random.Generator) -> Sear
     return memory
 
 
-def measure(size: int, calls: int, space: UNetSpace) -> dict:
+def make_searcher(name: str, space: UNetSpace, size: int) -> MemorySearcher:
+    """A searcher of kind ``name`` whose memory holds ``size`` finished trials."""
     rng = np.random.default_rng(size)
-    searcher = InstantLLM(space=space, metric="rfid", mode="min", api_key="unused", proposals_per_call=1)
-    searcher.prompt_chars, searcher._reply_rng = [], np.random.default_rng(1)
-    searcher.memory = filled_memory(space, size, rng)
+    if name == "gpt4":
+        searcher = InstantLLM(space=space, metric="rfid", mode="min", api_key="unused", proposals_per_call=1)
+        searcher.prompt_chars, searcher._reply_rng = [], np.random.default_rng(1)
+        searcher.memory = filled_memory(space, size, rng, "llm")
+        return searcher
+    searcher = GraphDiffusionSearcher(space=space, metric="rfid", mode="min", seed=0)
+    searcher.memory = filled_memory(space, size, rng, "graph")
+    searcher._proposed = searcher.warmup  # as if restored mid-search: past the random warm-up
+    return searcher
+
+
+def time_suggestions(searcher: MemorySearcher, calls: int) -> list[float]:
+    """Seconds of each suggest(); every suggested trial finishes before the next one."""
     times = []
     for i in range(calls):
         start = time.perf_counter()
         searcher.suggest(f"bench-{i}")
         times.append(time.perf_counter() - start)
-        searcher.on_trial_complete(f"bench-{i}", {"rfid": 10.0, "training_iteration": 4})
-    prompt = build_messages(space, searcher.memory, 4, "benchmark", [])
+        searcher.on_trial_complete(f"bench-{i}", {"rfid": 10.0 + i % 7, "training_iteration": 4,
+                                                  "latency_ms": 5.0, "params_m": 1.0})
+    return times
+
+
+def time_save_load(searcher: MemorySearcher) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "memory.parquet"
         start = time.perf_counter()
         searcher.save(str(path))
         save_s = time.perf_counter() - start
         start = time.perf_counter()
-        GPT4Searcher().restore(str(path))
+        type(searcher)().restore(str(path))
         load_s = time.perf_counter() - start
-        file_kb = path.stat().st_size / 1024
-    ms = sorted(1000 * t for t in times)
-    return {
-        "records": size, "suggest_p50_ms": statistics.median(ms), "suggest_p99_ms": ms[int(0.99 * (len(ms) - 1))],
-        "prompt_chars": sum(len(m["content"]) for m in prompt), "prompt_chars_max_seen": max(searcher.prompt_chars),
-        "save_ms": 1000 * save_s, "load_ms": 1000 * load_s, "file_kb": file_kb,
-    }
+        return {"save_ms": 1000 * save_s, "load_ms": 1000 * load_s, "file_kb": path.stat().st_size / 1024}
+
+
+def measure(name: str, size: int, calls: int, space: UNetSpace) -> dict:
+    searcher = make_searcher(name, space, size)
+    if name == "graph":  # the first training, on its own (it happens in the first suggest())
+        start = time.perf_counter()
+        searcher._train(searcher._finished())
+        first_training_s = time.perf_counter() - start
+        searcher.stats.update(trainings=0, train_seconds=0.0)
+    ms = sorted(1000 * t for t in time_suggestions(searcher, calls))
+    row = {"searcher": name, "records": size, "suggest_p50_ms": statistics.median(ms),
+           "suggest_p99_ms": ms[int(0.99 * (len(ms) - 1))], "suggest_max_ms": ms[-1], **time_save_load(searcher)}
+    if name == "gpt4":
+        prompt = build_messages(space, searcher.memory, 4, "benchmark", [])
+        row.update(prompt_chars=sum(len(m["content"]) for m in prompt), prompt_chars_max_seen=max(searcher.prompt_chars))
+    else:
+        stats = searcher.stats
+        row.update(first_training_s=first_training_s, retrainings=stats["trainings"],
+                   retrain_mean_s=stats["train_seconds"] / max(stats["trainings"], 1),
+                   sample_s_per_valid=stats["sample_seconds"] / max(stats["valid"], 1),
+                   valid_rate=stats["valid"] / max(stats["sampled"], 1))
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--searchers", nargs="+", default=["gpt4", "graph"], choices=("gpt4", "graph"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1000, 10000])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--output", default="benchmarks/results/searcher_overhead.json")
     args = parser.parse_args()
     space = UNetSpace(image_size=32, base_channels=(16, 32, 48, 64, 96, 128))
-    rows = [measure(size, args.calls, space) for size in args.sizes]
-    ms, count = (lambda v: f"{v:.2f}"), str
-    report(rows, [("records", "records", count), ("suggest_p50_ms", "p50 ms", ms), ("suggest_p99_ms", "p99 ms", ms),
-                  ("prompt_chars", "prompt chars", count), ("save_ms", "save ms", ms), ("load_ms", "load ms", ms),
-                  ("file_kb", "file KiB", ms)], args.output)
+    rows = [measure(name, size, args.calls, space) for name in args.searchers for size in args.sizes]
+    ms = (lambda v: "-" if v is None else f"{v:.2f}")
+    count = (lambda v: "-" if v is None else str(v))
+    rows = [{"prompt_chars": None, "first_training_s": None, "retrain_mean_s": None, **row} for row in rows]
+    report(rows, [("searcher", "searcher", str), ("records", "records", count), ("suggest_p50_ms", "p50 ms", ms),
+                  ("suggest_p99_ms", "p99 ms", ms), ("prompt_chars", "prompt chars", count),
+                  ("first_training_s", "1st training s", ms), ("retrain_mean_s", "re-train s", ms),
+                  ("save_ms", "save ms", ms), ("load_ms", "load ms", ms), ("file_kb", "file KiB", ms)], args.output)
 
 
 if __name__ == "__main__":

@@ -281,19 +281,28 @@ class MemorySearcher(Searcher):
             frame = _read_results(path)
             rows = [(_json(row["arch"]), _floats(row.get("rfid_curve")), row.get("status", "completed"))
                     for row in frame.to_dict("records")]
-        added = 0
+        added, outside = 0, 0
         for arch_values, curve, status in rows:
             if status not in ("completed", "stopped"):
                 continue  # a failed trial's partial curve says nothing reliable
             try:
                 arch = self.space.validate(arch_values)
             except ConfigError:
-                continue  # outside this space (e.g. another image size): nothing to learn from
+                outside += 1  # outside this space (e.g. another image size): nothing to learn from
+                continue
             if not curve or self.memory.has_key(arch.key()):
                 continue
             self.add_evaluated_point({"arch": arch.to_dict()}, curve[-1], pruned=status == "stopped",
                                      intermediate_values=curve[:-1])
             added += 1
+        if outside and not added:
+            raise ConfigError(
+                f"Warm-start file {str(path)!r} holds {outside} finished architecture(s), none of them in this "
+                f"searcher's space {self.space!r}: it comes from a search over another space (or image size). "
+                f"Pass the results of a search over the same space, or leave warm_start out.")
+        if outside:
+            logger.warning("%s: warm start skipped %d architecture(s) of %s outside this space.",
+                           type(self).__name__, outside, path)
         logger.info("%s: warm start added %d outcomes from %s.", type(self).__name__, added, path)
         return added
 

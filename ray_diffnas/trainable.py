@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -107,9 +108,17 @@ def load_trainer(trainer: DiffusionTrainer, folder: Path) -> int:
     path = folder / STATE_FILE
     if not path.is_file():
         raise ConfigError(f"Checkpoint folder {str(folder)!r} has no {STATE_FILE}; it was not written by train_diffusion.")
-    state = torch.load(path, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
-    trainer.load_state_dict(state)
-    return int(state["iteration"])
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
+        trainer.load_state_dict(state)
+        return int(state["iteration"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as error:
+        # torch's own message would suggest weights_only=False: never right for a file of unknown origin.
+        raise ConfigError(
+            f"Checkpoint file {str(path)!r} is not a readable train_diffusion checkpoint of architecture "
+            f"{trainer.arch.key()} (corrupted, truncated, or written by another program or architecture: "
+            f"{type(error).__name__}). Resume from an earlier checkpoint folder, or start the trial again."
+        ) from None
 
 
 def load_checkpoint(folder: str | Path) -> DiffusionTrainer:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from ray_diffnas import DiffNASError, UNetArch, UNetSpace, load_dataset
+import pandas as pd
+
+from ray_diffnas import DiffNASError, GraphDiffusionSearcher, UNetArch, UNetSpace, load_dataset
+from ray_diffnas.nb201 import NB201Space
 from ray_diffnas.search import load_options
 from ray_diffnas.settings import TrainingSettings
-from ray_diffnas.trainable import run_training
+from ray_diffnas.table import load_table
+from ray_diffnas.trainable import CONFIG_FILE, STATE_FILE, load_checkpoint, run_training
 
 GOOD = {"base_channels": 16, "channel_mult": [1, 2], "num_res_blocks": [1, 1], "attention_resolutions": [8]}
 
@@ -24,6 +30,26 @@ def arch(**changes) -> Callable[[], object]:
 
 def trial(**config) -> Callable[[], object]:
     return lambda: run_training({"arch": GOOD, "dataset": "digits", "image_size": 16, **config}, None, print)
+
+
+def in_temp_folder(write: Callable[[Path], object], then: Callable[[Path], object]) -> Callable[[], object]:
+    """A bad input that is a file: ``write`` makes it in a fresh folder, ``then`` hands it in."""
+    def call() -> object:
+        with tempfile.TemporaryDirectory() as folder:
+            write(Path(folder))
+            return then(Path(folder))
+    return call
+
+
+def corrupted_checkpoint(folder: Path) -> None:
+    (folder / CONFIG_FILE).write_text(json.dumps({"arch": GOOD, "dataset": "digits", "image_size": 16}))
+    (folder / STATE_FILE).write_bytes(b"PK\x03\x04 truncated" * 10)
+
+
+def nb201_results(folder: Path) -> None:
+    arch = {"ops": ["nor_conv_3x3", "nor_conv_3x3", "skip_connect", "avg_pool_3x3", "none", "nor_conv_1x1"]}
+    pd.DataFrame({"arch": [json.dumps(arch)], "status": ["completed"], "rfid_curve": [[91.0]]}).to_parquet(
+        folder / "results.parquet")
 
 
 BAD_INPUTS = [
@@ -64,6 +90,16 @@ BAD_INPUTS = [
     ("architecture outside the space",
      lambda: UNetSpace(image_size=16, channel_mults=(1, 2)).validate({**GOOD, "channel_mult": [1, 4]}),
      r"channel_mult values \[4\] are not allowed; allowed values: \[1, 2\]"),
+    ("corrupted checkpoint file", in_temp_folder(corrupted_checkpoint, load_checkpoint),
+     r"trainer.pt' is not a readable train_diffusion checkpoint .* Resume from an earlier checkpoint folder"),
+    ("warm start from a search over another space",
+     in_temp_folder(nb201_results, lambda folder: GraphDiffusionSearcher(
+         space=UNetSpace(image_size=16), metric="rfid", mode="min", warm_start=str(folder / "results.parquet"))),
+     r"holds 1 finished architecture\(s\), none of them in this searcher's space .* another space"),
+    ("empty table for bench-table",
+     in_temp_folder(lambda folder: (folder / "t.csv").write_text("arch,acc\n"),
+                    lambda folder: load_table(folder / "t.csv", NB201Space())),
+     r"has no rows; it needs one row per architecture"),
 ]
 
 
