@@ -12,7 +12,12 @@ budget with an RFID every ``--eval-every`` steps; the figure is the first evalua
 the recipe's RFID is at or below plain DDPM's RFID at the end of its budget.
 
     python -m benchmarks.convergence [--steps 1200] [--eval-every 100] [--seeds 0 1 2]
-        [--dataset mnist] [--image-size 16] [--output benchmarks/results/convergence.json]
+        [--dataset mnist] [--image-size 16] [--work-dir runs/convergence]
+        [--output benchmarks/results/convergence.json]
+
+Each seed's result is kept in ``--work-dir`` (``seed-N.json``) and reused by later runs with the
+same settings, so seeds can run in parallel processes (``--seeds 1``, ``--seeds 2``, ...) and a
+final run with all seeds assembles the table.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -134,6 +140,7 @@ def run_seed(seed: int, arch: UNetArch, data: ImageDataset, args: argparse.Names
     # A fixed-decay EMA still remembers the initial weights after a short budget (0.999 ** 1200 = 0.3),
     # so plain DDPM's raw weights are scored too: the fairer bar for the recipe.
     raw = rfid(plain_trainer.sample(settings.rfid_samples, settings.sampler_steps, seed=EVAL_SEED, ema=False))
+    print(f"  PlainDDPMTrainer raw weights at step {plain_trainer.step}: RFID {raw:.2f}", flush=True)
     start = time.perf_counter()
     recipe = rfid_curve(DiffusionTrainer(arch, data, settings, torch.device("cpu")), rfid, args.steps, args.eval_every)
     recipe_s = time.perf_counter() - start
@@ -148,6 +155,21 @@ def run_seed(seed: int, arch: UNetArch, data: ImageDataset, args: argparse.Names
         "recipe_steps_to_plain_best": steps_to_reach(recipe, min(p["rfid"] for p in plain)),
         "plain_curve": plain, "recipe_curve": recipe, "plain_s": plain_s, "recipe_s": recipe_s,
     }
+
+
+def cached_seed(seed: int, arch: UNetArch, data: ImageDataset, args: argparse.Namespace) -> dict[str, Any]:
+    """``run_seed``'s result, from the work folder when a run with the same settings saved it."""
+    settings = {"arch": arch.key(), "steps": args.steps, "eval_every": args.eval_every, "dataset": args.dataset,
+                "image_size": args.image_size}
+    path = Path(args.work_dir) / f"seed-{seed}.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved["settings"] == settings:
+            return saved["row"]
+    row = run_seed(seed, arch, data, args)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"settings": settings, "row": row}, indent=1))
+    return row
 
 
 def summary_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -177,13 +199,14 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--arch", default=json.dumps(DEFAULT_ARCH), help="UNetArch fields as JSON")
+    parser.add_argument("--work-dir", default="runs/convergence", help="per-seed results, reused by later runs")
     parser.add_argument("--output", default="benchmarks/results/convergence.json")
     args = parser.parse_args()
     if args.steps % args.eval_every:
         parser.error(f"--steps ({args.steps}) must be a multiple of --eval-every ({args.eval_every}).")
     data = load_dataset(args.dataset, image_size=args.image_size)
     arch = UNetArch.from_dict(json.loads(args.arch), data.image_size)
-    rows = [run_seed(seed, arch, data, args) for seed in args.seeds]
+    rows = [cached_seed(seed, arch, data, args) for seed in args.seeds]
     rows.append(summary_row(rows))
     num = (lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else
            (f"{v:.2f}" if isinstance(v, float) else str(v)))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -73,13 +75,18 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny trials on 8x8 digits (a minute or two)")
     args = parser.parse_args()
 
+    storage = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
+    # Under `ray job submit --working-dir`, Ray may delete the job's copy of the working dir while
+    # the driver still runs in it (ray-project/ray#52343); Tune's final listing of the experiment
+    # then fails in os.getcwd(). Run from a folder that stays.
+    os.chdir(tempfile.gettempdir())
     ray.init(address=args.address)
     print(f"Cluster: {len(ray.nodes())} node(s), {ray.cluster_resources().get('CPU', 0):g} CPUs")
-    path = str(Path(args.storage_path) / NAME) if "://" not in args.storage_path else f"{args.storage_path}/{NAME}"
+    path = str(Path(storage) / NAME) if "://" not in storage else f"{storage}/{NAME}"
     if args.resume and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=train_diffusion)
     else:
-        tuner = build_tuner(args.storage_path, args.searcher, args.num_samples, args.smoke)
+        tuner = build_tuner(storage, args.searcher, args.num_samples, args.smoke)
     summary = summarize(tuner.fit())
     print(json.dumps(summary, indent=1))
 

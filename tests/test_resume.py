@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import ray
 from llm_server import FakeLLMServer
 from ray import tune
 
@@ -24,6 +25,8 @@ from ray_diffnas import SearchMemory, UNetSpace, train_diffusion
 from ray_diffnas.search import TUNE_FOLDER, SearchOptions, save_options
 from ray_diffnas.searcher_base import MEMORY_FILE
 
+# The API key the drivers get: it must show up in no file the search writes, nor in any log.
+SENTINEL_KEY = "sk-SENTINEL-resume-run-0123456789"
 SPACE = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))
 SEARCHERS = {
     "gpt4": "GPT4Searcher(proposals_per_call=2)",  # endpoint from $OPENAI_BASE_URL
@@ -86,7 +89,7 @@ def _check_memory_kept(memory_file: Path, finished_before: dict, total: int) -> 
 def llm_env(ray_session):
     """The environment of a driver process: the test's Ray cluster and a fake LLM over HTTP."""
     with FakeLLMServer(SPACE) as server:
-        yield {**os.environ, "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.url,
+        yield {**os.environ, "OPENAI_API_KEY": SENTINEL_KEY, "OPENAI_BASE_URL": server.url,
                "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
 
 
@@ -122,6 +125,13 @@ def test_killed_command_resumes_with_resume_flag(searcher: str, tmp_path: Path, 
     assert len(results) == 4 and results["arch_key"].is_unique
     assert set(results["status"]) <= {"completed", "stopped"}
     _check_memory_kept(memory_file, finished_before, total=4)
+    assert SENTINEL_KEY not in resumed.stdout + resumed.stderr
+    logs = Path(ray._private.worker._global_node.get_session_dir_path())  # the Ray both drivers ran on
+    assert _files_containing(tmp_path, SENTINEL_KEY) == [] and _files_containing(logs, SENTINEL_KEY) == []
+
+
+def _files_containing(folder: Path, needle: str) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
 
 
 def test_resume_of_a_folder_without_a_search_is_one_clear_error(tmp_path: Path) -> None:
