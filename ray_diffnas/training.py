@@ -44,9 +44,8 @@ class DiffusionTrainer:
         self.arch, self.data, self.settings = arch, data, settings
         self.device = device or default_device()
         torch.manual_seed(settings.seed)
-        self.model = UNet(arch, data.image_size, data.channels).to(self.device)
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        # Channels-last on the CPU too: oneDNN's convolutions, most of a step, run faster in NHWC.
+        self.model = UNet(arch, data.image_size, data.channels).to(self.device, memory_format=torch.channels_last)
         self.ema = EMA(self.model, settings.ema_decay)
         self.optimizer = make_optimizer(self.model, settings.lr, settings.weight_decay, self.device)
         self.step = 0
@@ -67,7 +66,7 @@ class DiffusionTrainer:
         for _ in range(count):
             index = torch.randint(len(self.data.images), (size,), generator=self.index_generator)
             batch = self.data.batch(index).to(self.device, non_blocking=True)
-            yield batch.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else batch
+            yield batch.contiguous(memory_format=torch.channels_last)
 
     def train_steps(self, count: int) -> float:
         """Runs ``count`` optimizer steps; returns their mean loss.

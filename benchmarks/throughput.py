@@ -1,0 +1,222 @@
+"""Training-step throughput of our UNet (as a trial trains it) against diffusers' UNet2DModel.
+
+Both denoisers are the same architecture (levels, channels, residual blocks, attention levels,
+mid-block attention, GroupNorm groups, scale-shift time conditioning, attention head size), see
+the same batches, and train with AdamW at the same learning rate on the same min-SNR v-prediction
+loss. Our side is ``DiffusionTrainer.train_steps`` itself (data sampling, loss, backward, AdamW,
+learning-rate schedule and EMA update: everything a trial's step does); diffusers' side is the
+same loop without the EMA, with ``model(x, t * 1000).sample`` as the denoiser and AdamW built as a
+user would (``torch.optim.AdamW(params, lr=...)``, its default implementation). The two are timed
+alternately (warm-up, then rounds of ``--steps`` steps of each) so that load from other processes
+hits both alike; the table gives median images/s, their ratio, and the FLOP/s each achieves (FLOPs
+of forward + backward counted by ``torch.utils.flop_counter``) against a large fp32 ``torch.mm``.
+One torch thread by default: Ray sets a trial's OMP_NUM_THREADS to its CPUs (``--cpus-per-trial``,
+default 1). "(CPU time)" is the ratio of process CPU seconds per step, the steadier figure where
+other jobs share the CPU (with one thread; with more it also counts threads spinning in waits).
+
+    python -m benchmarks.throughput [--configs mnist16 cifar32] [--rounds 5] [--steps 3]
+        [--warmup 2] [--threads 1] [--output benchmarks/results/throughput.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.report import report
+from ray_diffnas.arch import UNetArch
+from ray_diffnas.cost import count_params
+from ray_diffnas.data import ImageDataset
+from ray_diffnas.diffusion import diffusion_loss
+from ray_diffnas.recipe import lr_factor
+from ray_diffnas.settings import TrainingSettings
+from ray_diffnas.training import DiffusionTrainer
+
+PARAM_TOLERANCE = 0.05  # the two models must agree on their parameter count within this fraction
+SYNTHETIC_IMAGES = 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmarked setting: an architecture on images of one size."""
+
+    arch: UNetArch
+    image_size: int
+    channels: int
+    batch_size: int
+
+
+CONFIGS = {
+    # A typical trial on MNIST-sized input: attention at the 4 px level and in the bottleneck.
+    "mnist16": Config(UNetArch(base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=(2, 2, 2),
+                               attention_resolutions=(4,), num_heads=4, mid_attention=True), 16, 1, 32),
+    # CIFAR-sized: attention at 8 px and in the bottleneck.
+    "cifar32": Config(UNetArch(base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=(2, 2, 2),
+                               attention_resolutions=(8,), num_heads=4, mid_attention=True), 32, 3, 32),
+}
+
+
+def synthetic_data(config: Config) -> ImageDataset:
+    generator = torch.Generator().manual_seed(0)
+    shape = (SYNTHETIC_IMAGES, config.channels, config.image_size, config.image_size)
+    return ImageDataset("synthetic", torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator), None)
+
+
+def diffusers_unet(config: Config) -> nn.Module:
+    """``diffusers.UNet2DModel`` configured to the architecture of ``config.arch``."""
+    from diffusers import UNet2DModel
+
+    arch = config.arch
+    if len(set(arch.num_res_blocks)) != 1:
+        raise ValueError(f"UNet2DModel has one layers_per_block; the arch must have equal blocks per level, "
+                         f"but got {arch.num_res_blocks}.")
+    channels = arch.channels()
+    attention = [size in arch.attention_resolutions for size in arch.resolutions(config.image_size)]
+    head_dims = {c // arch.num_heads for c, a in zip(channels, attention) if a}
+    if arch.mid_attention:
+        head_dims.add(channels[-1] // arch.num_heads)
+    if len(head_dims) > 1:
+        raise ValueError(f"UNet2DModel has one attention head size; this arch needs {sorted(head_dims)}.")
+    return UNet2DModel(
+        sample_size=config.image_size, in_channels=config.channels, out_channels=config.channels,
+        block_out_channels=tuple(channels), layers_per_block=arch.num_res_blocks[0],
+        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attention),
+        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)),
+        add_attention=arch.mid_attention, attention_head_dim=head_dims.pop() if head_dims else None,
+        norm_num_groups=8, attn_norm_num_groups=8,  # ours normalises the mid attention too
+        resnet_time_scale_shift="scale_shift", time_embedding_type="positional", dropout=arch.dropout,
+    )
+
+
+class DiffusersStep:
+    """The training step a diffusers user writes: same data, loss, AdamW and lr schedule; no EMA."""
+
+    def __init__(self, model: nn.Module, data: ImageDataset, settings: TrainingSettings) -> None:
+        self.model, self.data, self.settings = model, data, settings
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.99),
+                                           weight_decay=settings.weight_decay)
+        self.index_generator = torch.Generator().manual_seed(settings.seed)
+        self.noise_generator = torch.Generator().manual_seed(settings.seed + 1)
+        self.step = 0
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.model(x, t * 1000).sample  # diffusers counts time in training steps
+
+    def loss(self) -> torch.Tensor:
+        index = torch.randint(len(self.data.images), (self.settings.batch_size,), generator=self.index_generator)
+        return diffusion_loss(self.denoise, self.data.batch(index), self.settings.min_snr_gamma, self.noise_generator)
+
+    def train_steps(self, count: int) -> float:
+        s, total = self.settings, torch.zeros(())
+        self.model.train()
+        for _ in range(count):
+            for group in self.optimizer.param_groups:
+                group["lr"] = s.lr * lr_factor(self.step, s.warmup_steps, s.total_steps)
+            loss = self.loss()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            total += loss.detach()
+        return float(total) / count
+
+
+def step_flops(loss_fn: Callable[[], torch.Tensor]) -> int:
+    """FLOPs of one forward + backward, counted by ``torch.utils.flop_counter``."""
+    with FlopCounterMode(display=False) as counter:
+        loss_fn().backward()
+    return counter.get_total_flops()
+
+
+def matmul_flops_per_s(size: int = 2048, repeats: int = 5) -> float:
+    """The CPU's fp32 matmul rate: the best of ``repeats`` ``torch.mm`` of two size x size matrices."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def timed(train_steps: Callable[[int], float], steps: int) -> tuple[float, float]:
+    """Wall and process CPU seconds per step of ``train_steps(steps)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    train_steps(steps)
+    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+
+
+def measure(name: str, config: Config, rounds: int, steps: int, warmup: int, peak: float) -> dict:
+    data = synthetic_data(config)
+    settings = TrainingSettings(dataset="synthetic", batch_size=config.batch_size)
+    ours = DiffusionTrainer(config.arch, data, settings, device=torch.device("cpu"))
+    torch.manual_seed(settings.seed)
+    theirs = DiffusersStep(diffusers_unet(config), data, settings)
+    params_ours, params_theirs = count_params(ours.model), count_params(theirs.model)
+    params_agree = abs(params_ours - params_theirs) <= PARAM_TOLERANCE * params_theirs
+    print(f"{name}: parameters ours {params_ours:,}, diffusers {params_theirs:,} "
+          f"({'agree' if params_agree else 'DIFFER'} within {PARAM_TOLERANCE:.0%})")
+    assert params_agree, f"{name}: the two models are not the same size; fix diffusers_unet()."
+    flops_ours = step_flops(lambda: diffusion_loss(ours.model, data.batch(torch.arange(config.batch_size)),
+                                                   settings.min_snr_gamma))
+    flops_theirs = step_flops(theirs.loss)
+    ours.train_steps(warmup)
+    theirs.train_steps(warmup)
+    rounds_ours, rounds_theirs = [], []
+    for _ in range(rounds):
+        rounds_ours.append(timed(ours.train_steps, steps))
+        rounds_theirs.append(timed(theirs.train_steps, steps))
+    seconds_ours, cpu_ours = zip(*rounds_ours)
+    seconds_theirs, cpu_theirs = zip(*rounds_theirs)
+    step_ours, step_theirs = statistics.median(seconds_ours), statistics.median(seconds_theirs)
+    return {
+        "config": name, "arch": config.arch.key(), "image_size": config.image_size, "channels": config.channels,
+        "batch_size": config.batch_size, "threads": torch.get_num_threads(), "rounds": rounds, "steps": steps,
+        "params_ours": params_ours, "params_diffusers": params_theirs, "params_agree": params_agree,
+        "images_per_s_ours": config.batch_size / step_ours, "images_per_s_diffusers": config.batch_size / step_theirs,
+        "ratio": step_theirs / step_ours,
+        # The CPU is shared with other jobs: CPU seconds per step are the steadier figure with one thread.
+        "ratio_cpu_time": statistics.median(cpu_theirs) / statistics.median(cpu_ours),
+        "cpu_ms_per_step_ours": 1000 * statistics.median(cpu_ours),
+        "cpu_ms_per_step_diffusers": 1000 * statistics.median(cpu_theirs),
+        "step_ms_ours_rounds": [1000 * s for s in seconds_ours],
+        "step_ms_diffusers_rounds": [1000 * s for s in seconds_theirs],
+        "train_gflop_per_step_ours": flops_ours / 1e9, "train_gflop_per_step_diffusers": flops_theirs / 1e9,
+        "gflop_per_s_ours": flops_ours / step_ours / 1e9, "gflop_per_s_diffusers": flops_theirs / step_theirs / 1e9,
+        "matmul_gflop_per_s": peak / 1e9,
+        "utilisation_ours": flops_ours / step_ours / peak, "utilisation_diffusers": flops_theirs / step_theirs / peak,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["mnist16", "cifar32"])
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of timed steps")
+    parser.add_argument("--steps", type=int, default=3, help="training steps of each model per round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each model first")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; Ray gives a trial as many as its CPUs (--cpus-per-trial, default 1)")
+    parser.add_argument("--output", default="benchmarks/results/throughput.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    peak = matmul_flops_per_s()
+    rows = [measure(name, CONFIGS[name], args.rounds, args.steps, args.warmup, peak) for name in args.configs]
+    f0, f1, f2, count = (lambda v: f"{v:.0f}"), (lambda v: f"{v:.1f}"), (lambda v: f"{v:.2f}"), "{:,}".format
+    report(rows, [("config", "config", str), ("threads", "threads", str),
+                  ("images_per_s_ours", "ours img/s", f1), ("images_per_s_diffusers", "diffusers img/s", f1),
+                  ("ratio", "ours/diffusers", f2), ("ratio_cpu_time", "(CPU time)", f2),
+                  ("params_ours", "params ours", count), ("params_diffusers", "params diffusers", count),
+                  ("gflop_per_s_ours", "GFLOP/s ours", f1), ("gflop_per_s_diffusers", "GFLOP/s diffusers", f1),
+                  ("matmul_gflop_per_s", "mm GFLOP/s", f0)], args.output)
+
+
+if __name__ == "__main__":
+    main()
