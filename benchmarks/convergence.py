@@ -35,11 +35,11 @@ from benchmarks.report import report
 from ray_diffnas.arch import UNetArch
 from ray_diffnas.data import ImageDataset, load_dataset
 from ray_diffnas.diffusion import T_MIN, add_noise, alpha_sigma
-from ray_diffnas.recipe import EMA, lr_factor
+from ray_diffnas.recipe import EMA
 from ray_diffnas.rfid import RFID
 from ray_diffnas.settings import TrainingSettings
 from ray_diffnas.trainable import EVAL_SEED
-from ray_diffnas.training import SAMPLE_BATCH, DiffusionTrainer
+from ray_diffnas.training import DiffusionTrainer
 
 # A mid-sized architecture of the default search space at 16 px.
 DEFAULT_ARCH = {"base_channels": 16, "channel_mult": [1, 2, 2], "num_res_blocks": [2, 2, 2],
@@ -52,12 +52,8 @@ EPS_T_START = 0.999
 class FixedEMA(EMA):
     """EMA at a fixed decay from the first step (DDPM's; no warm-up)."""
 
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        ema_params = list(self.model.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - self.decay)
-        for ema_buffer, buffer in zip(self.model.buffers(), model.buffers()):
-            ema_buffer.copy_(buffer)
+    def decay_at(self, step: int) -> float:
+        return self.decay
 
 
 class PlainDDPMTrainer(DiffusionTrainer):
@@ -67,33 +63,14 @@ class PlainDDPMTrainer(DiffusionTrainer):
         super().__init__(arch, data, settings, torch.device("cpu"))
         self.ema = FixedEMA(self.model, settings.ema_decay)
 
-    def train_steps(self, count: int) -> float:
-        s, total = self.settings, 0.0
-        self.model.train()
-        for x0 in self._batches(count):
-            for group in self.optimizer.param_groups:
-                group["lr"] = s.lr * lr_factor(self.step, s.warmup_steps, s.total_steps)
-            t = torch.rand(x0.shape[0], generator=self.noise_generator).clamp(min=T_MIN)
-            noise = torch.randn(x0.shape, generator=self.noise_generator)
-            loss = (self.model(add_noise(x0, t, noise), t) - noise).pow(2).mean()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.ema.update(self.model, self.step)
-            self.step += 1
-            total += loss.item()
-        self._check_finite(torch.tensor(total))
-        return total / count
+    def loss(self, x0: torch.Tensor) -> torch.Tensor:
+        t = torch.rand(x0.shape[0], device=x0.device, generator=self.noise_generator).clamp(min=T_MIN)
+        noise = torch.randn(x0.shape, device=x0.device, generator=self.noise_generator)
+        return (self.model(add_noise(x0, t, noise), t).float() - noise).pow(2).mean()
 
-    @torch.no_grad()
-    def sample(self, count: int, steps: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
-        """Samples the EMA model, or with ``ema=False`` the trained weights themselves."""
-        generator = torch.Generator().manual_seed(seed)
-        shape = (self.data.channels, self.data.image_size, self.data.image_size)
-        model = self.ema.model if ema else self.model.eval()
-        out = [eps_ddim_sample(model, (min(SAMPLE_BATCH, count - start), *shape), steps, generator)
-               for start in range(0, count, SAMPLE_BATCH)]
-        return torch.cat(out)
+    def sampler(self, model: torch.nn.Module, shape: tuple[int, ...], steps: int,
+                generator: torch.Generator) -> torch.Tensor:
+        return eps_ddim_sample(model, shape, steps, generator)
 
 
 @torch.no_grad()

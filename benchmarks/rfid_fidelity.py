@@ -41,7 +41,7 @@ from benchmarks.report import report
 from ray_diffnas.arch import UNetArch
 from ray_diffnas.cost import count_flops, count_params, measure_cost
 from ray_diffnas.data import ImageDataset, load_dataset
-from ray_diffnas.rfid import RFID, FeatureStats, to_uint8
+from ray_diffnas.rfid import RFID, to_uint8
 from ray_diffnas.search import SearchOptions
 from ray_diffnas.settings import TrainingSettings
 from ray_diffnas.space import UNetSpace
@@ -115,18 +115,9 @@ def timed_fid(trainer: DiffusionTrainer, rfid: RFID, count: int, steps: int) -> 
 
 def chunk_fids(rfid: RFID, images: torch.Tensor, counts: list[int]) -> dict[str, list[float]]:
     """FID of each disjoint chunk of ``n`` images, for each ``n``; the first chunk is the trial's.
-
-    The same Fréchet distance as ``RFID.__call__``, with the features extracted once for all chunks.
-    """
-    from cleanfid.fid import frechet_distance
-
-    feats, ref = rfid.extractor(images), rfid.reference
-
-    def fid(part: np.ndarray) -> float:
-        stats = FeatureStats.of(part)
-        return float(frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma))
-
-    return {str(n): [fid(feats[i:i + n]) for i in range(0, len(feats) - n + 1, n)] for n in counts}
+    The features are extracted once for all chunks."""
+    feats = rfid.extractor(images)
+    return {str(n): [rfid.of_features(feats[i:i + n]) for i in range(0, len(feats) - n + 1, n)] for n in counts}
 
 
 def evaluate(job: dict[str, Any]) -> dict[str, Any]:

@@ -47,9 +47,13 @@ class EMA:
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
+    def decay_at(self, step: int) -> float:
+        """The decay of the update after ``step`` steps (warmed up)."""
+        return ema_decay_at(step, self.decay)
+
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        weight = 1.0 - ema_decay_at(step, self.decay)
+        weight = 1.0 - self.decay_at(step)
         ema_params = list(self.model.parameters())
         torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], weight)
         for ema_buffer, buffer in zip(self.model.buffers(), model.buffers()):

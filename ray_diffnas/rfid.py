@@ -67,9 +67,12 @@ class RFID:
 
     def __call__(self, images: torch.Tensor) -> float:
         """RFID of images given as floats in [-1, 1] or as uint8, shape (N, C, H, W)."""
+        pixels = images if images.dtype == torch.uint8 else to_uint8(images)
+        return self.of_features(self.extractor(pixels))
+
+    def of_features(self, feats: np.ndarray) -> float:
+        """RFID of images already through ``self.extractor`` (score several subsets, extract once)."""
         from cleanfid.fid import frechet_distance
 
-        pixels = images if images.dtype == torch.uint8 else to_uint8(images)
-        generated = FeatureStats.of(self.extractor(pixels))
-        ref = self.reference
+        generated, ref = FeatureStats.of(feats), self.reference
         return float(frechet_distance(generated.mu, generated.sigma, ref.mu, ref.sigma))

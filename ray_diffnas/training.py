@@ -81,7 +81,7 @@ class DiffusionTrainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = s.lr * lr_factor(self.step, s.warmup_steps, s.total_steps)
             with self._autocast():
-                loss = diffusion_loss(self.model, x0, s.min_snr_gamma, self.noise_generator)
+                loss = self.loss(x0)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -92,6 +92,10 @@ class DiffusionTrainer:
                 self._check_finite(total)
         return float(total) / count
 
+    def loss(self, x0: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch: Min-SNR-gamma weighted v-prediction."""
+        return diffusion_loss(self.model, x0, self.settings.min_snr_gamma, self.noise_generator)
+
     def _check_finite(self, total: torch.Tensor) -> None:
         if not torch.isfinite(total):
             raise TrainingDivergedError(
@@ -100,16 +104,23 @@ class DiffusionTrainer:
             )
 
     @torch.no_grad()
-    def sample(self, count: int, steps: int, seed: int = 0) -> torch.Tensor:
-        """``count`` images in [-1, 1] from the EMA model by DDIM; the same seed gives the same noise."""
+    def sample(self, count: int, steps: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
+        """``count`` images in [-1, 1] by DDIM from the EMA model (or, ``ema=False``, the trained
+        weights themselves); the same seed gives the same noise."""
         generator = torch.Generator(self.device).manual_seed(seed)
         shape = (self.data.channels, self.data.image_size, self.data.image_size)
+        model = self.ema.model if ema else self.model.eval()
         out = []
         with self._autocast():
             for start in range(0, count, SAMPLE_BATCH):
                 n = min(SAMPLE_BATCH, count - start)
-                out.append(ddim_sample(self.ema.model, (n, *shape), steps, self.device, generator).cpu())
+                out.append(self.sampler(model, (n, *shape), steps, generator).cpu())
         return torch.cat(out)
+
+    def sampler(self, model: torch.nn.Module, shape: tuple[int, ...], steps: int,
+                generator: torch.Generator) -> torch.Tensor:
+        """One batch of deterministic DDIM for the v-predicting denoiser."""
+        return ddim_sample(model, shape, steps, self.device, generator)
 
     def state_dict(self) -> dict[str, Any]:
         return {
