@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ray_diffnas.errors import DiffNASError
+from ray_diffnas.job_env import check_output_survives_job, leave_job_working_dir
 
 if TYPE_CHECKING:
     from ray_diffnas.search import SearchOptions
@@ -129,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _resolve_paths_for_ray_job(args)
         if args.command == "search":
             return run_search_command(args)
         if args.command == "bench-table":
@@ -137,6 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ray-diffnas: error: {error}", file=sys.stderr)
         return 2
     return 1
+
+
+def _resolve_paths_for_ray_job(args: argparse.Namespace) -> None:
+    """Make the user's paths absolute, then, under a Ray job, leave its soon-deleted working dir."""
+    for flag in ("output", "resume"):
+        if getattr(args, flag, None) is not None:
+            check_output_survives_job(f"--{flag}", getattr(args, flag))
+    for flag in ("output", "resume", "data_root", "table"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(args, flag, str(Path(value).expanduser().resolve()))
+    leave_job_working_dir()
 
 
 def run_search_command(args: argparse.Namespace) -> int:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
+from ray_diffnas.job_env import JOB_CONFIG_ENV
 
 
 def test_tiny_search_writes_leaderboard_results_and_plots(tmp_path: Path) -> None:
@@ -31,3 +35,34 @@ def test_tiny_search_writes_leaderboard_results_and_plots(tmp_path: Path) -> Non
     assert summary["untrained_rfid"] > summary["best_rfid"]
     for name in ("search.png", "best_samples.png"):
         assert (out / name).stat().st_size > 10_000
+
+
+def test_search_as_a_ray_job_survives_its_working_dir_being_deleted(tmp_path: Path) -> None:
+    """`ray job submit --working-dir` starts the driver in a copy that Ray may delete mid-run (ray#52343)."""
+    package = tmp_path / "package"  # what the user uploaded; Ray hands it to the workers
+    package.mkdir()
+    (package / "job.txt").write_text("ray-diffnas search")
+    job_env = {**os.environ, JOB_CONFIG_ENV: json.dumps({"runtime_env": {"working_dir": str(package)}})}
+    command = [sys.executable, "-m", "ray_diffnas.cli", "search", "--dataset", "digits", "--num-samples", "2",
+               "--max-iterations", "1", "--steps-per-iteration", "10", "--rfid-samples", "50",
+               "--sampler-steps", "2", "--seed", "1"]
+
+    # A relative --output would be written into the copy Ray deletes: refused before anything runs.
+    job_copy = tmp_path / "job_copy"
+    job_copy.mkdir()
+    refused = subprocess.run([*command, "--output", "runs/search"], cwd=job_copy, env=job_env,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert "is relative" in refused.stderr and "absolute folder" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (job_copy / "runs").exists()
+
+    # An absolute one: the search finishes although its starting folder is gone.
+    out = tmp_path / "shared" / "run"
+    driver = subprocess.Popen([*command, "--output", str(out)], cwd=job_copy, env=job_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    shutil.rmtree(job_copy)
+    stdout, stderr = driver.communicate(timeout=600)
+    assert driver.returncode == 0, stderr[-3000:]
+    assert "Best trial" in stdout
+    assert len(pq.read_table(out / "results.parquet")) == 2
+    assert json.loads((out / "summary.json").read_text())["trials"] == 2
