@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ray_diffnas.constraints import Constraint, parse_constraints
+from ray_diffnas.cost_model import NodeCostModel
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.graph_diffusion import GraphDiffusion, GraphDiffusionConfig
 from ray_diffnas.graph_space import GraphSpace
@@ -31,6 +32,7 @@ QUALITY = "quality"
 GOOD, BAD = 1, 0  # classes of every condition: the wanted side and the other side
 MIN_GOOD = 3  # at least this many trials form the good-quality class
 FALLBACK_POOL = 8  # neighbours drawn per fallback proposal, for the model to choose from
+MIN_COST_REPORTS = 5  # trials that reported a constrained metric before its cost model screens proposals
 # A search wants varied samples more than valid ones (invalid ones are dropped, at a few per cent
 # of sampling time): the greedy last step gives ~100 % valid NB201 cells but fewer new ones, and
 # raised the mean regret at 100 queries from 0.14 to 0.33 (NB201, 10 seeds, hand-driven searches).
@@ -44,7 +46,9 @@ class GraphDiffusionSearcher(MemorySearcher):
     ``quality_quantile`` of the finished trials, 0 = the rest and failed trials) and one per
     constraint (1 = met, 0 = violated, by the metric the trial reported). Proposals ask for
     quality 1 *and* every constraint met: guidance combines the conditionals, so the quality
-    condition learns from every outcome, the infeasible ones too.
+    condition learns from every outcome, the infeasible ones too. Sampled graphs are then
+    screened by an additive cost model per constraint (:class:`NodeCostModel`, a latency
+    lookup table fitted to the reported metric) and ranked by the model's implicit classifier.
 
     Args:
         space: A space that is also a :class:`~ray_diffnas.graph_space.GraphSpace`
@@ -62,6 +66,8 @@ class GraphDiffusionSearcher(MemorySearcher):
         quality_quantile: Share of finished trials labelled good (at least 3 of them), as
             TPE's gamma.
         candidates: Graphs sampled per proposal round (invalid and known ones are dropped).
+        neighbours: Mutations of the best feasible trials added to the sampled candidates before
+            the model ranks them (local moves that refine a good region; 0 = samples only).
         prior_graphs: Unlabelled random graphs of the space the model also learns from (free:
             no trial is run for them); they teach what a valid graph looks like.
         train_steps: Optimizer steps of the first training; ``retrain_steps`` of later ones.
@@ -93,6 +99,7 @@ class GraphDiffusionSearcher(MemorySearcher):
         retrain_every: int = 4,
         quality_quantile: float = 0.1,
         candidates: int = 32,
+        neighbours: int = 8,
         prior_graphs: int = 512,
         train_steps: int = 300,
         retrain_steps: int = 50,
@@ -108,10 +115,12 @@ class GraphDiffusionSearcher(MemorySearcher):
         self.guidance = _guidance_weights(self.condition_names, self.constraints, guidance)
         _check_positive(warmup=warmup, retrain_every=retrain_every, candidates=candidates,
                         train_steps=train_steps, retrain_steps=retrain_steps, threads=threads)
+        if not isinstance(neighbours, int) or isinstance(neighbours, bool) or neighbours < 0:
+            raise ConfigError(f"GraphDiffusionSearcher neighbours must be an integer >= 0, but got {neighbours!r}.")
         if not 0.0 < quality_quantile < 1.0:
             raise ConfigError(f"quality_quantile must be in (0, 1), e.g. 0.2 for the top 20 %, but got {quality_quantile!r}.")
         self.warmup, self.retrain_every, self.quality_quantile = warmup, retrain_every, quality_quantile
-        self.candidates, self.prior_graphs, self.threads = candidates, prior_graphs, threads
+        self.candidates, self.neighbours, self.prior_graphs, self.threads = candidates, neighbours, prior_graphs, threads
         self.train_steps, self.retrain_steps = train_steps, retrain_steps
         self.model_config = model or SEARCH_MODEL
         self.seed = seed
@@ -119,6 +128,8 @@ class GraphDiffusionSearcher(MemorySearcher):
         self.trained_on = 0  # finished trials the model last saw
         self._threshold: float | None = None  # the quality class boundary of the last training
         self._prior: list[Any] | None = None  # unlabelled graphs, drawn once (from the seed)
+        # by constraint index, refitted with the model; None = not yet fitted to a restored memory
+        self._cost_models: dict[int, NodeCostModel] | None = {}
         self.stats = {"trainings": 0, "train_seconds": 0.0, "sampled": 0, "valid": 0, "novel": 0, "sample_seconds": 0.0}
         super().__init__(space, metric, mode, points_to_evaluate=points_to_evaluate, warm_start=warm_start,
                          max_trials=max_trials, seed=seed)
@@ -173,30 +184,60 @@ class GraphDiffusionSearcher(MemorySearcher):
             self.stats["valid"] += len(valid)
             self.stats["novel"] += len(novel)
             self.stats["sample_seconds"] += time.perf_counter() - start
-            if len(chosen) >= count:
+            if int(self._predicted_to_meet(list(chosen.values())).sum()) >= count:
                 break
+        sampled = set(chosen)
+        parents = [r.config["arch"] for r in self._best_feasible(5)]
+        for _ in range(self.neighbours if parents else 0):
+            arch = self._neighbour(parents, set(chosen))
+            if self._is_new(arch.key()):
+                chosen.setdefault(arch.key(), arch)
         keys = list(chosen)
-        ranked = self._rank([chosen[k] for k in keys], tie_break=[votes[k] for k in keys])
-        return [Proposal(arch, "graph", note=f"condition score {score:.2f}") for arch, score in ranked]
+        # Strict: when no candidate passes the screen, the fallbacks try neighbours of feasible trials.
+        ranked = self._rank([chosen[k] for k in keys], tie_break=[votes.get(k, 0) for k in keys], strict=True)
+        return [Proposal(arch, "graph" if arch.key() in sampled else "neighbour", note=f"condition score {score:.2f}")
+                for arch, score in ranked]
 
-    def _rank(self, archs: Sequence[Any], tie_break: Sequence[int] | None = None) -> list[tuple[Any, float]]:
+    def _rank(self, archs: Sequence[Any], tie_break: Sequence[int] | None = None,
+              strict: bool = False) -> list[tuple[Any, float]]:
         """``archs`` best first by the model's own judgement of how well each meets the conditions
-        (its implicit classifier); those it judges more likely to break a constraint than to meet
-        it are dropped, unless that would drop all of them."""
+        (its implicit classifier); those predicted to break a constraint are dropped, unless that
+        would drop all of them and not ``strict``."""
         if not archs:
             return []
         target = {k: GOOD for k in range(len(self.condition_names))}
+        graphs = [self.space.encode(a) for a in archs]
         with _torch_threads(self.threads):
-            terms = self.model.condition_scores([self.space.encode(a) for a in archs], target,
-                                                contrast={k: BAD for k in target}, per_condition=True)
+            terms = self.model.condition_scores(graphs, target, contrast={k: BAD for k in target}, per_condition=True)
         scores = terms @ torch.tensor([self.guidance[name] for name in self.condition_names])
-        # log-odds that each candidate meets every constraint: the classifier's term plus its prior
-        meets = (terms[:, 1:] + self._log_prior_odds()[1:] > 0).all(dim=1)
+        # log-odds that each candidate meets each constraint: the classifier's term plus its prior
+        classifier_meets = (terms[:, 1:] + self._log_prior_odds()[1:] > 0).numpy()
+        meets = self._predicted_to_meet(archs, classifier_meets, graphs)
         tie_break = tie_break or [0] * len(archs)
         order = sorted(range(len(archs)), key=lambda i: (-float(scores[i]), -tie_break[i]))
-        if bool(meets.any()):
+        if strict or bool(meets.any()):
             order = [i for i in order if bool(meets[i])]
         return [(archs[i], float(scores[i])) for i in order]
+
+    def _predicted_to_meet(self, archs: Sequence[Any], classifier_meets: np.ndarray | None = None,
+                           graphs: Sequence[Any] | None = None) -> np.ndarray:
+        """Whether each architecture is predicted to meet every constraint: by the constraint's
+        cost model once it has enough reports (a fitted lookup table beats a class label learned
+        from a few dozen graphs), else by ``classifier_meets`` (columns = constraints), else yes."""
+        meets = np.ones(len(archs), dtype=bool)
+        if not archs or not self.constraints:
+            return meets
+        graphs = graphs if graphs is not None else [self.space.encode(a) for a in archs]
+        if self._cost_models is None:
+            self._fit_cost_models(self._finished())
+        for k, constraint in enumerate(self.constraints):
+            cost_model = self._cost_models.get(k)
+            if cost_model is not None:
+                meets &= np.array([bool(constraint.holds({constraint.metric: float(v)}))
+                                   for v in cost_model.predict(graphs)])
+            elif classifier_meets is not None:
+                meets &= classifier_meets[:, k]
+        return meets
 
     def _log_prior_odds(self) -> torch.Tensor:
         """log(#good / #bad) of each condition among finished trials (the classifier's prior)."""
@@ -261,11 +302,23 @@ class GraphDiffusionSearcher(MemorySearcher):
                                             self.model_config, seed=self.seed)
             steps = self.train_steps if self.model.steps_trained == 0 else self.retrain_steps
             self.model.fit(graphs + prior, torch.tensor(labels + nulls), steps, weights)
+        self._fit_cost_models(finished, graphs)
         self.trained_on = len(finished)
         self.stats["trainings"] += 1
         self.stats["train_seconds"] += time.perf_counter() - start
         logger.info("GraphDiffusionSearcher: trained on %d outcomes (%d steps, %.1f s).", len(finished), steps,
                     time.perf_counter() - start)
+
+    def _fit_cost_models(self, finished: list[TrialRecord], graphs: Sequence[Any] | None = None) -> None:
+        """One :class:`NodeCostModel` per constraint whose metric enough finished trials reported."""
+        graphs = graphs if graphs is not None else [self.space.encode(r.config["arch"]) for r in finished]
+        self._cost_models = {}
+        for k, constraint in enumerate(self.constraints):
+            reported = [(g, float(r.last_metrics[constraint.metric])) for g, r in zip(graphs, finished)
+                        if constraint.holds(r.last_metrics) is not None]
+            if len(reported) >= MIN_COST_REPORTS:
+                model = NodeCostModel(len(self.space.node_classes), self.space.max_nodes)
+                self._cost_models[k] = model.fit([g for g, _ in reported], [v for _, v in reported])
 
     def _quality_threshold(self, finished: list[TrialRecord]) -> float | None:
         """The value of the k-th best finished trial, k = the quantile's share but at least
@@ -324,6 +377,7 @@ class GraphDiffusionSearcher(MemorySearcher):
             self.model = GraphDiffusion(len(self.space.node_classes), len(self.space.edge_classes), saved["max_nodes"],
                                         saved["condition_sizes"], GraphDiffusionConfig(**saved["config"]), seed=self.seed)
             self.model.load_state_dict(saved)
+        self._cost_models = None  # cheap, so refitted (from the restored memory) rather than saved
 
 
 def _guidance_weights(names: list[str], constraints: list[Constraint], guidance: Mapping[str, float] | None) -> dict[str, float]:

@@ -26,7 +26,7 @@ from ray_diffnas.faults import FAULT_KEY
 FORMAT_VERSION = 1
 METADATA_KEY = b"ray_diffnas.search_memory"
 STATUSES = ("running", "completed", "stopped", "failed", "invalid")
-PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "sampler", "graph")
+PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "sampler", "graph", "neighbour")
 
 
 class MemoryFileError(DiffNASError):

@@ -58,7 +58,8 @@ def test_search_proposes_new_architectures_from_the_model_after_warmup(searched:
     assert all(r.status == "completed" for r in records)
     proposers = [r.proposer for r in records]
     assert proposers[:6] == ["sampler"] * 6
-    assert set(proposers[6:]) <= {"graph", "fallback"} and proposers[6:].count("graph") >= 10, proposers
+    assert set(proposers[6:]) <= {"graph", "neighbour", "fallback"}, proposers
+    assert proposers[6:].count("graph") + proposers[6:].count("neighbour") >= 10, proposers
     stats = searched.stats
     assert stats["trainings"] >= 3 and searched.trained_on >= 15 and searched.model.steps_trained >= 60 + 2 * 20
     assert stats["sampled"] >= stats["valid"] >= stats["novel"] >= proposers.count("graph")
@@ -213,12 +214,16 @@ def test_save_and_restore_into_a_blank_instance(searched: GraphDiffusionSearcher
     assert blank.stats == searched.stats
     assert blank.model.steps_trained == searched.model.steps_trained
     assert blank.model.config == searched.model.config
+    # the latency cost model is refitted from the restored memory (not saved) when first needed
+    assert blank._cost_models is None and set(searched._cost_models) == {0}
+    blank._predicted_to_meet([NB201Space().sample(np.random.default_rng(0))])
+    assert set(blank._cost_models) == {0} and blank._cost_models[0].reports == len(blank._finished())
     ours, theirs = _net_outputs(searched), _net_outputs(blank)
     assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
     config = blank.suggest("next")
     assert config is not None and isinstance(config, dict)
     key = NB201Space().key(config["arch"])
-    assert not searched.memory.has_key(key) and blank.memory.get("next").proposer in ("graph", "fallback")
+    assert not searched.memory.has_key(key) and blank.memory.get("next").proposer in ("graph", "neighbour", "fallback")
     blank.on_trial_complete("next", objective(NB201Space().validate(config["arch"])))
     assert blank.memory.get("next").status == "completed"
 
