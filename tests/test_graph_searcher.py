@@ -166,6 +166,7 @@ class FlatSpace:
     ({"warmup": 0}, "GraphDiffusionSearcher warmup must be an integer >= 1, but got 0"),
     ({"retrain_every": 2.5}, "retrain_every must be an integer >= 1, but got 2.5"),
     ({"candidates": -1}, "candidates must be an integer >= 1"),
+    ({"neighbours": -2}, "neighbours must be an integer >= 0, but got -2"),
     ({"quality_quantile": 1.5}, r"quality_quantile must be in \(0, 1\), e.g. 0.2 for the top 20 %, but got 1.5"),
     ({"quality_quantile": 0.0}, r"quality_quantile must be in \(0, 1\)"),
     ({"constraints": ["latency_ms=3"]}, "Constraint 'latency_ms=3' is not of the form METRIC<=VALUE"),
