@@ -170,6 +170,7 @@ class GraphDiffusionSearcher(MemorySearcher):
         weights = {k: self.guidance[name] for k, name in enumerate(self.condition_names)}
         chosen: dict[str, Any] = {}
         votes: dict[str, int] = {}
+        screened = 0  # chosen candidates predicted to meet every constraint
         for _ in range(3):
             start = time.perf_counter()
             with _torch_threads(self.threads):
@@ -177,14 +178,16 @@ class GraphDiffusionSearcher(MemorySearcher):
             archs = [self.space.decode(g) for g in graphs]
             valid = [a for a in archs if a is not None]
             novel = [a for a in valid if self._is_new(a.key())]
+            fresh = {a.key(): a for a in novel if a.key() not in chosen}
+            chosen.update(fresh)
             for arch in novel:
-                chosen.setdefault(arch.key(), arch)
                 votes[arch.key()] = votes.get(arch.key(), 0) + 1
+            screened += int(self._predicted_to_meet(list(fresh.values())).sum())
             self.stats["sampled"] += len(graphs)
             self.stats["valid"] += len(valid)
             self.stats["novel"] += len(novel)
             self.stats["sample_seconds"] += time.perf_counter() - start
-            if int(self._predicted_to_meet(list(chosen.values())).sum()) >= count:
+            if screened >= count:
                 break
         sampled = set(chosen)
         parents = [r.config["arch"] for r in self._best_feasible(5)]
