@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -26,6 +24,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from ray_diffnas import GPT4Searcher, GraphDiffusionSearcher, UNetSpace, train_diffusion
+from ray_diffnas.job_env import leave_job_working_dir
 
 NAME = "cluster_search"
 
@@ -78,8 +77,8 @@ def main() -> None:
     storage = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
     # Under `ray job submit --working-dir`, Ray may delete the job's copy of the working dir while
     # the driver still runs in it (ray-project/ray#52343); Tune's final listing of the experiment
-    # then fails in os.getcwd(). Run from a folder that stays.
-    os.chdir(tempfile.gettempdir())
+    # then fails in os.getcwd(). Run from a folder that stays (once the storage path is absolute).
+    leave_job_working_dir()
     ray.init(address=args.address)
     print(f"Cluster: {len(ray.nodes())} node(s), {ray.cluster_resources().get('CPU', 0):g} CPUs")
     path = str(Path(storage) / NAME) if "://" not in storage else f"{storage}/{NAME}"

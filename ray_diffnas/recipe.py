@@ -23,8 +23,8 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
-    # The fused kernel (CUDA, and CPU since torch 2.4) is one pass over each parameter; foreach on
-    # the CPU is a dozen passes and costs ~15 ms a step on one core (0.1-2 s on a busy 2-core CPU).
+    # The fused kernel (CUDA, and CPU since torch 2.4) makes one pass over each parameter; foreach
+    # makes a separate pass per arithmetic step of the update.
     fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99),
                              fused=fused, foreach=not fused)
