@@ -1,8 +1,8 @@
 """Throughput and model FLOP utilisation of the trainable's GPU path, on CIFAR-10-sized input.
 
 Times ``DiffusionTrainer.train_steps`` (what a trial runs: bf16 autocast, channels-last, fused AdamW
-and the EMA update on a GPU) on synthetic 3x32x32 images, optionally with the model wrapped in
-``torch.compile`` (``--compile``). Model FLOP utilisation is the FLOP/s achieved (FLOPs of one
+and the EMA update on a GPU) on synthetic 3x32x32 images, optionally through ``torch.compile``
+(``--compile``: the trial setting ``torch_compile``). Model FLOP utilisation is the FLOP/s achieved (FLOPs of one
 forward + backward counted by ``torch.utils.flop_counter``, over the step time) divided by a peak:
 ``--peak-tflops`` if given, else the dense bf16 peak of the GPU by name (table below), else, on the
 CPU, the measured fp32 ``torch.mm`` rate. With no GPU the very same code runs on
@@ -62,7 +62,8 @@ def build_trainer(args: argparse.Namespace, device: torch.device) -> tuple[Diffu
     arch = UNetArch(base_channels=args.base_channels, channel_mult=(1, 2, 2), num_res_blocks=(2, 2, 2),
                     attention_resolutions=(8,), num_heads=4, mid_attention=True)
     batch = args.batch_size or DEFAULT_BATCH[device.type]
-    trainer = DiffusionTrainer(arch, cifar_like_data(), TrainingSettings(dataset="cifar10", batch_size=batch), device)
+    settings = TrainingSettings(dataset="cifar10", batch_size=batch, torch_compile=args.compile)
+    trainer = DiffusionTrainer(arch, cifar_like_data(), settings, device)
     precision = "bf16" if device.type == "cuda" else "fp32"  # what DiffusionTrainer._autocast does
     if device.type == "cpu" and args.precision == "bf16":
         # The GPU path's autocast, on the CPU: the rest of the step is the trainer's own.
@@ -118,8 +119,7 @@ def measure(args: argparse.Namespace) -> dict:
     flops = step_flops(trainer)
     compile_s = None
     if args.compile:
-        trainer.model = torch.compile(trainer.model)  # the optimizer and EMA keep the same parameters
-        compile_s = timed_steps(trainer, 1)  # the first step compiles
+        compile_s = timed_steps(trainer, 1)  # the first step compiles (TrainingSettings.torch_compile)
     trainer.train_steps(args.warmup)
     seconds = statistics.median(timed_steps(trainer, args.steps) for _ in range(args.repeats))
     peak, peak_source = peak_flops(args, device)
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="auto: the trainer's (bf16 on a GPU, fp32 on the CPU); bf16 on the CPU autocasts")
-    parser.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
+    parser.add_argument("--compile", action="store_true", help="train through torch.compile (the trial setting torch_compile)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak for the utilisation figure")
     parser.add_argument("--base-channels", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (a trial's, by default)")

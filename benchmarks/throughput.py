@@ -14,8 +14,15 @@ One torch thread by default: Ray sets a trial's OMP_NUM_THREADS to its CPUs (``-
 default 1). "(CPU time)" is the ratio of process CPU seconds per step, the steadier figure where
 other jobs share the CPU (with one thread; with more it also counts threads spinning in waits).
 
+Where the time goes: a torch.profiler pass over each eager step splits it by op kind (convolution,
+GroupNorm + SiLU, attention, optimizer + EMA, other); with the convolutions' FLOPs that gives the
+FLOP/s the convolutions reach, and an upper bound on the ratio that no work outside the convolutions
+can beat (diffusers' step against our convolutions alone). ``--compile`` also times both models
+through ``torch.compile`` (ours by the trial setting ``torch_compile``), with the compile time and
+the steps it takes to pay back.
+
     python -m benchmarks.throughput [--configs mnist16 cifar32] [--rounds 5] [--steps 3]
-        [--warmup 2] [--threads 1] [--output benchmarks/results/throughput.json]
+        [--warmup 2] [--threads 1] [--compile] [--output benchmarks/results/throughput.json]
 """
 
 from __future__ import annotations
@@ -154,46 +161,122 @@ def timed(train_steps: Callable[[int], float], steps: int) -> tuple[float, float
     return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
 
-def measure(name: str, config: Config, rounds: int, steps: int, warmup: int, peak: float) -> dict:
+# Where a step's time goes: profiler op names (substrings) -> the kind of work they are.
+OP_KINDS = (
+    ("convolution", ("convolution",)),
+    ("groupnorm_silu", ("group_norm", "silu")),
+    ("attention", ("attention", "softmax", "bmm")),
+    ("optimizer_ema", ("adam", "lerp")),
+)
+
+
+def time_by_kind(train_steps: Callable[[int], float], steps: int) -> dict[str, float]:
+    """Seconds per step in each kind of op of ``OP_KINDS`` (and ``other``), by torch.profiler self time."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        train_steps(steps)
+    seconds = dict.fromkeys([kind for kind, _ in OP_KINDS] + ["other"], 0.0)
+    for event in profiler.key_averages():
+        kind = next((k for k, names in OP_KINDS if any(n in event.key for n in names)), "other")
+        seconds[kind] += event.self_cpu_time_total / 1e6 / steps
+    return seconds
+
+
+def convolution_flops(loss_fn: Callable[[], torch.Tensor]) -> int:
+    """FLOPs of one forward + backward spent in convolutions (``torch.utils.flop_counter``)."""
+    with FlopCounterMode(display=False) as counter:
+        loss_fn().backward()
+    counts = counter.get_flop_counts()["Global"]
+    return sum(flops for op, flops in counts.items() if "convolution" in str(op))
+
+
+class Contestant:
+    """One side of the comparison: a training step, its FLOPs, and its timings."""
+
+    def __init__(self, name: str, model: nn.Module, train_steps: Callable[[int], float],
+                 loss_fn: Callable[[], torch.Tensor]) -> None:
+        self.name, self.model, self.train_steps, self.loss_fn = name, model, train_steps, loss_fn
+        self.rounds: list[tuple[float, float]] = []
+        self.compile_s: float | None = None
+
+    def step_s(self) -> float:
+        return statistics.median(wall for wall, _ in self.rounds)
+
+    def cpu_s(self) -> float:
+        return statistics.median(cpu for _, cpu in self.rounds)
+
+
+def contestants(config: Config, compiled: bool) -> list[Contestant]:
+    """Ours as a trial trains it and diffusers as a user trains it; with ``compiled``, both also through
+    ``torch.compile`` (ours by its ``torch_compile`` setting, diffusers' by wrapping the model)."""
     data = synthetic_data(config)
-    settings = TrainingSettings(dataset="synthetic", batch_size=config.batch_size)
-    ours = DiffusionTrainer(config.arch, data, settings, device=torch.device("cpu"))
-    torch.manual_seed(settings.seed)
-    theirs = DiffusersStep(diffusers_unet(config), data, settings)
-    params_ours, params_theirs = count_params(ours.model), count_params(theirs.model)
+    sides = []
+    for compile_flag in (False, True) if compiled else (False,):
+        settings = TrainingSettings(dataset="synthetic", batch_size=config.batch_size, torch_compile=compile_flag)
+        ours = DiffusionTrainer(config.arch, data, settings, device=torch.device("cpu"))
+        torch.manual_seed(settings.seed)
+        model = diffusers_unet(config)
+        theirs = DiffusersStep(torch.compile(model) if compile_flag else model, data, settings)
+        suffix = " compiled" if compile_flag else ""
+        sides.append(Contestant("ours" + suffix, ours.model, ours.train_steps, lambda ours=ours: diffusion_loss(
+            ours.model, data.batch(torch.arange(config.batch_size)), settings.min_snr_gamma)))
+        sides.append(Contestant("diffusers" + suffix, model, theirs.train_steps, theirs.loss))
+    return sides
+
+
+def measure(name: str, config: Config, args: argparse.Namespace, peak: float) -> dict:
+    sides = contestants(config, args.compile)
+    params_ours, params_theirs = count_params(sides[0].model), count_params(sides[1].model)
     params_agree = abs(params_ours - params_theirs) <= PARAM_TOLERANCE * params_theirs
     print(f"{name}: parameters ours {params_ours:,}, diffusers {params_theirs:,} "
           f"({'agree' if params_agree else 'DIFFER'} within {PARAM_TOLERANCE:.0%})")
     assert params_agree, f"{name}: the two models are not the same size; fix diffusers_unet()."
-    flops_ours = step_flops(lambda: diffusion_loss(ours.model, data.batch(torch.arange(config.batch_size)),
-                                                   settings.min_snr_gamma))
-    flops_theirs = step_flops(theirs.loss)
-    ours.train_steps(warmup)
-    theirs.train_steps(warmup)
-    rounds_ours, rounds_theirs = [], []
-    for _ in range(rounds):
-        rounds_ours.append(timed(ours.train_steps, steps))
-        rounds_theirs.append(timed(theirs.train_steps, steps))
-    seconds_ours, cpu_ours = zip(*rounds_ours)
-    seconds_theirs, cpu_theirs = zip(*rounds_theirs)
-    step_ours, step_theirs = statistics.median(seconds_ours), statistics.median(seconds_theirs)
-    return {
+    flops = {side.name: step_flops(side.loss_fn) for side in sides[:2]}  # compiling changes no FLOPs
+    conv_flops = {side.name: convolution_flops(side.loss_fn) for side in sides[:2]}
+    for side in sides:
+        start = time.perf_counter()
+        side.train_steps(1)  # a compiled side compiles here
+        side.compile_s = time.perf_counter() - start if "compiled" in side.name else None
+        if args.warmup:
+            side.train_steps(args.warmup)
+    for _ in range(args.rounds):
+        for side in sides:  # alternately, so that load from other processes hits all alike
+            side.rounds.append(timed(side.train_steps, args.steps))
+    kinds = {side.name: time_by_kind(side.train_steps, args.steps) for side in sides[:2]}
+    row = {
         "config": name, "arch": config.arch.key(), "image_size": config.image_size, "channels": config.channels,
-        "batch_size": config.batch_size, "threads": torch.get_num_threads(), "rounds": rounds, "steps": steps,
-        "params_ours": params_ours, "params_diffusers": params_theirs, "params_agree": params_agree,
-        "images_per_s_ours": config.batch_size / step_ours, "images_per_s_diffusers": config.batch_size / step_theirs,
-        "ratio": step_theirs / step_ours,
-        # The CPU is shared with other jobs: CPU seconds per step are the steadier figure with one thread.
-        "ratio_cpu_time": statistics.median(cpu_theirs) / statistics.median(cpu_ours),
-        "cpu_ms_per_step_ours": 1000 * statistics.median(cpu_ours),
-        "cpu_ms_per_step_diffusers": 1000 * statistics.median(cpu_theirs),
-        "step_ms_ours_rounds": [1000 * s for s in seconds_ours],
-        "step_ms_diffusers_rounds": [1000 * s for s in seconds_theirs],
-        "train_gflop_per_step_ours": flops_ours / 1e9, "train_gflop_per_step_diffusers": flops_theirs / 1e9,
-        "gflop_per_s_ours": flops_ours / step_ours / 1e9, "gflop_per_s_diffusers": flops_theirs / step_theirs / 1e9,
-        "matmul_gflop_per_s": peak / 1e9,
-        "utilisation_ours": flops_ours / step_ours / peak, "utilisation_diffusers": flops_theirs / step_theirs / peak,
+        "batch_size": config.batch_size, "threads": torch.get_num_threads(), "rounds": args.rounds,
+        "steps": args.steps, "params_ours": params_ours, "params_diffusers": params_theirs,
+        "params_agree": params_agree, "matmul_gflop_per_s": peak / 1e9,
     }
+    for side in sides:
+        key = side.name.replace(" ", "_")
+        base = side.name.split()[0]
+        row[f"images_per_s_{key}"] = config.batch_size / side.step_s()
+        row[f"cpu_ms_per_step_{key}"] = 1000 * side.cpu_s()
+        row[f"step_ms_{key}_rounds"] = [1000 * wall for wall, _ in side.rounds]
+        row[f"gflop_per_s_{key}"] = flops[base] / side.step_s() / 1e9
+        row[f"utilisation_{key}"] = flops[base] / side.step_s() / peak
+        if side.compile_s is not None:
+            row[f"compile_s_{key}"] = side.compile_s
+    for base in ("ours", "diffusers"):
+        row[f"train_gflop_per_step_{base}"] = flops[base] / 1e9
+        row[f"ms_per_step_by_kind_{base}"] = {k: 1000 * v for k, v in kinds[base].items()}
+        convolution_s = kinds[base]["convolution"]
+        row[f"convolution_share_{base}"] = convolution_s / sum(kinds[base].values())
+        row[f"convolution_gflop_per_s_{base}"] = conv_flops[base] / convolution_s / 1e9
+    by_name = {side.name: side for side in sides}
+    row["ratio"] = by_name["diffusers"].step_s() / by_name["ours"].step_s()
+    # The CPU is shared with other jobs: CPU seconds per step are the steadier figure with one thread.
+    row["ratio_cpu_time"] = by_name["diffusers"].cpu_s() / by_name["ours"].cpu_s()
+    # Amdahl: diffusers' step against ours if everything but our convolutions took no time at all.
+    row["ratio_bound_convolutions_only"] = by_name["diffusers"].step_s() / kinds["ours"]["convolution"]
+    if args.compile:
+        row["ratio_compiled_vs_diffusers"] = by_name["diffusers"].step_s() / by_name["ours compiled"].step_s()
+        row["ratio_compiled_vs_diffusers_compiled"] = (by_name["diffusers compiled"].step_s()
+                                                       / by_name["ours compiled"].step_s())
+        saved_s = by_name["ours"].step_s() - by_name["ours compiled"].step_s()
+        row["compile_break_even_steps"] = (row["compile_s_ours_compiled"] / saved_s) if saved_s > 0 else None
+    return row
 
 
 def main() -> None:
@@ -204,18 +287,30 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each model first")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; Ray gives a trial as many as its CPUs (--cpus-per-trial, default 1)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time both models through torch.compile (ours by its torch_compile setting)")
     parser.add_argument("--output", default="benchmarks/results/throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     peak = matmul_flops_per_s()
-    rows = [measure(name, CONFIGS[name], args.rounds, args.steps, args.warmup, peak) for name in args.configs]
+    rows = [measure(name, CONFIGS[name], args, peak) for name in args.configs]
     f0, f1, f2, count = (lambda v: f"{v:.0f}"), (lambda v: f"{v:.1f}"), (lambda v: f"{v:.2f}"), "{:,}".format
-    report(rows, [("config", "config", str), ("threads", "threads", str),
-                  ("images_per_s_ours", "ours img/s", f1), ("images_per_s_diffusers", "diffusers img/s", f1),
-                  ("ratio", "ours/diffusers", f2), ("ratio_cpu_time", "(CPU time)", f2),
-                  ("params_ours", "params ours", count), ("params_diffusers", "params diffusers", count),
-                  ("gflop_per_s_ours", "GFLOP/s ours", f1), ("gflop_per_s_diffusers", "GFLOP/s diffusers", f1),
-                  ("matmul_gflop_per_s", "mm GFLOP/s", f0)], args.output)
+    pct = (lambda v: f"{100 * v:.0f} %")
+    columns = [("config", "config", str), ("threads", "threads", str),
+               ("images_per_s_ours", "ours img/s", f1), ("images_per_s_diffusers", "diffusers img/s", f1),
+               ("ratio", "ours/diffusers", f2), ("ratio_cpu_time", "(CPU time)", f2),
+               ("params_ours", "params ours", count), ("params_diffusers", "params diffusers", count),
+               ("gflop_per_s_ours", "GFLOP/s ours", f1), ("gflop_per_s_diffusers", "GFLOP/s diffusers", f1),
+               ("matmul_gflop_per_s", "mm GFLOP/s", f0), ("convolution_share_ours", "conv share ours", pct),
+               ("convolution_gflop_per_s_ours", "conv GFLOP/s ours", f1),
+               ("ratio_bound_convolutions_only", "bound (convs only)", f2)]
+    if args.compile:
+        columns += [("images_per_s_ours_compiled", "ours compiled img/s", f1),
+                    ("images_per_s_diffusers_compiled", "diffusers compiled img/s", f1),
+                    ("ratio_compiled_vs_diffusers", "compiled/diffusers", f2),
+                    ("ratio_compiled_vs_diffusers_compiled", "compiled/compiled", f2),
+                    ("compile_s_ours_compiled", "compile s", f0)]
+    report(rows, columns, args.output)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--sampler-steps", type=positive_int, default=10)
     search.add_argument("--rfid-features", default="auto", choices=("auto", "inception", "classifier"))
     search.add_argument("--scheduler", default="asha", choices=SCHEDULERS)
+    search.add_argument("--reduction-factor", type=float, default=2.0, metavar="ETA",
+                        help="ASHA: each rung (1, ETA, ETA^2... iterations) lets the best 1/ETA of the trials go on")
+    search.add_argument("--torch-compile", action="store_true",
+                        help="trials train through torch.compile: faster steps on a GPU or in long trials, "
+                             "after a first step that compiles (a minute or more on a small CPU)")
     search.add_argument("--output", default="runs/search", help="folder for results, plots and Tune's files")
     search.add_argument("--seed", type=non_negative_int, default=0)
     search.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -167,9 +172,10 @@ def run_search_command(args: argparse.Namespace) -> int:
         searcher=args.searcher, num_samples=args.num_samples, max_iterations=args.max_iterations,
         steps_per_iteration=args.steps_per_iteration, batch_size=args.batch_size,
         rfid_samples=args.rfid_samples, sampler_steps=args.sampler_steps, rfid_features=args.rfid_features,
-        scheduler=args.scheduler, output=Path(args.output), seed=args.seed,
+        scheduler=args.scheduler, reduction_factor=args.reduction_factor, output=Path(args.output), seed=args.seed,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, address=args.address,
         llm=args.llm, model=args.model, constraints=tuple(args.constraints or ()),
+        torch_compile=args.torch_compile,
     )
     return _finish_search(options, resume=False)
 

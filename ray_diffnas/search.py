@@ -54,6 +54,7 @@ class SearchOptions:
     sampler_steps: int = 10
     rfid_features: str = "auto"
     scheduler: str = "asha"
+    reduction_factor: float = 2.0  # ASHA's eta: each rung promotes the best 1/eta of the trials
     output: Path = Path("runs/search")
     seed: int = 0
     cpus_per_trial: float = 1.0
@@ -62,12 +63,14 @@ class SearchOptions:
     llm: str = "openai"  # gpt4 searcher: openai (OPENAI_API_KEY / OPENAI_BASE_URL) or local
     model: str | None = None  # gpt4 searcher: the model name (default gpt-4o; the local model for --llm local)
     constraints: tuple[str, ...] = ()  # e.g. ("latency_ms<=5",): the graph searcher asks for them
+    torch_compile: bool = False  # trials train through torch.compile
 
     def training_settings(self) -> dict[str, Any]:
         return {
             "max_iterations": self.max_iterations, "steps_per_iteration": self.steps_per_iteration,
             "batch_size": self.batch_size, "rfid_samples": self.rfid_samples,
             "sampler_steps": self.sampler_steps, "rfid_features": self.rfid_features, "seed": self.seed,
+            "torch_compile": self.torch_compile,
         }
 
 
@@ -121,9 +124,13 @@ def local_llm_server(options: SearchOptions) -> Iterator[LocalLLMServer | None]:
                 os.environ["OPENAI_BASE_URL"] = previous
 
 
-def make_scheduler(name: str, max_iterations: int) -> TrialScheduler:
+def make_scheduler(name: str, max_iterations: int, reduction_factor: float = 2.0) -> TrialScheduler:
     if name == "asha":
-        return ASHAScheduler(time_attr="training_iteration", max_t=max_iterations, grace_period=1, reduction_factor=2)
+        if not reduction_factor > 1:
+            raise ConfigError(f"ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials at each rung), "
+                              f"but got {reduction_factor}.")
+        return ASHAScheduler(time_attr="training_iteration", max_t=max_iterations, grace_period=1,
+                             reduction_factor=reduction_factor)
     if name == "none":
         return FIFOScheduler()
     raise ConfigError(f"Unknown scheduler {name!r}; choose 'asha' or 'none'.")
@@ -141,6 +148,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
                                   **options.training_settings()})
     if options.image_size is not None:
         UNetSpace(image_size=options.image_size)  # a size no UNet fits fails here, with the fix
+    make_scheduler(options.scheduler, options.max_iterations, options.reduction_factor)  # a bad one fails here
     check_llm_reachable(options)
     if parse_constraints(list(options.constraints)) and options.searcher != "graph":
         logger.warning("--constraint guides only the graph searcher; %s ignores it.", options.searcher)
@@ -187,7 +195,7 @@ def _new_tuner(options: SearchOptions, trainable: Any, param_space: dict[str, An
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric="rfid", mode="min", num_samples=options.num_samples, search_alg=searcher,
-            scheduler=make_scheduler(options.scheduler, options.max_iterations),
+            scheduler=make_scheduler(options.scheduler, options.max_iterations, options.reduction_factor),
         ),
         run_config=tune.RunConfig(
             name=TUNE_FOLDER, storage_path=str(output),

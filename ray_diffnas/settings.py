@@ -39,6 +39,9 @@ class TrainingSettings:
     rfid_features: str = "auto"  # auto | inception | classifier (see ray_diffnas.features).
     seed: int = 0  # Seeds weights, data order and noise.
     max_memory_gb: float | None = None  # Fail the trial (with the reason) when its process grows past this.
+    # Train through torch.compile (fused kernels): pays on a GPU and in long trials; the first step
+    # compiles (a minute or more on a small CPU), a compile cache shortens it for later trials.
+    torch_compile: bool = False
 
     @property
     def total_steps(self) -> int:
@@ -93,6 +96,8 @@ def _check(name: str, value: Any) -> list[str]:
         return [f"rfid_features must be 'auto', 'inception' or 'classifier', but got {value!r}."]
     if name == "max_memory_gb" and value is not None and not (is_real and value > 0):
         return [f"max_memory_gb must be a number > 0 (GiB) or None, but got {value!r}."]
+    if name == "torch_compile" and not isinstance(value, bool):
+        return [f"torch_compile must be True or False, but got {value!r}."]
     if name == "dataset" and not isinstance(value, str):
         return [f"dataset must be a string, but got {value!r}."]
     if name == "data_root" and value is not None and not isinstance(value, str):

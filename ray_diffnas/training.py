@@ -47,6 +47,9 @@ class DiffusionTrainer:
         # Channels-last on every device: tensor cores want NHWC on CUDA, and one layout keeps the CPU
         # path the same code (on the CPU, benchmarks.throughput measures the result end to end).
         self.model = UNet(arch, data.image_size, data.channels).to(self.device, memory_format=torch.channels_last)
+        # torch.compile wraps the module and shares its weights: the optimizer, EMA and checkpoints
+        # keep using the plain self.model (no "_orig_mod." prefix in saved state).
+        self.train_model = torch.compile(self.model) if settings.torch_compile else self.model
         self.ema = EMA(self.model, settings.ema_decay)
         self.optimizer = make_optimizer(self.model, settings.lr, settings.weight_decay, self.device)
         self.step = 0
@@ -74,7 +77,10 @@ class DiffusionTrainer:
 
         Raises:
             TrainingDivergedError: when the loss becomes NaN or infinite.
+            ValueError: when ``count`` is not positive (there would be no mean loss).
         """
+        if count < 1:
+            raise ValueError(f"train_steps needs a positive step count, but got {count}.")
         s = self.settings
         self.model.train()
         total = torch.zeros((), device=self.device)
@@ -95,7 +101,7 @@ class DiffusionTrainer:
 
     def loss(self, x0: torch.Tensor) -> torch.Tensor:
         """The training loss of one batch: Min-SNR-gamma weighted v-prediction."""
-        return diffusion_loss(self.model, x0, self.settings.min_snr_gamma, self.noise_generator)
+        return diffusion_loss(self.train_model, x0, self.settings.min_snr_gamma, self.noise_generator)
 
     def _check_finite(self, total: torch.Tensor) -> None:
         if not torch.isfinite(total):

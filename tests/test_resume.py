@@ -7,6 +7,7 @@ memory: every trial that had finished before the kill is there unchanged, plus t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from llm_server import FakeLLMServer
 from ray import tune
 
 from ray_diffnas import SearchMemory, UNetSpace, train_diffusion
-from ray_diffnas.search import TUNE_FOLDER, SearchOptions, save_options
+from ray_diffnas.search import TUNE_FOLDER, SearchOptions, load_options, save_options
 from ray_diffnas.searcher_base import MEMORY_FILE
 
 # The API key the drivers get: it must show up in no file the search writes, nor in any log.
@@ -156,3 +157,14 @@ def test_resume_of_a_search_killed_before_its_first_save_says_what_to_do(tmp_pat
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "has no Tune experiment state to resume" in run.stderr and "rerun it without --resume" in run.stderr
+
+
+def test_resume_keeps_the_options_a_search_started_with(tmp_path: Path) -> None:
+    """Options saved by a search (torch_compile and constraints included) come back as they were."""
+    started = SearchOptions(dataset="digits", num_samples=5, torch_compile=True, constraints=("latency_ms<=5",),
+                            output=tmp_path)
+    save_options(started, tmp_path)
+    (tmp_path / TUNE_FOLDER).mkdir()
+    resumed = load_options(tmp_path)
+    assert resumed == dataclasses.replace(started, output=tmp_path.resolve())
+    assert resumed.training_settings()["torch_compile"] is True
