@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--reduction-factor", type=float, default=2.0, metavar="ETA",
                         help="ASHA: each rung (1, ETA, ETA^2... iterations) lets the best 1/ETA of the trials go on")
     search.add_argument("--torch-compile", action="store_true",
-                        help="trials train through torch.compile: faster steps on a GPU or in long trials, "
-                             "after a first step that compiles (a minute or more on a small CPU)")
+                        help="trials train through torch.compile: for a GPU or long trials; on a small CPU the "
+                             "first step compiles for minutes and later steps gain little")
     search.add_argument("--output", default="runs/search", help="folder for results, plots and Tune's files")
     search.add_argument("--seed", type=non_negative_int, default=0)
     search.add_argument("--cpus-per-trial", type=float, default=1.0)

@@ -39,8 +39,8 @@ class TrainingSettings:
     rfid_features: str = "auto"  # auto | inception | classifier (see ray_diffnas.features).
     seed: int = 0  # Seeds weights, data order and noise.
     max_memory_gb: float | None = None  # Fail the trial (with the reason) when its process grows past this.
-    # Train through torch.compile (fused kernels): pays on a GPU and in long trials; the first step
-    # compiles (a minute or more on a small CPU), a compile cache shortens it for later trials.
+    # Train through torch.compile (fused kernels): for a GPU and long trials. On a small CPU the first
+    # step compiles for minutes and later steps gain little (benchmarks.throughput --compile).
     torch_compile: bool = False
 
     @property
