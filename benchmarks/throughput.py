@@ -31,7 +31,7 @@ import argparse
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -161,13 +161,25 @@ def timed(train_steps: Callable[[int], float], steps: int) -> tuple[float, float
     return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
 
-# Where a step's time goes: profiler op names (substrings) -> the kind of work they are.
+# Where a step's time goes: profiler op names (lower-case substrings) -> the kind of work they are.
+# Every op run inside the optimizer's step (record_function "Optimizer.step#AdamW.step": diffusers'
+# AdamW is a loop of aten::mul_, lerp_, sqrt, div... per parameter on the CPU) counts as optimizer.
 OP_KINDS = (
     ("convolution", ("convolution",)),
     ("groupnorm_silu", ("group_norm", "silu")),
     ("attention", ("attention", "softmax", "bmm")),
-    ("optimizer_ema", ("adam", "lerp")),
+    ("optimizer_ema", ("adam", "lerp", "optimizer.")),
 )
+
+
+def op_kind(event: Any) -> str:
+    """The kind of a profiler event: by its own name, or "optimizer_ema" inside an optimizer call."""
+    name, parent = event.name.lower(), event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("Optimizer."):
+            return "optimizer_ema"
+        parent = parent.cpu_parent
+    return next((kind for kind, parts in OP_KINDS if any(part in name for part in parts)), "other")
 
 
 def time_by_kind(train_steps: Callable[[int], float], steps: int) -> dict[str, float]:
@@ -175,9 +187,8 @@ def time_by_kind(train_steps: Callable[[int], float], steps: int) -> dict[str, f
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         train_steps(steps)
     seconds = dict.fromkeys([kind for kind, _ in OP_KINDS] + ["other"], 0.0)
-    for event in profiler.key_averages():
-        kind = next((k for k, names in OP_KINDS if any(n in event.key for n in names)), "other")
-        seconds[kind] += event.self_cpu_time_total / 1e6 / steps
+    for event in profiler.events():
+        seconds[op_kind(event)] += event.self_cpu_time_total / 1e6 / steps
     return seconds
 
 
@@ -223,6 +234,19 @@ def contestants(config: Config, compiled: bool) -> list[Contestant]:
     return sides
 
 
+def time_alternately(sides: list[Contestant], args: argparse.Namespace) -> None:
+    """Warms each side up (a compiled side compiles in its first step), then times them in turn."""
+    for side in sides:
+        start = time.perf_counter()
+        side.train_steps(1)
+        side.compile_s = time.perf_counter() - start if "compiled" in side.name else None
+        if args.warmup:
+            side.train_steps(args.warmup)
+    for _ in range(args.rounds):
+        for side in sides:  # alternately, so that load from other processes hits all alike
+            side.rounds.append(timed(side.train_steps, args.steps))
+
+
 def measure(name: str, config: Config, args: argparse.Namespace, peak: float) -> dict:
     sides = contestants(config, args.compile)
     params_ours, params_theirs = count_params(sides[0].model), count_params(sides[1].model)
@@ -232,15 +256,7 @@ def measure(name: str, config: Config, args: argparse.Namespace, peak: float) ->
     assert params_agree, f"{name}: the two models are not the same size; fix diffusers_unet()."
     flops = {side.name: step_flops(side.loss_fn) for side in sides[:2]}  # compiling changes no FLOPs
     conv_flops = {side.name: convolution_flops(side.loss_fn) for side in sides[:2]}
-    for side in sides:
-        start = time.perf_counter()
-        side.train_steps(1)  # a compiled side compiles here
-        side.compile_s = time.perf_counter() - start if "compiled" in side.name else None
-        if args.warmup:
-            side.train_steps(args.warmup)
-    for _ in range(args.rounds):
-        for side in sides:  # alternately, so that load from other processes hits all alike
-            side.rounds.append(timed(side.train_steps, args.steps))
+    time_alternately(sides, args)
     kinds = {side.name: time_by_kind(side.train_steps, args.steps) for side in sides[:2]}
     row = {
         "config": name, "arch": config.arch.key(), "image_size": config.image_size, "channels": config.channels,
