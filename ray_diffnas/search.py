@@ -148,7 +148,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
                                   **options.training_settings()})
     if options.image_size is not None:
         UNetSpace(image_size=options.image_size)  # a size no UNet fits fails here, with the fix
-    make_scheduler(options.scheduler, options.max_iterations, options.reduction_factor)  # a bad one fails here
+    scheduler = make_scheduler(options.scheduler, options.max_iterations, options.reduction_factor)
     check_llm_reachable(options)
     if parse_constraints(list(options.constraints)) and options.searcher != "graph":
         logger.warning("--constraint guides only the graph searcher; %s ignores it.", options.searcher)
@@ -179,7 +179,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
             # Errored trials stay errored (they failed for a reason); killed ones resume.
             tuner = tune.Tuner.restore(str(output / TUNE_FOLDER), trainable=trainable, resume_errored=False)
         else:
-            tuner = _new_tuner(options, trainable, param_space, make_searcher(options, local_llm), output)
+            tuner = _new_tuner(options, trainable, param_space, make_searcher(options, local_llm), scheduler, output)
         frame = results_frame(tuner.fit())
     summary = summarize(frame, rfid, output, options)
     memory_file = output / TUNE_FOLDER / MEMORY_FILE
@@ -189,13 +189,13 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
 
 
 def _new_tuner(options: SearchOptions, trainable: Any, param_space: dict[str, Any], searcher: Any,
-               output: Path) -> tune.Tuner:
+               scheduler: TrialScheduler, output: Path) -> tune.Tuner:
     return tune.Tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric="rfid", mode="min", num_samples=options.num_samples, search_alg=searcher,
-            scheduler=make_scheduler(options.scheduler, options.max_iterations, options.reduction_factor),
+            scheduler=scheduler,
         ),
         run_config=tune.RunConfig(
             name=TUNE_FOLDER, storage_path=str(output),
