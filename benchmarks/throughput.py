@@ -135,11 +135,12 @@ class DiffusersStep:
         return float(total) / count
 
 
-def step_flops(loss_fn: Callable[[], torch.Tensor]) -> int:
-    """FLOPs of one forward + backward, counted by ``torch.utils.flop_counter``."""
+def step_flops(loss_fn: Callable[[], torch.Tensor]) -> tuple[int, int]:
+    """FLOPs of one forward + backward, in all and in convolutions (``torch.utils.flop_counter``)."""
     with FlopCounterMode(display=False) as counter:
         loss_fn().backward()
-    return counter.get_total_flops()
+    counts = counter.get_flop_counts()["Global"]
+    return counter.get_total_flops(), sum(flops for op, flops in counts.items() if "convolution" in str(op))
 
 
 def matmul_flops_per_s(size: int = 2048, repeats: int = 5) -> float:
@@ -190,14 +191,6 @@ def time_by_kind(train_steps: Callable[[int], float], steps: int) -> dict[str, f
     for event in profiler.events():
         seconds[op_kind(event)] += event.self_cpu_time_total / 1e6 / steps
     return seconds
-
-
-def convolution_flops(loss_fn: Callable[[], torch.Tensor]) -> int:
-    """FLOPs of one forward + backward spent in convolutions (``torch.utils.flop_counter``)."""
-    with FlopCounterMode(display=False) as counter:
-        loss_fn().backward()
-    counts = counter.get_flop_counts()["Global"]
-    return sum(flops for op, flops in counts.items() if "convolution" in str(op))
 
 
 class Contestant:
@@ -254,8 +247,9 @@ def measure(name: str, config: Config, args: argparse.Namespace, peak: float) ->
     print(f"{name}: parameters ours {params_ours:,}, diffusers {params_theirs:,} "
           f"({'agree' if params_agree else 'DIFFER'} within {PARAM_TOLERANCE:.0%})")
     assert params_agree, f"{name}: the two models are not the same size; fix diffusers_unet()."
-    flops = {side.name: step_flops(side.loss_fn) for side in sides[:2]}  # compiling changes no FLOPs
-    conv_flops = {side.name: convolution_flops(side.loss_fn) for side in sides[:2]}
+    counted = {side.name: step_flops(side.loss_fn) for side in sides[:2]}  # compiling changes no FLOPs
+    flops = {name: total for name, (total, _) in counted.items()}
+    conv_flops = {name: conv for name, (_, conv) in counted.items()}
     time_alternately(sides, args)
     kinds = {side.name: time_by_kind(side.train_steps, args.steps) for side in sides[:2]}
     row = {
