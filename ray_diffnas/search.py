@@ -38,6 +38,9 @@ TUNE_FOLDER = "tune"  # Tune's experiment folder inside --output
 OPTIONS_FILE = "search_options.json"  # the options a search started with, for --resume
 
 
+DEFAULT_REDUCTION_FACTOR = 2.0
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """Everything ``ray-diffnas search`` takes (see ``ray-diffnas search --help``)."""
@@ -54,7 +57,7 @@ class SearchOptions:
     sampler_steps: int = 10
     rfid_features: str = "auto"
     scheduler: str = "asha"
-    reduction_factor: float = 2.0  # ASHA's eta: each rung promotes the best 1/eta of the trials
+    reduction_factor: float = DEFAULT_REDUCTION_FACTOR  # ASHA's eta: each rung promotes the best 1/eta of the trials
     output: Path = Path("runs/search")
     seed: int = 0
     cpus_per_trial: float = 1.0
@@ -136,6 +139,14 @@ def make_scheduler(name: str, max_iterations: int, reduction_factor: float = 2.0
     raise ConfigError(f"Unknown scheduler {name!r}; choose 'asha' or 'none'.")
 
 
+def warn_ignored_options(options: SearchOptions) -> None:
+    """Logs each option the chosen searcher or scheduler does not use (a likely slip, not an error)."""
+    if parse_constraints(list(options.constraints)) and options.searcher != "graph":
+        logger.warning("--constraint guides only the graph searcher; %s ignores it.", options.searcher)
+    if options.scheduler != "asha" and options.reduction_factor != DEFAULT_REDUCTION_FACTOR:
+        logger.warning("--reduction-factor is ASHA's; --scheduler %s ignores it.", options.scheduler)
+
+
 def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     """Runs the search and writes ``results.parquet``, ``search.png`` and ``best_samples.png``.
 
@@ -150,8 +161,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
         UNetSpace(image_size=options.image_size)  # a size no UNet fits fails here, with the fix
     scheduler = make_scheduler(options.scheduler, options.max_iterations, options.reduction_factor)
     check_llm_reachable(options)
-    if parse_constraints(list(options.constraints)) and options.searcher != "graph":
-        logger.warning("--constraint guides only the graph searcher; %s ignores it.", options.searcher)
+    warn_ignored_options(options)
     output = options.output.expanduser().resolve()
     if resume and not tune.Tuner.can_restore(str(output / TUNE_FOLDER)):
         raise DiffNASError(f"{str(output)!r} has no Tune experiment state to resume (the search was killed before "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pandas as pd
 
 from ray_diffnas import DiffNASError, GraphDiffusionSearcher, UNetArch, UNetSpace, load_dataset
 from ray_diffnas.nb201 import NB201Space
-from ray_diffnas.search import load_options
+from ray_diffnas.search import SearchOptions, load_options, warn_ignored_options
 from ray_diffnas.settings import TrainingSettings
 from ray_diffnas.table import load_table
 from ray_diffnas.trainable import CONFIG_FILE, STATE_FILE, load_checkpoint, run_training
@@ -133,3 +134,21 @@ def test_bad_command_line_flag_gets_one_line_and_no_traceback(flags: list[str], 
     assert run.returncode == 2
     assert message in run.stderr
     assert "Traceback" not in run.stderr
+
+
+IGNORED_OPTIONS = [
+    (SearchOptions(searcher="random", constraints=("latency_ms<=5",)), "--constraint guides only the graph searcher"),
+    (SearchOptions(scheduler="none", reduction_factor=3.0), "--reduction-factor is ASHA's; --scheduler none ignores"),
+]
+
+
+@pytest.mark.parametrize("options,message", IGNORED_OPTIONS, ids=["constraint", "reduction-factor"])
+def test_an_option_the_search_would_ignore_is_named(options: SearchOptions, message: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="ray_diffnas.search"):
+        warn_ignored_options(options)
+    assert [r.getMessage() for r in caplog.records if message in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ray_diffnas.search"):
+        warn_ignored_options(SearchOptions())  # the defaults use everything they set
+    assert not caplog.records

@@ -6,10 +6,13 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from ray import tune
 
-from ray_diffnas import TrainingDivergedError, UNetSpace, train_diffusion
+from ray_diffnas import TrainingDivergedError, UNetArch, UNetSpace, load_dataset, train_diffusion
+from ray_diffnas.settings import TrainingSettings
 from ray_diffnas.trainable import load_checkpoint, run_training
+from ray_diffnas.training import DiffusionTrainer
 
 ARCH = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": [1, 1], "attention_resolutions": [4],
         "num_heads": 2, "dropout": 0.0, "mid_attention": False}
@@ -92,12 +95,6 @@ def test_param_space_runs_a_random_search_with_asha(ray_session, tmp_path: Path)
 
 def test_compiled_training_matches_eager_and_saves_plain_weights() -> None:
     """``torch_compile=True`` trains the same model (to float tolerance) and checkpoints it unwrapped."""
-    import torch
-
-    from ray_diffnas import UNetArch, load_dataset
-    from ray_diffnas.settings import TrainingSettings
-    from ray_diffnas.training import DiffusionTrainer
-
     data = load_dataset("digits")
     arch = UNetArch.from_dict({**ARCH, "attention_resolutions": []}, data.image_size)
     trainers = [DiffusionTrainer(arch, data, TrainingSettings(dataset="digits", batch_size=16, torch_compile=flag),
