@@ -34,7 +34,7 @@ def build_tuner(storage_path: str, searcher: str = "graph", num_samples: int = 8
     """The search: UNet trials (pruned by ASHA unless ``asha`` is False), each retried from its
     checkpoint up to ``max_failures`` times."""
     space = UNetSpace(image_size=8 if smoke else 16)
-    param_space = space.param_space(dataset="digits" if smoke else "mnist", max_iterations=3 if smoke else 4,
+    param_space = space.param_space(dataset="digits" if smoke else "mnist", max_iterations=3 if smoke else 8,
                                     steps_per_iteration=20 if smoke else 100, rfid_samples=64 if smoke else 500,
                                     sampler_steps=2 if smoke else 10, batch_size=16 if smoke else 32)
     search_alg = (GraphDiffusionSearcher(warmup=2, retrain_every=2) if searcher == "graph"

@@ -26,7 +26,7 @@ parser.add_argument("--smoke", action="store_true")
 args = parser.parse_args()
 
 space = UNetSpace(image_size=8 if args.smoke else 16)
-config = space.param_space(dataset="digits" if args.smoke else "mnist", max_iterations=2 if args.smoke else 4,
+config = space.param_space(dataset="digits" if args.smoke else "mnist", max_iterations=2 if args.smoke else 8,
                            steps_per_iteration=20 if args.smoke else 100)
 
 with LocalLLMServer() if args.local else contextlib.nullcontext() as local:

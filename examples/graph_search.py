@@ -25,7 +25,7 @@ args = parser.parse_args()
 
 space = UNetSpace(image_size=8 if args.smoke else 16)
 param_space = space.param_space(dataset="digits" if args.smoke else "mnist",
-                                max_iterations=2 if args.smoke else 4, steps_per_iteration=20 if args.smoke else 100,
+                                max_iterations=2 if args.smoke else 8, steps_per_iteration=20 if args.smoke else 100,
                                 rfid_samples=200 if args.smoke else 500)
 searcher = GraphDiffusionSearcher(
     constraints={"latency_ms": args.latency_ms},

