@@ -1,8 +1,8 @@
 """RFID fidelity and cost: does a trial's rapid FID rank architectures as a full FID does?
 
-Trains architectures of the ``ray-diffnas search`` default space exactly as a default trial does
-(mnist at 16 px, ``--max-iterations`` (4) x 100 steps, batch 32, seed 0, one CPU thread as Ray gives a
-1-CPU trial), then scores each by
+Trains architectures of the ``ray-diffnas search`` default space as a default trial does, for
+``--max-iterations`` (4) x 100 steps (mnist at 16 px, batch 32, seed 0, one CPU thread as Ray gives a
+1-CPU trial; a default trial that ASHA lets finish trains 8 x 100), then scores each by
 
 * RFID as a trial reports it: ``rfid_samples`` = 500 images from ``EVAL_SEED`` noise, 10 DDIM steps;
 * a full FID: ``--full-samples`` (5000) images with ``--full-steps`` (50) DDIM steps, the same

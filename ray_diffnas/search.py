@@ -129,7 +129,8 @@ def local_llm_server(options: SearchOptions) -> Iterator[LocalLLMServer | None]:
                 os.environ["OPENAI_BASE_URL"] = previous
 
 
-def make_scheduler(name: str, max_iterations: int, reduction_factor: float = 2.0) -> TrialScheduler:
+def make_scheduler(name: str, max_iterations: int,
+                   reduction_factor: float = DEFAULT_REDUCTION_FACTOR) -> TrialScheduler:
     if name == "asha":
         if not reduction_factor > 1:
             raise ConfigError(f"ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials at each rung), "
