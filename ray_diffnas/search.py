@@ -36,9 +36,7 @@ logger = logging.getLogger(__name__)
 
 TUNE_FOLDER = "tune"  # Tune's experiment folder inside --output
 OPTIONS_FILE = "search_options.json"  # the options a search started with, for --resume
-
-
-DEFAULT_REDUCTION_FACTOR = 2.0
+DEFAULT_REDUCTION_FACTOR = 2.0  # ASHA's eta unless --reduction-factor says otherwise
 
 
 @dataclass(frozen=True)
