@@ -1,4 +1,4 @@
-"""Atomic file writes: readers (and a crash) never see half a file."""
+"""Atomic file writes: readers (and a crash) never see half a file, and a failed write keeps the old one."""
 
 from __future__ import annotations
 
@@ -7,17 +7,35 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ray_diffnas.errors import DiffNASError
+
+
+class FileWriteError(DiffNASError, OSError):
+    """A file could not be written (read-only folder, full disk, file-size limit); the previous file is intact."""
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Calls ``write(tmp_path)`` on a unique temporary file beside ``path``, then renames it."""
+    """Calls ``write(tmp_path)`` on a unique temporary file beside ``path``, then renames it.
+
+    Raises:
+        FileWriteError: when the folder or the disk refuses the write; it names the file and the
+            cause, and whatever ``path`` held before is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
         write(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        kept = "the previous file is intact" if path.exists() else "no earlier version existed"
+        raise FileWriteError(
+            f"Could not write {str(path)!r}: {error.strerror or error} ({type(error).__name__}); {kept}. "
+            f"Make the folder writable or free space on its disk, then save again."
+        ) from error
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path

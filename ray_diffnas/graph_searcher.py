@@ -304,13 +304,13 @@ class GraphDiffusionSearcher(MemorySearcher):
                                             self.space.max_nodes, [2] * len(self.condition_names),
                                             self.model_config, seed=self.seed)
             steps = self.train_steps if self.model.steps_trained == 0 else self.retrain_steps
+            logger.info("GraphDiffusionSearcher: training on %d outcomes (%d steps).", len(finished), steps)
             self.model.fit(graphs + prior, torch.tensor(labels + nulls), steps, weights)
         self._fit_cost_models(finished, graphs)
         self.trained_on = len(finished)
         self.stats["trainings"] += 1
         self.stats["train_seconds"] += time.perf_counter() - start
-        logger.info("GraphDiffusionSearcher: trained on %d outcomes (%d steps, %.1f s).", len(finished), steps,
-                    time.perf_counter() - start)
+        logger.info("GraphDiffusionSearcher: trained in %.1f s.", time.perf_counter() - start)
 
     def _fit_cost_models(self, finished: list[TrialRecord], graphs: Sequence[Any] | None = None) -> None:
         """One :class:`NodeCostModel` per constraint whose metric enough finished trials reported."""

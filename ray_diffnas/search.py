@@ -153,6 +153,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
 
     With ``resume``, finishes the search in ``options.output`` that was stopped or killed: Tune
     restores its trials (unfinished ones from their checkpoints) and the searcher with its memory.
+    A search stopped before Tune's first save has nothing to restore; it starts again from the beginning.
     Returns a JSON-able summary (best trial, its RFID, the untrained RFID, file paths).
     """
     # Check every setting before the expensive work (loading data, training RFID's classifier).
@@ -164,11 +165,13 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     check_llm_reachable(options)
     warn_ignored_options(options)
     output = options.output.expanduser().resolve()
+    resumed = resume  # a resumed search keeps the options file it started with
     if resume and not tune.Tuner.can_restore(str(output / TUNE_FOLDER)):
-        raise DiffNASError(f"{str(output)!r} has no Tune experiment state to resume (the search was killed before "
-                           f"its first save, so nothing of it was kept); start it again with another --output, or "
-                           f"delete {str(output / TUNE_FOLDER)!r} and rerun it without --resume.")
-    if not resume and (output / TUNE_FOLDER).exists():
+        # Killed before Tune's first save: no trial result was kept, so starting over loses nothing.
+        logger.warning("%s holds no Tune experiment state yet (the search was stopped before its first save); "
+                       "starting it again from the beginning with its saved options.", output)
+        resume = False
+    elif not resume and (output / TUNE_FOLDER).exists():
         raise DiffNASError(f"{str(output)!r} already holds a search; finish it with 'ray-diffnas search --resume "
                            f"{output}', or pass another --output.")
     output.mkdir(parents=True, exist_ok=True)
@@ -181,7 +184,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
                                     **options.training_settings())
 
     trainable = tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
-    if not resume:
+    if not resumed:
         save_options(options, output)
     with local_llm_server(options) as local_llm:
         if not ray.is_initialized():

@@ -13,6 +13,7 @@ import json
 import logging
 import numbers
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -22,6 +23,7 @@ from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searc
 from ray.tune.search.sample import Domain
 
 from ray_diffnas.arch import UNetArch
+from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.memory import MemoryFileError, NotAMemoryFileError, SearchMemory
 from ray_diffnas.space import ArchDomain, UNetSpace, space_from_dict
@@ -338,9 +340,9 @@ class MemorySearcher(Searcher):
                          for p in state["pending"]]
         self._stalled_at = state.get("stalled_at")
 
-    def save(self, checkpoint_path: str) -> None:
-        """Writes the memory and the searcher's state to one Parquet file."""
-        self.memory.save(checkpoint_path, state=self.get_state())
+    def save(self, checkpoint_path: str) -> Path:
+        """Writes the memory and the searcher's state to one Parquet file, atomically; returns its path."""
+        return self.memory.save(checkpoint_path, state=self.get_state())
 
     def restore(self, checkpoint_path: str) -> None:
         """Loads a file written by :meth:`save` into this (possibly blank) searcher."""
@@ -356,14 +358,33 @@ class MemorySearcher(Searcher):
         self.memory = memory
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
-        # One stable, user-facing file instead of Tune's pickle: the memory *is* the checkpoint.
-        self.save(os.path.join(checkpoint_dir, MEMORY_FILE))
+        """Writes the memory file, and its copy under Tune's searcher-state name, into ``checkpoint_dir``.
+
+        ``search-memory.parquet`` is the file users open. When Tune resumes a run it brings back
+        only the ``*.json`` and ``*.pkl`` files of the experiment folder into a new driver folder
+        (``TuneController.resume``), so the memory alone would be left behind by a resume in a new
+        Ray session; the copy under Tune's own name (``searcher-state-<session>.pkl``, Parquet
+        bytes despite the suffix) is what comes back.
+        """
+        memory_file = self.save(os.path.join(checkpoint_dir, MEMORY_FILE))
+        state_file = os.path.join(checkpoint_dir, self.CKPT_FILE_TMPL.format(session_str))
+        atomic_write(state_file, lambda tmp: shutil.copyfile(memory_file, tmp))
 
     def restore_from_dir(self, checkpoint_dir: str) -> None:
-        path = os.path.join(checkpoint_dir, MEMORY_FILE)
-        if not os.path.exists(path):
-            raise RuntimeError(f"{type(self).__name__}: no {MEMORY_FILE} in {checkpoint_dir!r} to restore from.")
+        """Restores from the newest searcher-state file in ``checkpoint_dir`` (or its memory file)."""
+        path = newest_searcher_state(checkpoint_dir, self.CKPT_FILE_TMPL)
+        if path is None:
+            raise MemoryFileError(
+                f"{type(self).__name__}: neither {self.CKPT_FILE_TMPL.format('*')} nor {MEMORY_FILE} is in "
+                f"{checkpoint_dir!r} to restore from; pass the experiment folder of a run this searcher saved.")
         self.restore(path)
+
+
+def newest_searcher_state(folder: str | os.PathLike, template: str = Searcher.CKPT_FILE_TMPL) -> Path | None:
+    """The newest searcher-state file a :class:`MemorySearcher` wrote in ``folder``, else its memory file."""
+    states = sorted(Path(folder).glob(template.format("*")))  # session strings are timestamps: the last is newest
+    memory = Path(folder) / MEMORY_FILE
+    return states[-1] if states else (memory if memory.is_file() else None)
 
 
 def _space_from_param_space(config: Mapping[str, Any]) -> Any | None:

@@ -1,8 +1,14 @@
-"""A search killed mid-run (a real SIGKILL of the driver) finishes, for both searchers:
-from a script with ``Tuner.restore``, and from the command line with ``ray-diffnas search --resume``.
+"""A search killed mid-run (a real SIGKILL of the driver and the Ray it started) finishes, for both
+searchers: from a script with ``Tuner.restore`` (with and without a ``ConcurrencyLimiter``), and from
+the command line with ``ray-diffnas search --resume``.
 
 Each must reach ``num_samples`` exactly, evaluate no architecture twice, and keep the search
 memory: every trial that had finished before the kill is there unchanged, plus the new ones.
+
+The killed driver runs its own Ray, as a user's would, and the resume runs in another Ray session:
+that is the moment Tune brings back only the ``*.json`` and ``*.pkl`` files of the experiment folder
+(issue 15: the memory file was left behind and the resumed searcher had no space). The kill waits on
+a file the search writes (two finished trials in the memory file), not on a timer.
 """
 
 from __future__ import annotations
@@ -12,13 +18,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import ray
 from llm_server import FakeLLMServer
 from ray import tune
 
@@ -33,17 +39,20 @@ SEARCHERS = {
     "gpt4": "GPT4Searcher(proposals_per_call=2)",  # endpoint from $OPENAI_BASE_URL
     "graph": "GraphDiffusionSearcher(warmup=2, retrain_every=1, train_steps=40, retrain_steps=10, prior_graphs=64)",
 }
+# How the searcher reaches Tune: wrapped in a ConcurrencyLimiter by hand, or bare (one trial at a time
+# through the CPUs a trial asks for, so the kill still finds trials finished one by one).
+LIMITERS = {"limiter": "ConcurrencyLimiter({}, max_concurrent=1)", "bare": "{}"}
 DRIVER = textwrap.dedent("""
     import sys
     from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
     from ray_diffnas import GPT4Searcher, GraphDiffusionSearcher, UNetSpace, train_diffusion
     space = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))
     tuner = tune.Tuner(
-        train_diffusion,
+        tune.with_resources(train_diffusion, {"cpu": 2}),
         param_space=space.param_space(dataset="digits", max_iterations=2, steps_per_iteration=10,
                                       rfid_samples=64, sampler_steps=2, batch_size=16),
-        tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=4, max_concurrent_trials=1,
-                                    search_alg=eval(sys.argv[2])),
+        tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=4, search_alg=eval(sys.argv[2])),
         run_config=tune.RunConfig(storage_path=sys.argv[1], name="killed"),
     )
     tuner.fit()
@@ -61,8 +70,10 @@ def _finished(memory_file: Path) -> int:
 
 
 def _kill_after_two_trials(command: list[str], memory_file: Path, env: dict[str, str]) -> dict:
-    """Starts the driver, SIGKILLs it once two trials have finished; returns those trials' records."""
-    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Starts the driver (with a Ray of its own), SIGKILLs it and its Ray once two trials have
+    finished; returns those trials' records."""
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while _finished(memory_file) < 2 and time.monotonic() < deadline and driver.poll() is None:
@@ -70,7 +81,7 @@ def _kill_after_two_trials(command: list[str], memory_file: Path, env: dict[str,
         assert driver.poll() is None, "the driver finished (or failed) before it could be killed"
         assert _finished(memory_file) >= 2, "no two trials finished in time"
     finally:
-        os.kill(driver.pid, signal.SIGKILL)
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started: nothing of them goes on
         driver.wait()
     before, _ = SearchMemory.load(memory_file)
     return {r.trial_id: r for r in before.records(["completed", "stopped"])}
@@ -87,19 +98,23 @@ def _check_memory_kept(memory_file: Path, finished_before: dict, total: int) -> 
 
 
 @pytest.fixture()
-def llm_env(ray_session):
-    """The environment of a driver process: the test's Ray cluster and a fake LLM over HTTP."""
+def llm_env():
+    """The environment of a driver process: a fake LLM over HTTP, and no Ray to join (it starts its own)."""
     with FakeLLMServer(SPACE) as server:
-        yield {**os.environ, "OPENAI_API_KEY": SENTINEL_KEY, "OPENAI_BASE_URL": server.url,
-               "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        yield {**env, "OPENAI_API_KEY": SENTINEL_KEY, "OPENAI_BASE_URL": server.url}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("limiter", sorted(LIMITERS))
 @pytest.mark.parametrize("searcher", sorted(SEARCHERS))
-def test_killed_script_resumes_with_tuner_restore(searcher: str, tmp_path: Path, llm_env: dict) -> None:
+def test_killed_script_resumes_with_tuner_restore(searcher: str, limiter: str, tmp_path: Path, llm_env: dict,
+                                                  ray_session) -> None:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     memory_file = tmp_path / "killed" / MEMORY_FILE
-    finished_before = _kill_after_two_trials([sys.executable, str(script), str(tmp_path), SEARCHERS[searcher]],
+    search_alg = LIMITERS[limiter].format(SEARCHERS[searcher])
+    finished_before = _kill_after_two_trials([sys.executable, str(script), str(tmp_path), search_alg],
                                              memory_file, llm_env)
     os.environ["OPENAI_BASE_URL"] = llm_env["OPENAI_BASE_URL"]  # the restored GPT4Searcher reads it
     try:
@@ -112,11 +127,13 @@ def test_killed_script_resumes_with_tuner_restore(searcher: str, tmp_path: Path,
     _check_memory_kept(memory_file, finished_before, total=4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("searcher", sorted(SEARCHERS))
 def test_killed_command_resumes_with_resume_flag(searcher: str, tmp_path: Path, llm_env: dict) -> None:
     output = tmp_path / "search"
     memory_file = output / TUNE_FOLDER / MEMORY_FILE
     command = [sys.executable, "-m", "ray_diffnas.cli", "search", "--searcher", searcher, "--output", str(output)]
+    sessions_before = _ray_sessions()
     finished_before = _kill_after_two_trials(command + CLI_FLAGS, memory_file, llm_env)
 
     resumed = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--resume", str(output)],
@@ -127,8 +144,14 @@ def test_killed_command_resumes_with_resume_flag(searcher: str, tmp_path: Path, 
     assert set(results["status"]) <= {"completed", "stopped"}
     _check_memory_kept(memory_file, finished_before, total=4)
     assert SENTINEL_KEY not in resumed.stdout + resumed.stderr
-    logs = Path(ray._private.worker._global_node.get_session_dir_path())  # the Ray both drivers ran on
-    assert _files_containing(tmp_path, SENTINEL_KEY) == [] and _files_containing(logs, SENTINEL_KEY) == []
+    logs = _ray_sessions() - sessions_before  # the Rays the killed and the resumed driver started
+    assert len(logs) == 2
+    assert _files_containing(tmp_path, SENTINEL_KEY) == []
+    assert [p for log in logs for p in _files_containing(log, SENTINEL_KEY)] == []
+
+
+def _ray_sessions() -> set[Path]:
+    return {p for p in Path(tempfile.gettempdir(), "ray").glob("session_2*") if p.is_dir()}
 
 
 def _files_containing(folder: Path, needle: str) -> list[Path]:
@@ -150,13 +173,22 @@ def test_a_new_search_into_a_folder_with_a_search_is_refused(tmp_path: Path) -> 
     assert "already holds a search; finish it with 'ray-diffnas search --resume" in run.stderr
 
 
-def test_resume_of_a_search_killed_before_its_first_save_says_what_to_do(tmp_path: Path) -> None:
-    save_options(SearchOptions(dataset="digits", output=tmp_path), tmp_path)
-    (tmp_path / TUNE_FOLDER).mkdir()  # Tune had made its folder but saved nothing in it
+def test_resume_of_a_search_killed_before_its_first_save_starts_it_again(tmp_path: Path) -> None:
+    """Nothing to restore (Tune had made its folder but saved nothing): the search starts over, with
+    the options it was started with, and the options file stays as it was."""
+    options = SearchOptions(dataset="digits", searcher="random", num_samples=1, max_iterations=1,
+                            steps_per_iteration=5, rfid_samples=32, sampler_steps=2, batch_size=16,
+                            cpus_per_trial=2, output=tmp_path)
+    options_file = save_options(options, tmp_path)
+    saved = options_file.read_bytes()
+    (tmp_path / TUNE_FOLDER).mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     run = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--resume", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert "has no Tune experiment state to resume" in run.stderr and "rerun it without --resume" in run.stderr
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "starting it again from the beginning with its saved options" in run.stderr
+    assert len(pd.read_parquet(tmp_path / "results.parquet")) == 1
+    assert options_file.read_bytes() == saved
 
 
 def test_resume_keeps_the_options_a_search_started_with(tmp_path: Path) -> None:
