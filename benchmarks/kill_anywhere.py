@@ -172,23 +172,15 @@ def check_files(output: Path) -> list[str]:
     """Every file the search saved parses: options, Tune's state, the memory, each trial's results."""
     problems = []
     tune = output / TUNE_FOLDER
-    for path in [output / OPTIONS_FILE, *tune.glob("*.json")]:
-        if path.exists():
-            try:
-                json.loads(path.read_text())
-            except ValueError as error:
-                problems.append(f"{path.name} does not parse ({error})")
+    for path in [output / OPTIONS_FILE, *tune.glob("*.json"), *tune.glob("tuner.pkl")]:
+        if path.exists() and not _parses(path.read_bytes()):
+            problems.append(f"{path.name} is cut off or damaged")
     for path in [output / "results.parquet", *tune.glob("*.parquet"), *tune.glob("searcher-state-*.pkl")]:
         if path.exists():
             try:
                 (SearchMemory.load(path) if path.parent == tune else pq.read_table(path))
             except Exception as error:  # noqa: BLE001 (any failure to read is the finding)
                 problems.append(f"{path.name} does not load ({type(error).__name__}: {error})")
-    if (tune / "tuner.pkl").exists():
-        try:
-            pickle.loads((tune / "tuner.pkl").read_bytes())
-        except Exception as error:  # noqa: BLE001
-            problems.append(f"tuner.pkl does not load ({type(error).__name__})")
     for path in tune.glob("*/result.json"):
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             try:
@@ -196,6 +188,20 @@ def check_files(output: Path) -> list[str]:
             except ValueError:
                 problems.append(f"{path.parent.name[:24]}/result.json line {number} is cut off")
     return problems
+
+
+def _parses(data: bytes) -> bool:
+    """Whether a Tune state file reads back: JSON, or a pickle (Tune pickles searcher states into *.json)."""
+    try:
+        json.loads(data)
+        return True
+    except ValueError:
+        pass
+    try:
+        pickle.loads(data)
+        return True
+    except Exception:  # noqa: BLE001 (a cut-off pickle fails in many ways)
+        return False
 
 
 def trial_iterations(output: Path) -> dict[str, int]:
@@ -236,10 +242,12 @@ def check_finished(output: Path, searcher: str, options_text: str) -> list[str]:
         problems.append(f"memory trials {sorted(trials)} differ from results {sorted(results['trial_id'])}")
     for row in results.to_dict("records"):
         record = trials.get(row["trial_id"])
-        if record is not None and (record.arch_key, record.status, record.iterations) != (
-                row["arch_key"], row["status"], int(row["training_iteration"])):
-            problems.append(f"memory says {row['trial_id']} is {(record.arch_key, record.status, record.iterations)}, "
-                            f"results {(row['arch_key'], row['status'], int(row['training_iteration']))}")
+        if record is None:
+            continue
+        said = (record.arch_key, record.status, record.iterations, [round(v, 4) for v in record.curve])
+        shown = (row["arch_key"], row["status"], int(row["training_iteration"]), [round(v, 4) for v in row["rfid_curve"]])
+        if said != shown:
+            problems.append(f"memory says {row['trial_id']} is {said}, results {shown}")
     return problems
 
 
@@ -249,7 +257,8 @@ def run_life(searcher: str, life: int, seed: int, folder: Path, horizon: float, 
              server: FakeLLMServer | None, env: dict[str, str], say: Callable[[str], None]) -> dict[str, Any]:
     """Starts one search, kills and resumes it until a run finishes it; returns its kills and checks."""
     rng = np.random.default_rng([seed, ["random", "graph", "gpt4"].index(searcher), life])
-    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)  # a life cut short by this script's own end starts again
+    folder.mkdir(parents=True)
     output = folder / "search"
     command = [sys.executable, "-m", "ray_diffnas.cli", "search", "--searcher", searcher, "--seed", str(life),
                "--output", str(output), *SEARCH_FLAGS]

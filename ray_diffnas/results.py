@@ -37,8 +37,7 @@ def results_frame(grid: ResultGrid) -> pd.DataFrame:
 
 def _row(result: Any) -> dict[str, Any]:
     config, metrics = result.config or {}, result.metrics or {}
-    history = result.metrics_dataframe
-    curve = [float(v) for v in history["rfid"]] if history is not None and "rfid" in history else []
+    curve = _rfid_curve(result.metrics_dataframe)
     settings = {k: config.get(k, v) for k, v in TrainingSettings().to_dict().items()}
     arch = config.get("arch") or {}
     iterations = int(metrics.get("training_iteration") or 0)
@@ -58,6 +57,17 @@ def _row(result: Any) -> dict[str, Any]:
         "trial_path": result.path,
     }
     return row
+
+
+def _rfid_curve(history: pd.DataFrame | None) -> list[float]:
+    """RFID at each iteration. A trial resumed from a checkpoint older than its last report trains
+    and reports those iterations again: the last report of each iteration is the one that counts
+    (as in the search memory), the one its model went on from."""
+    if history is None or "rfid" not in history:
+        return []
+    if "training_iteration" in history:
+        history = history.drop_duplicates("training_iteration", keep="last").sort_values("training_iteration")
+    return [float(v) for v in history["rfid"]]
 
 
 def _arch_key(arch: dict[str, Any], image_size: int | None) -> str | None:

@@ -166,7 +166,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     warn_ignored_options(options)
     output = options.output.expanduser().resolve()
     resumed = resume  # a resumed search keeps the options file it started with
-    if resume and not tune.Tuner.can_restore(str(output / TUNE_FOLDER)):
+    if resume and not has_experiment_state(output / TUNE_FOLDER):
         # Killed before Tune's first save: no trial result was kept, so starting over loses nothing.
         logger.warning("%s holds no Tune experiment state yet (the search was stopped before its first save); "
                        "starting it again from the beginning with its saved options.", output)
@@ -202,6 +202,16 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
+def has_experiment_state(folder: Path) -> bool:
+    """Whether Tune saved a state of this experiment that it can resume.
+
+    ``Tuner.can_restore`` looks for ``tuner.pkl`` alone, which Tune writes before it starts; the run
+    itself is in ``experiment_state-*.json``, saved from Tune's first step on. Without it a restored
+    Tuner starts the run afresh, with a searcher that never saw its ``param_space``.
+    """
+    return tune.Tuner.can_restore(str(folder)) and any(folder.glob("experiment_state-*.json"))
+
+
 def _new_tuner(options: SearchOptions, trainable: Any, param_space: dict[str, Any], searcher: Any,
                scheduler: TrialScheduler, output: Path) -> tune.Tuner:
     return tune.Tuner(
@@ -234,8 +244,8 @@ def load_options(folder: str | os.PathLike) -> SearchOptions:
     """
     folder = Path(folder).expanduser().resolve()
     path = folder / OPTIONS_FILE
-    if not path.is_file() or not (folder / TUNE_FOLDER).is_dir():
-        raise DiffNASError(f"{str(folder)!r} holds no search to resume (no {OPTIONS_FILE} and {TUNE_FOLDER}/); "
+    if not path.is_file():  # without tune/ the search was stopped before Tune started: it starts over
+        raise DiffNASError(f"{str(folder)!r} holds no search to resume (no {OPTIONS_FILE}); "
                            f"pass the --output folder of a search started with 'ray-diffnas search'.")
     try:
         values = json.loads(path.read_text())

@@ -136,7 +136,11 @@ class MemorySearcher(Searcher):
 
     def _check_ready(self) -> None:
         if self.space is None:
-            raise RuntimeError(UNDEFINED_SEARCH_SPACE.format(cls=type(self).__name__, space="space"))
+            raise RuntimeError(UNDEFINED_SEARCH_SPACE.format(cls=type(self).__name__, space="space") + (
+                " If this searcher comes from tune.Tuner.restore: Tune had saved no state of the run to restore "
+                "it from (the driver stopped before Tune's first save), and a restored Tuner keeps no "
+                "param_space; pass it again, Tuner.restore(path, trainable, param_space=...), or start the "
+                "search anew."))
         if not self._metric or not self._mode:
             raise RuntimeError(UNDEFINED_METRIC_MODE.format(cls=type(self).__name__, metric=self._metric, mode=self._mode))
 
