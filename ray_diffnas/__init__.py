@@ -19,6 +19,7 @@ _EXPORTS = {
     "GraphDiffusion": "graph_diffusion", "Constraint": "constraints", "TableBenchmark": "bench_table", "SearchMemory": "memory", "RFID": "rfid",
     "MemorySearcher": "searcher_base", "Proposal": "searcher_base", "TrainingSettings": "settings",
     "UNetSpace": "space", "load_checkpoint": "trainable", "train_diffusion": "trainable", "UNet": "unet",
+    "atomic_local_filesystem": "storage",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -50,5 +51,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from ray_diffnas.searcher_base import MemorySearcher, Proposal
     from ray_diffnas.settings import TrainingSettings
     from ray_diffnas.space import UNetSpace
+    from ray_diffnas.storage import atomic_local_filesystem
     from ray_diffnas.trainable import load_checkpoint, train_diffusion
     from ray_diffnas.unet import UNet

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -12,6 +12,20 @@ from ray_diffnas.errors import DiffNASError
 
 class FileWriteError(DiffNASError, OSError):
     """A file could not be written (read-only folder, full disk, file-size limit); the previous file is intact."""
+
+
+def create_beside(path: str) -> tuple[int, str]:
+    """Creates a new, uniquely named temporary file beside ``path``; returns its descriptor and path.
+
+    Its mode follows the umask, as the file it will replace would (``mkstemp`` makes it private).
+    """
+    folder, name = os.path.split(path)
+    while True:
+        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            return os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -25,7 +39,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        handle, tmp = create_beside(str(path))
         os.close(handle)
         write(tmp)
         os.replace(tmp, path)

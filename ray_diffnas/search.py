@@ -27,6 +27,7 @@ from ray_diffnas.plots import plot_search, save_image_grid
 from ray_diffnas.results import leaderboard, results_frame, write_results
 from ray_diffnas.rfid import RFID
 from ray_diffnas.settings import TrainingSettings
+from ray_diffnas.storage import atomic_local_filesystem, remove_partial_writes
 from ray_diffnas.searcher_base import MEMORY_FILE
 from ray_diffnas.space import UNetSpace
 from ray_diffnas.trainable import EVAL_SEED, load_checkpoint, train_diffusion
@@ -190,8 +191,12 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
         if not ray.is_initialized():
             ray.init(address=options.address, include_dashboard=False, configure_logging=False)
         if resume:
+            removed = remove_partial_writes(output / TUNE_FOLDER)
+            if removed:
+                logger.info("Removed %d temporary file(s) of writes the stop cut off.", removed)
             # Errored trials stay errored (they failed for a reason); killed ones resume.
-            tuner = tune.Tuner.restore(str(output / TUNE_FOLDER), trainable=trainable, resume_errored=False)
+            tuner = tune.Tuner.restore(str(output / TUNE_FOLDER), trainable=trainable, resume_errored=False,
+                                       storage_filesystem=atomic_local_filesystem())
         else:
             tuner = _new_tuner(options, trainable, param_space, make_searcher(options, local_llm), scheduler, output)
         frame = results_frame(tuner.fit())
@@ -222,7 +227,8 @@ def _new_tuner(options: SearchOptions, trainable: Any, param_space: dict[str, An
             scheduler=scheduler,
         ),
         run_config=tune.RunConfig(
-            name=TUNE_FOLDER, storage_path=str(output),
+            # A kill while Tune copies its state to --output must leave no file half-written.
+            name=TUNE_FOLDER, storage_path=str(output), storage_filesystem=atomic_local_filesystem(),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="rfid",
                                                     checkpoint_score_order="min"),
         ),
