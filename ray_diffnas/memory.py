@@ -26,7 +26,8 @@ from ray_diffnas.faults import FAULT_KEY
 FORMAT_VERSION = 1
 METADATA_KEY = b"ray_diffnas.search_memory"
 STATUSES = ("running", "completed", "stopped", "failed", "invalid")
-PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "sampler", "graph", "neighbour")
+# restored: a trial Tune restored that the memory had not recorded (the driver died between the two saves)
+PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "sampler", "graph", "neighbour", "restored")
 
 
 class MemoryFileError(DiffNASError):
@@ -113,6 +114,14 @@ class SearchMemory:
         self._check_proposer(proposer)
         self._add(TrialRecord(trial_id, dict(config), arch_key, proposer, prompt_tokens=prompt_tokens,
                               completion_tokens=completion_tokens, note=note))
+
+    def forget(self, trial_id: str) -> TrialRecord | None:
+        """Removes a record (a proposal that never became a trial Tune kept); returns it."""
+        record = self._records.pop(trial_id, None)
+        if record is not None and record.arch_key is not None and not any(
+                r.arch_key == record.arch_key for r in self._records.values()):
+            self._key_index.discard(record.arch_key)
+        return record
 
     def invalid(self, config: Any, error: str, proposer: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> str:
         """Records a proposal that never became a trial; returns its record id."""

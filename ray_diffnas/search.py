@@ -84,15 +84,18 @@ def make_searcher(options: SearchOptions, local_llm: LocalLLMServer | None = Non
     if options.searcher == "gpt4":
         from ray_diffnas.gpt4_searcher import DEFAULT_MODEL, GPT4Searcher
 
+        # max_trials = num_samples: a resume whose Tune state lags its searcher's asks for no trial too many.
         if local_llm is not None:  # the endpoint comes from $OPENAI_BASE_URL: a resumed run's server has another port
-            return GPT4Searcher(model=options.model or local_llm.model, seed=options.seed)
-        return GPT4Searcher(model=options.model or DEFAULT_MODEL, seed=options.seed)  # key checked up front
+            return GPT4Searcher(model=options.model or local_llm.model, seed=options.seed, max_trials=options.num_samples)
+        return GPT4Searcher(model=options.model or DEFAULT_MODEL, seed=options.seed,  # key checked up front
+                            max_trials=options.num_samples)
     if options.searcher == "graph":
         from ray_diffnas.graph_searcher import GraphDiffusionSearcher
 
         # Few trials: start learning after a few outcomes instead of the default warm-up.
         warmup = max(2, min(10, options.num_samples // 2))
-        return GraphDiffusionSearcher(constraints=list(options.constraints), warmup=warmup, seed=options.seed)
+        return GraphDiffusionSearcher(constraints=list(options.constraints), warmup=warmup, seed=options.seed,
+                                      max_trials=options.num_samples)
     raise ConfigError(f"Unknown searcher {options.searcher!r}; choose one of ['graph', 'random', 'gpt4'].")
 
 

@@ -27,6 +27,7 @@ from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.memory import MemoryFileError, NotAMemoryFileError, SearchMemory
 from ray_diffnas.space import ArchDomain, UNetSpace, space_from_dict
+from ray_diffnas.tune_state import SavedTrial, saved_trials
 
 logger = logging.getLogger(__name__)
 
@@ -375,13 +376,67 @@ class MemorySearcher(Searcher):
         atomic_write(state_file, lambda tmp: shutil.copyfile(memory_file, tmp))
 
     def restore_from_dir(self, checkpoint_dir: str) -> None:
-        """Restores from the newest searcher-state file in ``checkpoint_dir`` (or its memory file)."""
+        """Restores from the newest searcher-state file in ``checkpoint_dir`` (or its memory file), then
+        follows the trials of Tune's experiment state there, which are the ones Tune resumes."""
         path = newest_searcher_state(checkpoint_dir, self.CKPT_FILE_TMPL)
         if path is None:
             raise MemoryFileError(
                 f"{type(self).__name__}: neither {self.CKPT_FILE_TMPL.format('*')} nor {MEMORY_FILE} is in "
                 f"{checkpoint_dir!r} to restore from; pass the experiment folder of a run this searcher saved.")
         self.restore(path)
+        trials = saved_trials(checkpoint_dir)
+        if trials is not None:
+            self.follow_trials(trials)
+
+    def follow_trials(self, trials: Sequence[SavedTrial]) -> None:
+        """Makes the memory agree with the trials of a saved Tune run.
+
+        Tune copies its state and this searcher's to storage one file at a time, so a driver killed
+        mid-copy may leave the memory one save behind or ahead of the trials Tune resumes. Tune's
+        list wins: a trial the memory lacks is added (proposer ``restored``), one that finished or
+        reported more for Tune is brought up to date, and a proposal Tune never recorded is dropped
+        (its architecture was never trained, so it may be proposed again).
+        """
+        tune_ids = {t.trial_id for t in trials}
+        for record in self.memory.records():
+            if record.arch_key is not None and record.proposer != "warm_start" and record.trial_id not in tune_ids:
+                self.memory.forget(record.trial_id)
+                self.live.pop(record.trial_id, None)
+                logger.warning("%s: dropped proposal %s, which Tune's saved state does not hold.",
+                               type(self).__name__, record.trial_id)
+        for trial in trials:
+            record = self.memory.get(trial.trial_id)
+            if record is None:
+                arch = self.space.validate(trial.config.get("arch", {}))
+                settings = {k: v for k, v in trial.config.items() if k in ("arch", *self._searched_settings())}
+                self.memory.propose(trial.trial_id, {**settings, "arch": arch.to_dict()}, arch.key(), "restored",
+                                    note="restored by Tune; the searcher's last save missed it")
+                record = self.memory.get(trial.trial_id)
+            behind = [r for r in trial.results if int(r.get("training_iteration") or 0) > record.iterations]
+            if not behind and (record.status != "running" or not trial.finished):
+                self._track(trial, record.arch_key)
+                continue
+            for result in behind:
+                self.memory.report(trial.trial_id, result)
+            if trial.finished:
+                last = trial.results[-1] if trial.results else {}
+                if trial.status == "ERROR":
+                    self.memory.complete(trial.trial_id, None, status="failed",
+                                         error=record.error or "the trial raised an error (see Tune's error file)")
+                else:
+                    self.memory.complete(trial.trial_id, None, status=self._finished_status(record.config, last))
+            self._track(trial, record.arch_key)
+        # The proposals that count against max_trials are the trials Tune holds (whichever save was newer).
+        self._proposed = sum(r.proposer != "warm_start" for r in self.memory.records() if r.arch_key is not None)
+
+    def _track(self, trial: SavedTrial, key: str | None) -> None:
+        if trial.finished:
+            self.live.pop(trial.trial_id, None)
+        elif key is not None:
+            self.live[trial.trial_id] = key
+
+    def _searched_settings(self) -> list[str]:
+        return [name for name, value in self._base_config.items() if isinstance(value, Domain)]
 
 
 def newest_searcher_state(folder: str | os.PathLike, template: str = Searcher.CKPT_FILE_TMPL) -> Path | None:
