@@ -31,6 +31,7 @@ from ray_diffnas.storage import atomic_local_filesystem, remove_partial_writes
 from ray_diffnas.searcher_base import MEMORY_FILE
 from ray_diffnas.space import UNetSpace
 from ray_diffnas.trainable import EVAL_SEED, load_checkpoint, train_diffusion
+from ray_diffnas.tune_state import has_saved_state
 from ray_diffnas.training import DiffusionTrainer
 
 logger = logging.getLogger(__name__)
@@ -169,8 +170,9 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     check_llm_reachable(options)
     warn_ignored_options(options)
     output = options.output.expanduser().resolve()
-    resumed = resume  # a resumed search keeps the options file it started with
-    if resume and not has_experiment_state(output / TUNE_FOLDER):
+    keep_options = resume  # a resumed search keeps the options file it started with
+    tune_folder = output / TUNE_FOLDER
+    if resume and not (tune.Tuner.can_restore(str(tune_folder)) and has_saved_state(tune_folder)):
         # Killed before Tune's first save: no trial result was kept, so starting over loses nothing.
         logger.warning("%s holds no Tune experiment state yet (the search was stopped before its first save); "
                        "starting it again from the beginning with its saved options.", output)
@@ -188,7 +190,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
                                     **options.training_settings())
 
     trainable = tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
-    if not resumed:
+    if not keep_options:
         save_options(options, output)
     with local_llm_server(options) as local_llm:
         if not ray.is_initialized():
@@ -208,16 +210,6 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     if memory_file.exists():
         summary["search_memory"] = str(memory_file)
     return summary
-
-
-def has_experiment_state(folder: Path) -> bool:
-    """Whether Tune saved a state of this experiment that it can resume.
-
-    ``Tuner.can_restore`` looks for ``tuner.pkl`` alone, which Tune writes before it starts; the run
-    itself is in ``experiment_state-*.json``, saved from Tune's first step on. Without it a restored
-    Tuner starts the run afresh, with a searcher that never saw its ``param_space``.
-    """
-    return tune.Tuner.can_restore(str(folder)) and any(folder.glob("experiment_state-*.json"))
 
 
 def _new_tuner(options: SearchOptions, trainable: Any, param_space: dict[str, Any], searcher: Any,

@@ -40,6 +40,16 @@ class SavedTrial:
         return self.status in (Trial.TERMINATED, Trial.ERROR)
 
 
+def has_saved_state(folder: str | os.PathLike) -> bool:
+    """Whether Tune saved a state of its run in ``folder`` (``experiment_state-*.json``) to resume it from.
+
+    ``Tuner.can_restore`` looks for ``tuner.pkl`` alone, which Tune writes before the run starts;
+    without a saved state a restored Tuner starts the run afresh, with a searcher that never saw its
+    ``param_space``.
+    """
+    return _find_newest_experiment_checkpoint(str(folder)) is not None
+
+
 def saved_trials(folder: str | os.PathLike) -> list[SavedTrial] | None:
     """The trials of the newest experiment state in ``folder``; None when it holds none."""
     newest = _find_newest_experiment_checkpoint(str(folder))
