@@ -27,7 +27,7 @@ from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.memory import MemoryFileError, NotAMemoryFileError, SearchMemory
 from ray_diffnas.space import ArchDomain, UNetSpace, space_from_dict
-from ray_diffnas.tune_state import SavedTrial, saved_trials
+from ray_diffnas.tune_state import SavedTrial, iteration, saved_trials
 
 logger = logging.getLogger(__name__)
 
@@ -412,18 +412,15 @@ class MemorySearcher(Searcher):
                 self.memory.propose(trial.trial_id, {**settings, "arch": arch.to_dict()}, arch.key(), "restored",
                                     note="restored by Tune; the searcher's last save missed it")
                 record = self.memory.get(trial.trial_id)
-            behind = [r for r in trial.results if int(r.get("training_iteration") or 0) > record.iterations]
-            if not behind and (record.status != "running" or not trial.finished):
-                self._track(trial, record.arch_key)
-                continue
-            for result in behind:
-                self.memory.report(trial.trial_id, result)
-            if trial.finished:
-                last = trial.results[-1] if trial.results else {}
-                if trial.status == "ERROR":
+            behind = [r for r in trial.results if iteration(r) > record.iterations]
+            if behind or (trial.finished and record.status == "running"):
+                for result in behind:
+                    self.memory.report(trial.trial_id, result)
+                if trial.errored:
                     self.memory.complete(trial.trial_id, None, status="failed",
                                          error=record.error or "the trial raised an error (see Tune's error file)")
-                else:
+                elif trial.finished:
+                    last = trial.results[-1] if trial.results else {}
                     self.memory.complete(trial.trial_id, None, status=self._finished_status(record.config, last))
             self._track(trial, record.arch_key)
         # The proposals that count against max_trials are the trials Tune holds (whichever save was newer).

@@ -39,6 +39,10 @@ class SavedTrial:
     def finished(self) -> bool:
         return self.status in (Trial.TERMINATED, Trial.ERROR)
 
+    @property
+    def errored(self) -> bool:
+        return self.status == Trial.ERROR
+
 
 def has_saved_state(folder: str | os.PathLike) -> bool:
     """Whether Tune saved a state of its run in ``folder`` (``experiment_state-*.json``) to resume it from.
@@ -62,13 +66,14 @@ def saved_trials(folder: str | os.PathLike) -> list[SavedTrial] | None:
         trial.restore_run_metadata(run_metadata)
         results = _logged_results(trial.path)
         last = trial.run_metadata.last_result
-        if last and (not results or _iteration(last) > _iteration(results[-1])):  # its log is older than the state
+        if last and (not results or iteration(last) > iteration(results[-1])):  # its log is older than the state
             results.append(dict(last))
         trials.append(SavedTrial(trial.trial_id, trial.status, dict(trial.config), results))
     return trials
 
 
-def _iteration(result: dict[str, Any]) -> int:
+def iteration(result: dict[str, Any]) -> int:
+    """The ``training_iteration`` of a reported result (0 when it has none)."""
     return int(result.get("training_iteration") or 0)
 
 
