@@ -32,18 +32,24 @@ from typing import Any
 import torch
 
 from benchmarks.report import report
-from ray_diffnas.arch import UNetArch
-from ray_diffnas.data import ImageDataset, load_dataset
-from ray_diffnas.diffusion import T_MIN, add_noise, alpha_sigma
-from ray_diffnas.recipe import EMA
-from ray_diffnas.rfid import RFID
-from ray_diffnas.settings import TrainingSettings
-from ray_diffnas.trainable import EVAL_SEED
-from ray_diffnas.training import DiffusionTrainer
+from ray_diffnas.data.datasets import ImageDataset, load_dataset
+from ray_diffnas.diffusion.recipe import EMA
+from ray_diffnas.diffusion.schedule import T_MIN, add_noise, alpha_sigma
+from ray_diffnas.diffusion.trainer import DiffusionTrainer
+from ray_diffnas.metrics.rfid import RFID
+from ray_diffnas.spaces.unet_arch import UNetArch
+from ray_diffnas.trainable.settings import TrainingSettings
+from ray_diffnas.trainable.trial import EVAL_SEED
 
 # A mid-sized architecture of the default search space at 16 px.
-DEFAULT_ARCH = {"base_channels": 16, "channel_mult": [1, 2, 2], "num_res_blocks": [2, 2, 2],
-                "attention_resolutions": [4], "num_heads": 4, "mid_attention": True}
+DEFAULT_ARCH = {
+    "base_channels": 16,
+    "channel_mult": [1, 2, 2],
+    "num_res_blocks": [2, 2, 2],
+    "attention_resolutions": [4],
+    "num_heads": 4,
+    "mid_attention": True,
+}
 # An epsilon-prediction sampler cannot start at t = 1, where alpha = 0 and x_0 = (x - sigma eps) / alpha
 # is undefined; it starts just below (alpha = 0.0016), where x_t is pure noise to within 0.2 %.
 EPS_T_START = 0.999
@@ -68,14 +74,16 @@ class PlainDDPMTrainer(DiffusionTrainer):
         noise = torch.randn(x0.shape, device=x0.device, generator=self.noise_generator)
         return (self.model(add_noise(x0, t, noise), t).float() - noise).pow(2).mean()
 
-    def sampler(self, model: torch.nn.Module, shape: tuple[int, ...], steps: int,
-                generator: torch.Generator) -> torch.Tensor:
+    def sampler(
+        self, model: torch.nn.Module, shape: tuple[int, ...], steps: int, generator: torch.Generator
+    ) -> torch.Tensor:
         return eps_ddim_sample(model, shape, steps, generator)
 
 
 @torch.no_grad()
-def eps_ddim_sample(model: torch.nn.Module, shape: tuple[int, ...], steps: int,
-                    generator: torch.Generator) -> torch.Tensor:
+def eps_ddim_sample(
+    model: torch.nn.Module, shape: tuple[int, ...], steps: int, generator: torch.Generator
+) -> torch.Tensor:
     """Deterministic DDIM for an epsilon-predicting network (the recipe's sampler, other parametrisation)."""
     x = torch.randn(shape, generator=generator)
     times = torch.linspace(EPS_T_START, 0.0, steps + 1)
@@ -107,8 +115,13 @@ def steps_to_reach(curve: list[dict[str, float]], target: float) -> int | None:
 
 
 def run_seed(seed: int, arch: UNetArch, data: ImageDataset, args: argparse.Namespace) -> dict[str, Any]:
-    settings = TrainingSettings(dataset=args.dataset, image_size=args.image_size, seed=seed,
-                                steps_per_iteration=args.eval_every, max_iterations=args.steps // args.eval_every)
+    settings = TrainingSettings(
+        dataset=args.dataset,
+        image_size=args.image_size,
+        seed=seed,
+        steps_per_iteration=args.eval_every,
+        max_iterations=args.steps // args.eval_every,
+    )
     rfid = RFID(data, settings.rfid_features)
     start = time.perf_counter()
     plain_trainer = PlainDDPMTrainer(arch, data, settings)
@@ -124,20 +137,33 @@ def run_seed(seed: int, arch: UNetArch, data: ImageDataset, args: argparse.Names
     target = plain[-1]["rfid"]
     reached = steps_to_reach(recipe, target)
     return {
-        "seed": seed, "arch": arch.key(), "budget_steps": args.steps, "plain_final_rfid": target,
-        "plain_best_rfid": min(p["rfid"] for p in plain), "plain_raw_final_rfid": raw,
-        "recipe_steps_to_plain_raw": steps_to_reach(recipe, raw), "recipe_final_rfid": recipe[-1]["rfid"],
+        "seed": seed,
+        "arch": arch.key(),
+        "budget_steps": args.steps,
+        "plain_final_rfid": target,
+        "plain_best_rfid": min(p["rfid"] for p in plain),
+        "plain_raw_final_rfid": raw,
+        "recipe_steps_to_plain_raw": steps_to_reach(recipe, raw),
+        "recipe_final_rfid": recipe[-1]["rfid"],
         "recipe_steps_to_plain_final": reached,
         "fraction_of_budget": None if reached is None else reached / args.steps,
         "recipe_steps_to_plain_best": steps_to_reach(recipe, min(p["rfid"] for p in plain)),
-        "plain_curve": plain, "recipe_curve": recipe, "plain_s": plain_s, "recipe_s": recipe_s,
+        "plain_curve": plain,
+        "recipe_curve": recipe,
+        "plain_s": plain_s,
+        "recipe_s": recipe_s,
     }
 
 
 def cached_seed(seed: int, arch: UNetArch, data: ImageDataset, args: argparse.Namespace) -> dict[str, Any]:
     """``run_seed``'s result, from the work folder when a run with the same settings saved it."""
-    settings = {"arch": arch.key(), "steps": args.steps, "eval_every": args.eval_every, "dataset": args.dataset,
-                "image_size": args.image_size}
+    settings = {
+        "arch": arch.key(),
+        "steps": args.steps,
+        "eval_every": args.eval_every,
+        "dataset": args.dataset,
+        "image_size": args.image_size,
+    }
     path = Path(args.work_dir) / f"seed-{seed}.json"
     if path.exists():
         saved = json.loads(path.read_text())
@@ -151,10 +177,13 @@ def cached_seed(seed: int, arch: UNetArch, data: ImageDataset, args: argparse.Na
 
 def summary_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     reached = [r["fraction_of_budget"] for r in rows]
-    mean = (lambda key: sum(r[key] for r in rows) / len(rows))
+    mean = lambda key: sum(r[key] for r in rows) / len(rows)
     return {
-        "seed": "mean", "arch": rows[0]["arch"], "budget_steps": rows[0]["budget_steps"],
-        "plain_final_rfid": mean("plain_final_rfid"), "plain_best_rfid": mean("plain_best_rfid"),
+        "seed": "mean",
+        "arch": rows[0]["arch"],
+        "budget_steps": rows[0]["budget_steps"],
+        "plain_final_rfid": mean("plain_final_rfid"),
+        "plain_best_rfid": mean("plain_best_rfid"),
         "plain_raw_final_rfid": mean("plain_raw_final_rfid"),
         "recipe_steps_to_plain_raw": _mean_or_none([r["recipe_steps_to_plain_raw"] for r in rows]),
         "recipe_final_rfid": mean("recipe_final_rfid"),
@@ -185,16 +214,27 @@ def main() -> None:
     arch = UNetArch.from_dict(json.loads(args.arch), data.image_size)
     rows = [cached_seed(seed, arch, data, args) for seed in args.seeds]
     rows.append(summary_row(rows))
-    num = (lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else
-           (f"{v:.2f}" if isinstance(v, float) else str(v)))
-    report(rows, [("seed", "seed", str), ("budget_steps", "budget", str),
-                  ("plain_final_rfid", "plain DDPM final RFID", num), ("plain_best_rfid", "plain best", num),
-                  ("recipe_final_rfid", "recipe final", num),
-                  ("recipe_steps_to_plain_final", "recipe steps to plain final", num),
-                  ("fraction_of_budget", "fraction of budget", num),
-                  ("recipe_steps_to_plain_best", "recipe steps to plain best", num),
-                  ("plain_raw_final_rfid", "plain raw weights final", num),
-                  ("recipe_steps_to_plain_raw", "recipe steps to plain raw", num)], args.output)
+    num = lambda v: (
+        "-"
+        if v is None or (isinstance(v, float) and math.isnan(v))
+        else (f"{v:.2f}" if isinstance(v, float) else str(v))
+    )
+    report(
+        rows,
+        [
+            ("seed", "seed", str),
+            ("budget_steps", "budget", str),
+            ("plain_final_rfid", "plain DDPM final RFID", num),
+            ("plain_best_rfid", "plain best", num),
+            ("recipe_final_rfid", "recipe final", num),
+            ("recipe_steps_to_plain_final", "recipe steps to plain final", num),
+            ("fraction_of_budget", "fraction of budget", num),
+            ("recipe_steps_to_plain_best", "recipe steps to plain best", num),
+            ("plain_raw_final_rfid", "plain raw weights final", num),
+            ("recipe_steps_to_plain_raw", "recipe steps to plain raw", num),
+        ],
+        args.output,
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,19 @@ from benchmarks.report import report
 
 def run_search(scheduler: str, seed: int, folder: Path, extra: list[str]) -> dict[str, Any]:
     """One ``ray-diffnas search`` run; returns its wall time and what it wrote."""
-    command = [sys.executable, "-m", "ray_diffnas.cli", "search", "--scheduler", scheduler,
-               "--seed", str(seed), "--output", str(folder), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "ray_diffnas",
+        "search",
+        "--scheduler",
+        scheduler,
+        "--seed",
+        str(seed),
+        "--output",
+        str(folder),
+        *extra,
+    ]
     print("$", " ".join(command), flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True)
@@ -74,21 +85,29 @@ def pooled(rows: list[dict[str, Any]], schedulers: list[str]) -> list[dict[str, 
     for scheduler, runs in by_scheduler.items():
         relative = [row["rfid_vs_none"] for row in runs if row["rfid_vs_none"] is not None]
         steps = sum(row["training_steps"] for row in runs)
-        out.append({
-            "scheduler": scheduler, "seed": "all", "wall_s": sum(row["wall_s"] for row in runs),
-            "trials": sum(row["trials"] for row in runs), "training_steps": steps,
-            "steps_saved": 1 - steps / none_steps if none_steps else None,
-            "best_rfid": statistics.median(row["best_rfid"] for row in runs),
-            "rfid_vs_none": statistics.median(relative) if relative else None,
-            "best_arch": "(median best RFID)",
-        })
+        out.append(
+            {
+                "scheduler": scheduler,
+                "seed": "all",
+                "wall_s": sum(row["wall_s"] for row in runs),
+                "trials": sum(row["trials"] for row in runs),
+                "training_steps": steps,
+                "steps_saved": 1 - steps / none_steps if none_steps else None,
+                "best_rfid": statistics.median(row["best_rfid"] for row in runs),
+                "rfid_vs_none": statistics.median(relative) if relative else None,
+                "best_arch": "(median best RFID)",
+            }
+        )
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", default="runs/end_to_end",
-                        help="one search folder per seed and scheduler inside (seedS/SCHEDULER)")
+    parser.add_argument(
+        "--work-dir",
+        default="runs/end_to_end",
+        help="one search folder per seed and scheduler inside (seedS/SCHEDULER)",
+    )
     parser.add_argument("--schedulers", nargs="+", default=["asha", "none"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per scheduler for each")
     parser.add_argument("--output", default="benchmarks/results/end_to_end.json")
@@ -105,11 +124,22 @@ def main() -> None:
     compare(rows)
     if len(args.seeds) > 1:
         rows += pooled(rows, args.schedulers)
-    pct = (lambda v: "-" if v is None else f"{100 * v:+.0f} %")
-    report(rows, [("scheduler", "scheduler", str), ("seed", "seed", str), ("wall_s", "wall s", lambda v: f"{v:.0f}"),
-                  ("trials", "trials", str), ("training_steps", "steps", str),
-                  ("steps_saved", "steps saved", pct), ("best_rfid", "best RFID", lambda v: f"{v:.2f}"),
-                  ("rfid_vs_none", "RFID vs none", pct), ("best_arch", "best architecture", str)], args.output)
+    pct = lambda v: "-" if v is None else f"{100 * v:+.0f} %"
+    report(
+        rows,
+        [
+            ("scheduler", "scheduler", str),
+            ("seed", "seed", str),
+            ("wall_s", "wall s", lambda v: f"{v:.0f}"),
+            ("trials", "trials", str),
+            ("training_steps", "steps", str),
+            ("steps_saved", "steps saved", pct),
+            ("best_rfid", "best RFID", lambda v: f"{v:.2f}"),
+            ("rfid_vs_none", "RFID vs none", pct),
+            ("best_arch", "best architecture", str),
+        ],
+        args.output,
+    )
 
 
 if __name__ == "__main__":

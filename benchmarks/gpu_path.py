@@ -25,12 +25,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.report import report
 from benchmarks.throughput import matmul_flops_per_s
-from ray_diffnas.arch import UNetArch
-from ray_diffnas.cost import count_params
-from ray_diffnas.data import ImageDataset
-from ray_diffnas.diffusion import diffusion_loss
-from ray_diffnas.settings import TrainingSettings
-from ray_diffnas.training import DiffusionTrainer
+from ray_diffnas.data.datasets import ImageDataset
+from ray_diffnas.diffusion.schedule import diffusion_loss
+from ray_diffnas.diffusion.trainer import DiffusionTrainer
+from ray_diffnas.model.cost import count_params
+from ray_diffnas.spaces.unet_arch import UNetArch
+from ray_diffnas.trainable.settings import TrainingSettings
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from NVIDIA's data sheets, matched in order
 # against torch.cuda.get_device_name().
@@ -52,15 +52,22 @@ def gpu_peak_tflops(name: str) -> float | None:
 
 
 def cifar_like_data() -> ImageDataset:
-    images = torch.randint(0, 256, (SYNTHETIC_IMAGES, 3, 32, 32), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(0))
+    images = torch.randint(
+        0, 256, (SYNTHETIC_IMAGES, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     return ImageDataset("synthetic-cifar10", images, None)
 
 
 def build_trainer(args: argparse.Namespace, device: torch.device) -> tuple[DiffusionTrainer, str]:
     """The trainer a trial builds, and the precision its step runs in."""
-    arch = UNetArch(base_channels=args.base_channels, channel_mult=(1, 2, 2), num_res_blocks=(2, 2, 2),
-                    attention_resolutions=(8,), num_heads=4, mid_attention=True)
+    arch = UNetArch(
+        base_channels=args.base_channels,
+        channel_mult=(1, 2, 2),
+        num_res_blocks=(2, 2, 2),
+        attention_resolutions=(8,),
+        num_heads=4,
+        mid_attention=True,
+    )
     batch = args.batch_size or DEFAULT_BATCH[device.type]
     settings = TrainingSettings(dataset="cifar10", batch_size=batch, torch_compile=args.compile)
     trainer = DiffusionTrainer(arch, cifar_like_data(), settings, device)
@@ -70,8 +77,9 @@ def build_trainer(args: argparse.Namespace, device: torch.device) -> tuple[Diffu
         trainer._autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
         precision = "bf16"
     elif args.precision not in ("auto", precision):
-        raise SystemExit(f"--precision {args.precision} is not what the trainer runs on {device.type}; "
-                         f"use auto or {precision}.")
+        raise SystemExit(
+            f"--precision {args.precision} is not what the trainer runs on {device.type}; use auto or {precision}."
+        )
     return trainer, precision
 
 
@@ -110,8 +118,11 @@ def peak_flops(args: argparse.Namespace, device: torch.device) -> tuple[float, s
 
 
 def measure(args: argparse.Namespace) -> dict:
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     trainer, precision = build_trainer(args, device)
@@ -126,15 +137,33 @@ def measure(args: argparse.Namespace) -> dict:
     batch = trainer.settings.batch_size
     note = "" if torch.cuda.is_available() else "no GPU was lent to this run: the same code path measured on the CPU"
     return {
-        "device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "path": ("trainer GPU path" if device.type == "cuda" else
-                 "trainer CPU path" if precision == "fp32" else "trainer CPU path with the GPU path's bf16 autocast"),
-        "precision": precision, "channels_last": channels_last,
-        "compile": args.compile, "compile_s": compile_s, "threads": torch.get_num_threads(),
-        "arch": trainer.arch.key(), "params": count_params(trainer.model), "batch_size": batch,
-        "steps": args.steps, "repeats": args.repeats, "step_ms": 1000 * seconds, "images_per_s": batch / seconds,
-        "train_gflop_per_step": flops / 1e9, "achieved_tflop_per_s": flops / seconds / 1e12,
-        "peak_tflop_per_s": peak / 1e12, "peak_source": peak_source, "mfu": flops / seconds / peak, "note": note,
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "path": (
+            "trainer GPU path"
+            if device.type == "cuda"
+            else "trainer CPU path"
+            if precision == "fp32"
+            else "trainer CPU path with the GPU path's bf16 autocast"
+        ),
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": args.compile,
+        "compile_s": compile_s,
+        "threads": torch.get_num_threads(),
+        "arch": trainer.arch.key(),
+        "params": count_params(trainer.model),
+        "batch_size": batch,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "step_ms": 1000 * seconds,
+        "images_per_s": batch / seconds,
+        "train_gflop_per_step": flops / 1e9,
+        "achieved_tflop_per_s": flops / seconds / 1e12,
+        "peak_tflop_per_s": peak / 1e12,
+        "peak_source": peak_source,
+        "mfu": flops / seconds / peak,
+        "note": note,
     }
 
 
@@ -145,9 +174,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed repeat")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="auto: the trainer's (bf16 on a GPU, fp32 on the CPU); bf16 on the CPU autocasts")
-    parser.add_argument("--compile", action="store_true", help="train through torch.compile (the trial setting torch_compile)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="auto: the trainer's (bf16 on a GPU, fp32 on the CPU); bf16 on the CPU autocasts",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="train through torch.compile (the trial setting torch_compile)"
+    )
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak for the utilisation figure")
     parser.add_argument("--base-channels", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (a trial's, by default)")
@@ -157,10 +192,22 @@ def main() -> None:
     if row["note"]:
         print(row["note"])
     f1, f3 = (lambda v: f"{v:.1f}"), (lambda v: f"{v:.3f}")
-    report([row], [("device", "device", str), ("path", "path", str), ("precision", "precision", str),
-                   ("compile", "compile", str), ("batch_size", "batch", str), ("images_per_s", "img/s", f1),
-                   ("step_ms", "ms/step", f1), ("achieved_tflop_per_s", "TFLOP/s", f3),
-                   ("peak_tflop_per_s", "peak TFLOP/s", f3), ("mfu", "MFU", f3)], args.output)
+    report(
+        [row],
+        [
+            ("device", "device", str),
+            ("path", "path", str),
+            ("precision", "precision", str),
+            ("compile", "compile", str),
+            ("batch_size", "batch", str),
+            ("images_per_s", "img/s", f1),
+            ("step_ms", "ms/step", f1),
+            ("achieved_tflop_per_s", "TFLOP/s", f3),
+            ("peak_tflop_per_s", "peak TFLOP/s", f3),
+            ("mfu", "MFU", f3),
+        ],
+        args.output,
+    )
 
 
 if __name__ == "__main__":

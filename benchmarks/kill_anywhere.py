@@ -52,15 +52,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from llm_server import FakeLLMServer, Reply  # noqa: E402
 
 from benchmarks.report import report  # noqa: E402
-from ray_diffnas.memory import SearchMemory  # noqa: E402
-from ray_diffnas.search import OPTIONS_FILE, TUNE_FOLDER  # noqa: E402
-from ray_diffnas.searcher_base import MEMORY_FILE  # noqa: E402
-from ray_diffnas.space import UNetSpace  # noqa: E402
+from ray_diffnas.app.options import OPTIONS_FILE
+from ray_diffnas.app.run import TUNE_FOLDER  # noqa: E402
+from ray_diffnas.searchers.base import MEMORY_FILE  # noqa: E402
+from ray_diffnas.searchers.memory import SearchMemory  # noqa: E402
+from ray_diffnas.spaces.unet_space import UNetSpace  # noqa: E402
 
 NUM_SAMPLES = 4
-SEARCH_FLAGS = ["--dataset", "digits", "--num-samples", str(NUM_SAMPLES), "--max-iterations", "2",
-                "--steps-per-iteration", "10", "--rfid-samples", "64", "--sampler-steps", "2", "--batch-size", "16",
-                "--cpus-per-trial", "1"]
+SEARCH_FLAGS = [
+    "--dataset",
+    "digits",
+    "--num-samples",
+    str(NUM_SAMPLES),
+    "--max-iterations",
+    "2",
+    "--steps-per-iteration",
+    "10",
+    "--rfid-samples",
+    "64",
+    "--sampler-steps",
+    "2",
+    "--batch-size",
+    "16",
+    "--cpus-per-trial",
+    "1",
+]
 SPACE = UNetSpace(image_size=8)  # the space of the digits search above: what the LLM server proposes from
 MOMENTS = {"time": 0.5, "state-write": 0.15, "upload": 0.15, "searcher": 0.2}  # kinds and their odds
 RESUME_ODDS = 0.35  # a resume is killed again within its first seconds this often (two kills in a row)
@@ -101,6 +117,7 @@ def draw_moment(rng: np.random.Generator, searcher: str, resuming: bool, horizon
 
 # --- watching the search --------------------------------------------------------------------------
 
+
 def _ray_sessions() -> set[Path]:
     return set(Path(tempfile.gettempdir(), "ray").glob("session_2*"))
 
@@ -110,15 +127,19 @@ def _staging_folders(sessions: set[Path]) -> list[Path]:
 
 
 def _state_files(tune: Path) -> dict[str, float]:
-    return {p.name: p.stat().st_mtime_ns for p in tune.glob("*") if p.suffix in (".json", ".parquet", ".pkl")
-            and p.is_file()}
+    return {
+        p.name: p.stat().st_mtime_ns
+        for p in tune.glob("*")
+        if p.suffix in (".json", ".parquet", ".pkl") and p.is_file()
+    }
 
 
 class Trigger:
     """Fires once the moment has come: a delay passed, or an event the search writes after it."""
 
-    def __init__(self, moment: Moment, output: Path, log: Path, server: FakeLLMServer | None,
-                 sessions_before: set[Path]) -> None:
+    def __init__(
+        self, moment: Moment, output: Path, log: Path, server: FakeLLMServer | None, sessions_before: set[Path]
+    ) -> None:
         self.moment, self.output, self.log, self.server = moment, output, log, server
         self.sessions_before = sessions_before
         self.armed = False
@@ -129,8 +150,10 @@ class Trigger:
         if self.moment.kind == "upload":
             self._seen = _state_files(self.output / TUNE_FOLDER)
         elif self.moment.kind == "searcher":
-            self._seen = (self.log.stat().st_size if self.log.exists() else 0,
-                          len(self.server.requests) if self.server else 0)
+            self._seen = (
+                self.log.stat().st_size if self.log.exists() else 0,
+                len(self.server.requests) if self.server else 0,
+            )
             if self.server is not None:
                 self.server.script = [Reply(delay=3.0)]  # the next LLM call hangs: the kill lands inside it
 
@@ -159,6 +182,7 @@ class Trigger:
 
 
 # --- checks ---------------------------------------------------------------------------------------
+
 
 def _finished_in_memory(output: Path) -> int:
     try:
@@ -218,8 +242,9 @@ def trial_iterations(output: Path) -> dict[str, int]:
 
 
 def check_steps(now: dict[str, int], before: dict[str, int]) -> list[str]:
-    return [f"trial {t} went back from iteration {i} to {now.get(t, 0)}" for t, i in before.items()
-            if now.get(t, 0) < i]
+    return [
+        f"trial {t} went back from iteration {i} to {now.get(t, 0)}" for t, i in before.items() if now.get(t, 0) < i
+    ]
 
 
 def check_finished(output: Path, searcher: str, options_text: str) -> list[str]:
@@ -245,7 +270,12 @@ def check_finished(output: Path, searcher: str, options_text: str) -> list[str]:
         if record is None:
             continue
         said = (record.arch_key, record.status, record.iterations, [round(v, 4) for v in record.curve])
-        shown = (row["arch_key"], row["status"], int(row["training_iteration"]), [round(v, 4) for v in row["rfid_curve"]])
+        shown = (
+            row["arch_key"],
+            row["status"],
+            int(row["training_iteration"]),
+            [round(v, 4) for v in row["rfid_curve"]],
+        )
         if said != shown:
             problems.append(f"memory says {row['trial_id']} is {said}, results {shown}")
     return problems
@@ -253,15 +283,36 @@ def check_finished(output: Path, searcher: str, options_text: str) -> list[str]:
 
 # --- one life ------------------------------------------------------------------------------------------
 
-def run_life(searcher: str, life: int, seed: int, folder: Path, horizon: float, max_kills: int,
-             server: FakeLLMServer | None, env: dict[str, str], say: Callable[[str], None]) -> dict[str, Any]:
+
+def run_life(
+    searcher: str,
+    life: int,
+    seed: int,
+    folder: Path,
+    horizon: float,
+    max_kills: int,
+    server: FakeLLMServer | None,
+    env: dict[str, str],
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     """Starts one search, kills and resumes it until a run finishes it; returns its kills and checks."""
     rng = np.random.default_rng([seed, ["random", "graph", "gpt4"].index(searcher), life])
     shutil.rmtree(folder, ignore_errors=True)  # a life cut short by this script's own end starts again
     folder.mkdir(parents=True)
     output = folder / "search"
-    command = [sys.executable, "-m", "ray_diffnas.cli", "search", "--searcher", searcher, "--seed", str(life),
-               "--output", str(output), *SEARCH_FLAGS]
+    command = [
+        sys.executable,
+        "-m",
+        "ray_diffnas",
+        "search",
+        "--searcher",
+        searcher,
+        "--seed",
+        str(life),
+        "--output",
+        str(output),
+        *SEARCH_FLAGS,
+    ]
     kills: list[Kill] = []
     highest: dict[str, int] = {}
     options_text = None
@@ -288,41 +339,63 @@ def run_life(searcher: str, life: int, seed: int, folder: Path, horizon: float, 
         for session in _ray_sessions() - sessions:  # nothing of a dead Ray may help the next attempt
             shutil.rmtree(session, ignore_errors=True)
         if killed:
-            kill = Kill(searcher, life, attempt, moment.kind if moment else "limit", round(moment.delay, 2) if moment else 0,
-                        round(at, 2), before_save, _finished_in_memory(output))
+            kill = Kill(
+                searcher,
+                life,
+                attempt,
+                moment.kind if moment else "limit",
+                round(moment.delay, 2) if moment else 0,
+                round(at, 2),
+                before_save,
+                _finished_in_memory(output),
+            )
             now = trial_iterations(output)
             kill.problems += check_files(output) + check_steps(now, highest)
             highest = {t: max(i, highest.get(t, 0)) for t, i in now.items()}
             kills.append(kill)
-            say(f"  {searcher} life {life} attempt {attempt}: killed at {at:.1f} s ({kill.kind}, planned "
+            say(
+                f"  {searcher} life {life} attempt {attempt}: killed at {at:.1f} s ({kill.kind}, planned "
                 f"{kill.planned_s} s){' before the first save' if before_save else ''}, "
-                f"{kill.finished_trials} finished; {kill.problems or 'files ok'}")
+                f"{kill.finished_trials} finished; {kill.problems or 'files ok'}"
+            )
             if (output / OPTIONS_FILE).exists():  # killed before the options were saved: a user starts it again
                 options_text = options_text or (output / OPTIONS_FILE).read_text()
-                command = [sys.executable, "-m", "ray_diffnas.cli", "search", "--resume", str(output)]
+                command = [sys.executable, "-m", "ray_diffnas", "search", "--resume", str(output)]
             continue
         # The run ended by itself: it must have finished the search.
-        problems = [] if driver.returncode == 0 else [f"the run exited {driver.returncode}: "
-                                                       + log.read_text()[-1500:].replace("\n", " | ")]
+        problems = (
+            []
+            if driver.returncode == 0
+            else [f"the run exited {driver.returncode}: " + log.read_text()[-1500:].replace("\n", " | ")]
+        )
         if not problems:
             options_text = options_text or (output / OPTIONS_FILE).read_text()
             problems += check_files(output) + check_steps(trial_iterations(output), highest)
             problems += check_finished(output, searcher, options_text)
         for kill in kills:
             kill.problems += problems
-        say(f"  {searcher} life {life}: finished after {len(kills)} kill(s) in attempt {attempt} ({at:.1f} s); "
-            f"{problems or 'every check held'}")
-        return {"searcher": searcher, "life": life, "finished": driver.returncode == 0, "problems": problems,
-                "kills": [asdict(k) for k in kills]}
+        say(
+            f"  {searcher} life {life}: finished after {len(kills)} kill(s) in attempt {attempt} ({at:.1f} s); "
+            f"{problems or 'every check held'}"
+        )
+        return {
+            "searcher": searcher,
+            "life": life,
+            "finished": driver.returncode == 0,
+            "problems": problems,
+            "kills": [asdict(k) for k in kills],
+        }
     raise AssertionError("unreachable: the last attempt is never killed")
 
 
 # --- the table ---------------------------------------------------------------------------------------
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--searchers", nargs="+", default=["random", "graph", "gpt4"],
-                        choices=["random", "graph", "gpt4"])
+    parser.add_argument(
+        "--searchers", nargs="+", default=["random", "graph", "gpt4"], choices=["random", "graph", "gpt4"]
+    )
     parser.add_argument("--kills", type=int, default=30, help="kills per searcher, at least")
     parser.add_argument("--max-kills-per-life", type=int, default=6)
     parser.add_argument("--horizon", type=float, default=60.0, help="time kills fall in U(0, horizon) s of an attempt")
@@ -343,24 +416,43 @@ def main() -> None:
                 if cached.exists():
                     result = json.loads(cached.read_text())
                 else:
-                    result = run_life(searcher, life, args.seed, work / searcher / f"life-{life}", args.horizon,
-                                      args.max_kills_per_life, server if searcher == "gpt4" else None,
-                                      searcher_env, lambda line: print(line, flush=True))
+                    result = run_life(
+                        searcher,
+                        life,
+                        args.seed,
+                        work / searcher / f"life-{life}",
+                        args.horizon,
+                        args.max_kills_per_life,
+                        server if searcher == "gpt4" else None,
+                        searcher_env,
+                        lambda line: print(line, flush=True),
+                    )
                     cached.write_text(json.dumps(result, indent=1))
                 lives.append(result)
                 made += len(result["kills"])
                 life += 1
     rows = summarize(lives)
-    report(rows, [("searcher", "searcher", str), ("lives", "lives", str), ("kills", "kills", str),
-                  ("ok", "met every check", str), ("share", "share", lambda v: f"{v:.0%}"),
-                  ("before_first_save", "before 1st save", str), ("in_resume", "in a resume", str),
-                  ("second_in_a_row", "resume kind", str),
-                  ("kinds", "moments", lambda v: ", ".join(f"{k} {n}" for k, n in sorted(v.items())))],
-           args.output)
+    report(
+        rows,
+        [
+            ("searcher", "searcher", str),
+            ("lives", "lives", str),
+            ("kills", "kills", str),
+            ("ok", "met every check", str),
+            ("share", "share", lambda v: f"{v:.0%}"),
+            ("before_first_save", "before 1st save", str),
+            ("in_resume", "in a resume", str),
+            ("second_in_a_row", "resume kind", str),
+            ("kinds", "moments", lambda v: ", ".join(f"{k} {n}" for k, n in sorted(v.items()))),
+        ],
+        args.output,
+    )
     for life in lives:
         for kill in life["kills"]:
-            print(f"{kill['searcher']:6s} life {kill['life']} attempt {kill['attempt']}: {kill['kind']:11s} at "
-                  f"{kill['at_s']:6.2f} s (planned {kill['planned_s']:5.2f})  {'ok' if not kill['problems'] else kill['problems']}")
+            print(
+                f"{kill['searcher']:6s} life {kill['life']} attempt {kill['attempt']}: {kill['kind']:11s} at "
+                f"{kill['at_s']:6.2f} s (planned {kill['planned_s']:5.2f})  {'ok' if not kill['problems'] else kill['problems']}"
+            )
 
 
 def summarize(lives: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -369,12 +461,20 @@ def summarize(lives: list[dict[str, Any]]) -> list[dict[str, Any]]:
         mine = [life for life in lives if life["searcher"] == searcher]
         kills = [k for life in mine for k in life["kills"]]
         ok = sum(not k["problems"] for k in kills)
-        rows.append({"searcher": searcher, "lives": len(mine), "kills": len(kills), "ok": ok,
-                     "share": ok / max(len(kills), 1),
-                     "before_first_save": sum(k["before_first_save"] for k in kills),
-                     "in_resume": sum(k["attempt"] > 0 for k in kills),
-                     "second_in_a_row": sum(k["kind"] == "resume" for k in kills),
-                     "kinds": dict(Counter(k["kind"] for k in kills)), "lives_detail": mine})
+        rows.append(
+            {
+                "searcher": searcher,
+                "lives": len(mine),
+                "kills": len(kills),
+                "ok": ok,
+                "share": ok / max(len(kills), 1),
+                "before_first_save": sum(k["before_first_save"] for k in kills),
+                "in_resume": sum(k["attempt"] > 0 for k in kills),
+                "second_in_a_row": sum(k["kind"] == "resume" for k in kills),
+                "kinds": dict(Counter(k["kind"] for k in kills)),
+                "lives_detail": mine,
+            }
+        )
     return rows
 
 

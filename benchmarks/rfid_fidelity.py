@@ -39,16 +39,16 @@ import torch
 from scipy.stats import spearmanr
 
 from benchmarks.report import report
-from ray_diffnas.arch import UNetArch
-from ray_diffnas.cost import count_flops, count_params, measure_cost
-from ray_diffnas.data import ImageDataset, load_dataset
-from ray_diffnas.rfid import RFID, to_uint8
-from ray_diffnas.search import SearchOptions
-from ray_diffnas.settings import TrainingSettings
-from ray_diffnas.space import UNetSpace
-from ray_diffnas.trainable import EVAL_SEED
-from ray_diffnas.training import DiffusionTrainer
-from ray_diffnas.unet import UNet
+from ray_diffnas.app.options import SearchOptions
+from ray_diffnas.data.datasets import ImageDataset, load_dataset
+from ray_diffnas.diffusion.trainer import DiffusionTrainer
+from ray_diffnas.metrics.rfid import RFID, to_uint8
+from ray_diffnas.model.cost import count_flops, count_params, measure_cost
+from ray_diffnas.model.unet import UNet
+from ray_diffnas.spaces.unet_arch import UNetArch
+from ray_diffnas.spaces.unet_space import UNetSpace
+from ray_diffnas.trainable.settings import TrainingSettings
+from ray_diffnas.trainable.trial import EVAL_SEED
 
 STATE_FILE = "trainer.pt"
 RESULT_FILE = "result.json"
@@ -58,8 +58,9 @@ _WORKER: dict[str, Any] = {}  # each process's data set and RFID, built once
 def default_settings(max_iterations: int) -> TrainingSettings:
     """The settings of a default ``ray-diffnas search`` trial that ends after ``max_iterations``."""
     options = dataclasses.replace(SearchOptions(), max_iterations=max_iterations)
-    return TrainingSettings.from_config({"dataset": options.dataset, "image_size": options.image_size,
-                                         **options.training_settings()})
+    return TrainingSettings.from_config(
+        {"dataset": options.dataset, "image_size": options.image_size, **options.training_settings()}
+    )
 
 
 def pick_archs(space: UNetSpace, count: int, candidates: int, max_gflops: float) -> list[tuple[float, UNetArch]]:
@@ -72,8 +73,10 @@ def pick_archs(space: UNetSpace, count: int, candidates: int, max_gflops: float)
             found[arch.key()] = (gflops, arch)
     ranked = sorted(found.values(), key=lambda item: item[0])
     if len(ranked) < count:
-        raise SystemExit(f"only {len(ranked)} distinct architectures of {candidates} candidates have <= {max_gflops} "
-                         f"GFLOPs; raise --candidates or --max-gflops, or lower --archs.")
+        raise SystemExit(
+            f"only {len(ranked)} distinct architectures of {candidates} candidates have <= {max_gflops} "
+            f"GFLOPs; raise --candidates or --max-gflops, or lower --archs."
+        )
     return [ranked[int(i)] for i in np.linspace(0, len(ranked) - 1, count).round()]
 
 
@@ -87,7 +90,9 @@ def _log(key: str, message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {key}: {message}", flush=True)
 
 
-def train(arch: UNetArch, data: ImageDataset, settings: TrainingSettings, folder: Path) -> tuple[DiffusionTrainer, dict]:
+def train(
+    arch: UNetArch, data: ImageDataset, settings: TrainingSettings, folder: Path
+) -> tuple[DiffusionTrainer, dict]:
     """The trial's training loop (its evaluations left out: they use their own noise generator
     and the EMA in eval mode, so they change nothing of training); loads the saved state instead
     when there is one."""
@@ -118,7 +123,7 @@ def chunk_fids(rfid: RFID, images: torch.Tensor, counts: list[int]) -> dict[str,
     """FID of each disjoint chunk of ``n`` images, for each ``n``; the first chunk is the trial's.
     The features are extracted once for all chunks."""
     feats = rfid.extractor(images)
-    return {str(n): [rfid.of_features(feats[i:i + n]) for i in range(0, len(feats) - n + 1, n)] for n in counts}
+    return {str(n): [rfid.of_features(feats[i : i + n]) for i in range(0, len(feats) - n + 1, n)] for n in counts}
 
 
 def evaluate(job: dict[str, Any]) -> dict[str, Any]:
@@ -160,8 +165,9 @@ def run_all(jobs: list[dict[str, Any]], workers: int, threads: int, settings: Tr
         _init_worker(threads, settings)
         return [evaluate(job) for job in jobs]
     # spawn: a fresh interpreter per worker, no forked torch thread pools.
-    with ProcessPoolExecutor(workers, get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads, settings)) as pool:
+    with ProcessPoolExecutor(
+        workers, get_context("spawn"), initializer=_init_worker, initargs=(threads, settings)
+    ) as pool:
         return list(pool.map(evaluate, jobs))
 
 
@@ -184,9 +190,17 @@ def curve(rows: list[dict[str, Any]], field: str) -> list[dict[str, Any]]:
     for n in rows[0][field]:
         chunks = np.array([r[field][n] for r in rows])  # (models, chunks)
         per_chunk = [rho(list(chunks[:, c]), full) for c in range(chunks.shape[1])]
-        out.append({"samples": int(n), "rho": per_chunk[0], "rho_chunks_mean": float(np.mean(per_chunk)),
-                    "rho_chunks_min": float(np.min(per_chunk)), "rho_chunks_max": float(np.max(per_chunk)),
-                    "chunks": len(per_chunk), **_noise(chunks)})
+        out.append(
+            {
+                "samples": int(n),
+                "rho": per_chunk[0],
+                "rho_chunks_mean": float(np.mean(per_chunk)),
+                "rho_chunks_min": float(np.min(per_chunk)),
+                "rho_chunks_max": float(np.max(per_chunk)),
+                "chunks": len(per_chunk),
+                **_noise(chunks),
+            }
+        )
     return out
 
 
@@ -197,31 +211,44 @@ def _noise(chunks: np.ndarray) -> dict[str, float | None]:
     if chunks.shape[1] < 2:
         return {"median_seed_sd": None, "median_relative_sd": None}
     relative = chunks - chunks.mean(axis=0, keepdims=True)
-    return {"median_seed_sd": float(np.median(chunks.std(axis=1, ddof=1))),
-            "median_relative_sd": float(np.median(relative.std(axis=1, ddof=1)))}
+    return {
+        "median_seed_sd": float(np.median(chunks.std(axis=1, ddof=1))),
+        "median_relative_sd": float(np.median(relative.std(axis=1, ddof=1))),
+    }
 
 
-def summarize(rows: list[dict[str, Any]], settings: TrainingSettings, args: argparse.Namespace,
-              wall_s: float) -> dict[str, Any]:
+def summarize(
+    rows: list[dict[str, Any]], settings: TrainingSettings, args: argparse.Namespace, wall_s: float
+) -> dict[str, Any]:
     rfid, full = [r["rfid"] for r in rows], [r["full_fid"] for r in rows]
     test = spearmanr(rfid, full)
     rfid_s, full_s = float(np.median([r["rfid_s"] for r in rows])), float(np.median([r["full_s"] for r in rows]))
     rfid_evals = settings.rfid_samples * settings.sampler_steps
     full_evals = args.full_samples * args.full_steps
     return {
-        "architectures": len(rows), "rfid": f"{settings.rfid_samples} samples x {settings.sampler_steps} steps",
-        "full_fid": f"{args.full_samples} samples x {args.full_steps} steps", "features": _WORKER["rfid"].features,
-        "spearman_rho": float(test.statistic), "p_value": float(test.pvalue), "rho_95ci_bootstrap": bootstrap_rho(rfid, full),
-        "target_rho": 0.9, "rho_vs_samples_10_steps": curve(rows, "rfid_chunks"),
+        "architectures": len(rows),
+        "rfid": f"{settings.rfid_samples} samples x {settings.sampler_steps} steps",
+        "full_fid": f"{args.full_samples} samples x {args.full_steps} steps",
+        "features": _WORKER["rfid"].features,
+        "spearman_rho": float(test.statistic),
+        "p_value": float(test.pvalue),
+        "rho_95ci_bootstrap": bootstrap_rho(rfid, full),
+        "target_rho": 0.9,
+        "rho_vs_samples_10_steps": curve(rows, "rfid_chunks"),
         "rho_vs_samples_full_steps": curve(rows, "full_steps_chunks"),
-        "rfid_s_median": rfid_s, "full_s_median": full_s, "cost_ratio_measured": rfid_s / full_s,
-        "cost_ratio_network_evals": rfid_evals / full_evals, "full_fid_sd_across_archs": float(np.std(full, ddof=1)),
+        "rfid_s_median": rfid_s,
+        "full_s_median": full_s,
+        "cost_ratio_measured": rfid_s / full_s,
+        "cost_ratio_network_evals": rfid_evals / full_evals,
+        "full_fid_sd_across_archs": float(np.std(full, ddof=1)),
         "full_fid_min_gap": float(np.min(np.diff(sorted(full)))),
         # Per-model seconds, unchanged by a resumed run (which skips what is cached; ``wall_s_this_run`` does not).
         "model_seconds": float(sum((r["train_s"] or 0) + r["rfid_s"] + r["full_s"] for r in rows)),
-        "threads_per_worker": args.threads, "workers": args.workers, "wall_s_this_run": wall_s,
+        "threads_per_worker": args.threads,
+        "workers": args.workers,
+        "wall_s_this_run": wall_s,
         "selection": f"seeds 0..{args.candidates - 1} of UNetSpace({settings.image_size}).sample, distinct, "
-                     f"<= {args.max_gflops} GFLOPs, {args.archs} evenly spaced in GFLOPs",
+        f"<= {args.max_gflops} GFLOPs, {args.archs} evenly spaced in GFLOPs",
     }
 
 
@@ -232,19 +259,28 @@ def plot(summary: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> Non
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for field, label in (("rho_vs_samples_10_steps", "10 DDIM steps (RFID)"),
-                         ("rho_vs_samples_full_steps", f"{summary['full_fid'].split(' x ')[1]} (full)")):
+    for field, label in (
+        ("rho_vs_samples_10_steps", "10 DDIM steps (RFID)"),
+        ("rho_vs_samples_full_steps", f"{summary['full_fid'].split(' x ')[1]} (full)"),
+    ):
         points = summary[field]
         n = [p["samples"] for p in points]
         left.plot(n, [p["rho"] for p in points], "o-", label=label)
         left.fill_between(n, [p["rho_chunks_min"] for p in points], [p["rho_chunks_max"] for p in points], alpha=0.2)
     left.axhline(0.9, color="grey", ls="--", lw=1)
-    left.set(xscale="log", xlabel="generated images per evaluation", ylabel="Spearman rho vs full FID",
-             title="rho (line: EVAL_SEED draw; band: other draws)")
+    left.set(
+        xscale="log",
+        xlabel="generated images per evaluation",
+        ylabel="Spearman rho vs full FID",
+        title="rho (line: EVAL_SEED draw; band: other draws)",
+    )
     left.legend()
     right.scatter([r["full_fid"] for r in rows], [r["rfid"] for r in rows])
-    right.set(xlabel=f"full FID ({summary['full_fid']})", ylabel=f"RFID ({summary['rfid']})",
-              title=f"rho = {summary['spearman_rho']:.3f}")
+    right.set(
+        xlabel=f"full FID ({summary['full_fid']})",
+        ylabel=f"RFID ({summary['rfid']})",
+        title=f"rho = {summary['spearman_rho']:.3f}",
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -256,14 +292,23 @@ def main() -> None:
     parser.add_argument("--max-gflops", type=float, default=0.03, help="compute cap on one denoiser forward")
     parser.add_argument("--full-samples", type=int, default=5000)
     parser.add_argument("--full-steps", type=int, default=50)
-    parser.add_argument("--counts", type=int, nargs="+", default=[100, 250, 500, 1000, 2000],
-                        help="RFID sample counts of the curve (10 steps)")
+    parser.add_argument(
+        "--counts",
+        type=int,
+        nargs="+",
+        default=[100, 250, 500, 1000, 2000],
+        help="RFID sample counts of the curve (10 steps)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="architectures evaluated at once (processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (a 1-CPU trial has 1)")
-    parser.add_argument("--max-iterations", type=int, default=4,
-                        help="iterations of 100 steps each model trains: 4 as docs/benchmarks.md records (the "
-                             "search's default was 4 then; it is 8 now); trained states are cached in --work-dir, "
-                             "so another count needs another --work-dir")
+    parser.add_argument(
+        "--max-iterations",
+        type=int,
+        default=4,
+        help="iterations of 100 steps each model trains: 4 as docs/benchmarks.md records (the "
+        "search's default was 4 then; it is 8 now); trained states are cached in --work-dir, "
+        "so another count needs another --work-dir",
+    )
     parser.add_argument("--work-dir", default="runs/rfid_fidelity")
     parser.add_argument("--output", default="benchmarks/results/rfid_fidelity.json")
     args = parser.parse_args()
@@ -274,8 +319,16 @@ def main() -> None:
     picked = pick_archs(space, args.archs, args.candidates, args.max_gflops)
     archs = [arch for _, arch in picked]
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-    jobs = [{"arch": a.to_dict(), "full_samples": args.full_samples, "full_steps": args.full_steps,
-             "counts": sorted(set(args.counts) | {settings.rfid_samples}), "work_dir": args.work_dir} for a in archs]
+    jobs = [
+        {
+            "arch": a.to_dict(),
+            "full_samples": args.full_samples,
+            "full_steps": args.full_steps,
+            "counts": sorted(set(args.counts) | {settings.rfid_samples}),
+            "work_dir": args.work_dir,
+        }
+        for a in archs
+    ]
     # Costliest first, so the last worker to finish does not start the largest model alone.
     order = sorted(range(len(jobs)), key=lambda i: -picked[i][0])
     done = dict(zip(order, run_all([jobs[i] for i in order], args.workers, args.threads, settings)))
@@ -285,23 +338,46 @@ def main() -> None:
     summary = summarize(rows, settings, args, time.perf_counter() - start)
     num, sec = (lambda v: f"{v:.3f}"), (lambda v: f"{v:.1f}")
     opt, opt3 = (lambda v: "-" if v is None else f"{v:.1f}"), (lambda v: "-" if v is None else f"{v:.3f}")
-    report(rows, [("key", "architecture", str), ("params_m", "params M", num), ("gflops", "GFLOPs", num),
-                  ("rfid", "RFID@500/10", num), ("full_fid", "full FID", num), ("rfid_s", "RFID s", sec),
-                  ("full_s", "full s", sec), ("train_s", "train s", opt)], args.output)
+    report(
+        rows,
+        [
+            ("key", "architecture", str),
+            ("params_m", "params M", num),
+            ("gflops", "GFLOPs", num),
+            ("rfid", "RFID@500/10", num),
+            ("full_fid", "full FID", num),
+            ("rfid_s", "RFID s", sec),
+            ("full_s", "full s", sec),
+            ("train_s", "train s", opt),
+        ],
+        args.output,
+    )
     curve_rows = [{"steps": "10", **p} for p in summary["rho_vs_samples_10_steps"]]
     curve_rows += [{"steps": str(args.full_steps), **p} for p in summary["rho_vs_samples_full_steps"]]
-    report(curve_rows, [("steps", "steps", str), ("samples", "samples", str), ("rho", "rho", num),
-                        ("rho_chunks_mean", "rho mean", num), ("rho_chunks_min", "min", num),
-                        ("rho_chunks_max", "max", num), ("chunks", "draws", str), ("median_seed_sd", "FID sd", opt3),
-                        ("median_relative_sd", "relative sd", opt3)],
-           Path(args.output).with_name(Path(args.output).stem + "_curve.json"))
+    report(
+        curve_rows,
+        [
+            ("steps", "steps", str),
+            ("samples", "samples", str),
+            ("rho", "rho", num),
+            ("rho_chunks_mean", "rho mean", num),
+            ("rho_chunks_min", "min", num),
+            ("rho_chunks_max", "max", num),
+            ("chunks", "draws", str),
+            ("median_seed_sd", "FID sd", opt3),
+            ("median_relative_sd", "relative sd", opt3),
+        ],
+        Path(args.output).with_name(Path(args.output).stem + "_curve.json"),
+    )
     # report() wrote the rows alone; the file also keeps the summary beside them.
     Path(args.output).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
     plot(summary, rows, Path(args.output).with_suffix(".png"))
-    print(f"Spearman rho (RFID {summary['rfid']} vs full FID {summary['full_fid']}): {summary['spearman_rho']:.3f} "
-          f"(95 % CI {summary['rho_95ci_bootstrap'][0]:.2f}..{summary['rho_95ci_bootstrap'][1]:.2f}); cost ratio "
-          f"{summary['cost_ratio_measured']:.4f} measured, {summary['cost_ratio_network_evals']:.4f} in network "
-          f"evaluations; {summary['model_seconds']:.0f} model-seconds, {summary['wall_s_this_run']:.0f} s wall.")
+    print(
+        f"Spearman rho (RFID {summary['rfid']} vs full FID {summary['full_fid']}): {summary['spearman_rho']:.3f} "
+        f"(95 % CI {summary['rho_95ci_bootstrap'][0]:.2f}..{summary['rho_95ci_bootstrap'][1]:.2f}); cost ratio "
+        f"{summary['cost_ratio_measured']:.4f} measured, {summary['cost_ratio_network_evals']:.4f} in network "
+        f"evaluations; {summary['model_seconds']:.0f} model-seconds, {summary['wall_s_this_run']:.0f} s wall."
+    )
 
 
 if __name__ == "__main__":

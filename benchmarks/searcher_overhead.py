@@ -29,8 +29,8 @@ import numpy as np
 
 from benchmarks.report import report
 from ray_diffnas import GPT4Searcher, GraphDiffusionSearcher, SearchMemory, UNetSpace
-from ray_diffnas.searcher_base import MemorySearcher
-from ray_diffnas.prompt import build_messages
+from ray_diffnas.searchers.base import MemorySearcher
+from ray_diffnas.searchers.llm.prompt import build_messages
 
 
 class InstantLLM(GPT4Searcher):
@@ -54,8 +54,15 @@ def filled_memory(space: UNetSpace, size: int, rng: np.random.Generator, propose
         memory.propose(trial, {"arch": arch.to_dict()}, arch.key(), proposer)
         iterations = int(rng.integers(1, 5))
         for it in range(1, iterations + 1):
-            memory.report(trial, {"rfid": float(30 / it + rng.random()), "training_iteration": it,
-                                  "latency_ms": float(rng.uniform(2, 20)), "params_m": float(rng.uniform(0.1, 5))})
+            memory.report(
+                trial,
+                {
+                    "rfid": float(30 / it + rng.random()),
+                    "training_iteration": it,
+                    "latency_ms": float(rng.uniform(2, 20)),
+                    "params_m": float(rng.uniform(0.1, 5)),
+                },
+            )
         status = "failed" if rng.random() < 0.05 else ("completed" if iterations == 4 else "stopped")
         memory.complete(trial, None, status=status, error="TrainingDivergedError: nan" if status == "failed" else None)
     return memory
@@ -82,8 +89,9 @@ def time_suggestions(searcher: MemorySearcher, calls: int) -> list[float]:
         start = time.perf_counter()
         searcher.suggest(f"bench-{i}")
         times.append(time.perf_counter() - start)
-        searcher.on_trial_complete(f"bench-{i}", {"rfid": 10.0 + i % 7, "training_iteration": 4,
-                                                  "latency_ms": 5.0, "params_m": 1.0})
+        searcher.on_trial_complete(
+            f"bench-{i}", {"rfid": 10.0 + i % 7, "training_iteration": 4, "latency_ms": 5.0, "params_m": 1.0}
+        )
     return times
 
 
@@ -107,17 +115,28 @@ def measure(name: str, size: int, calls: int, space: UNetSpace) -> dict:
         first_training_s = time.perf_counter() - start
         searcher.stats.update(trainings=0, train_seconds=0.0)
     ms = sorted(1000 * t for t in time_suggestions(searcher, calls))
-    row = {"searcher": name, "records": size, "suggest_p50_ms": statistics.median(ms),
-           "suggest_p99_ms": ms[int(0.99 * (len(ms) - 1))], "suggest_max_ms": ms[-1], **time_save_load(searcher)}
+    row = {
+        "searcher": name,
+        "records": size,
+        "suggest_p50_ms": statistics.median(ms),
+        "suggest_p99_ms": ms[int(0.99 * (len(ms) - 1))],
+        "suggest_max_ms": ms[-1],
+        **time_save_load(searcher),
+    }
     if name == "gpt4":
-        prompt = build_messages(space, searcher.memory, 4, "benchmark", [])
-        row.update(prompt_chars=sum(len(m["content"]) for m in prompt), prompt_chars_max_seen=max(searcher.prompt_chars))
+        prompt = build_messages(space, searcher.objective, searcher.memory, 4, "benchmark", [])
+        row.update(
+            prompt_chars=sum(len(m["content"]) for m in prompt), prompt_chars_max_seen=max(searcher.prompt_chars)
+        )
     else:
         stats = searcher.stats
-        row.update(first_training_s=first_training_s, retrainings=stats["trainings"],
-                   retrain_mean_s=stats["train_seconds"] / max(stats["trainings"], 1),
-                   sample_s_per_valid=stats["sample_seconds"] / max(stats["valid"], 1),
-                   valid_rate=stats["valid"] / max(stats["sampled"], 1))
+        row.update(
+            first_training_s=first_training_s,
+            retrainings=stats["trainings"],
+            retrain_mean_s=stats["train_seconds"] / max(stats["trainings"], 1),
+            sample_s_per_valid=stats["sample_seconds"] / max(stats["valid"], 1),
+            valid_rate=stats["valid"] / max(stats["sampled"], 1),
+        )
     return row
 
 
@@ -130,13 +149,25 @@ def main() -> None:
     args = parser.parse_args()
     space = UNetSpace(image_size=32, base_channels=(16, 32, 48, 64, 96, 128))
     rows = [measure(name, size, args.calls, space) for name in args.searchers for size in args.sizes]
-    ms = (lambda v: "-" if v is None else f"{v:.2f}")
-    count = (lambda v: "-" if v is None else str(v))
+    ms = lambda v: "-" if v is None else f"{v:.2f}"
+    count = lambda v: "-" if v is None else str(v)
     rows = [{"prompt_chars": None, "first_training_s": None, "retrain_mean_s": None, **row} for row in rows]
-    report(rows, [("searcher", "searcher", str), ("records", "records", count), ("suggest_p50_ms", "p50 ms", ms),
-                  ("suggest_p99_ms", "p99 ms", ms), ("prompt_chars", "prompt chars", count),
-                  ("first_training_s", "1st training s", ms), ("retrain_mean_s", "re-train s", ms),
-                  ("save_ms", "save ms", ms), ("load_ms", "load ms", ms), ("file_kb", "file KiB", ms)], args.output)
+    report(
+        rows,
+        [
+            ("searcher", "searcher", str),
+            ("records", "records", count),
+            ("suggest_p50_ms", "p50 ms", ms),
+            ("suggest_p99_ms", "p99 ms", ms),
+            ("prompt_chars", "prompt chars", count),
+            ("first_training_s", "1st training s", ms),
+            ("retrain_mean_s", "re-train s", ms),
+            ("save_ms", "save ms", ms),
+            ("load_ms", "load ms", ms),
+            ("file_kb", "file KiB", ms),
+        ],
+        args.output,
+    )
 
 
 if __name__ == "__main__":

@@ -38,13 +38,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.report import report
-from ray_diffnas.arch import UNetArch
-from ray_diffnas.cost import count_params
-from ray_diffnas.data import ImageDataset
-from ray_diffnas.diffusion import diffusion_loss
-from ray_diffnas.recipe import lr_factor
-from ray_diffnas.settings import TrainingSettings
-from ray_diffnas.training import DiffusionTrainer
+from ray_diffnas.data.datasets import ImageDataset
+from ray_diffnas.diffusion.recipe import lr_factor
+from ray_diffnas.diffusion.schedule import diffusion_loss
+from ray_diffnas.diffusion.trainer import DiffusionTrainer
+from ray_diffnas.model.cost import count_params
+from ray_diffnas.spaces.unet_arch import UNetArch
+from ray_diffnas.trainable.settings import TrainingSettings
 
 PARAM_TOLERANCE = 0.05  # the two models must agree on their parameter count within this fraction
 SYNTHETIC_IMAGES = 1024
@@ -62,11 +62,33 @@ class Config:
 
 CONFIGS = {
     # A typical trial on MNIST-sized input: attention at the 4 px level and in the bottleneck.
-    "mnist16": Config(UNetArch(base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=(2, 2, 2),
-                               attention_resolutions=(4,), num_heads=4, mid_attention=True), 16, 1, 32),
+    "mnist16": Config(
+        UNetArch(
+            base_channels=32,
+            channel_mult=(1, 2, 2),
+            num_res_blocks=(2, 2, 2),
+            attention_resolutions=(4,),
+            num_heads=4,
+            mid_attention=True,
+        ),
+        16,
+        1,
+        32,
+    ),
     # CIFAR-sized: attention at 8 px and in the bottleneck.
-    "cifar32": Config(UNetArch(base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=(2, 2, 2),
-                               attention_resolutions=(8,), num_heads=4, mid_attention=True), 32, 3, 32),
+    "cifar32": Config(
+        UNetArch(
+            base_channels=32,
+            channel_mult=(1, 2, 2),
+            num_res_blocks=(2, 2, 2),
+            attention_resolutions=(8,),
+            num_heads=4,
+            mid_attention=True,
+        ),
+        32,
+        3,
+        32,
+    ),
 }
 
 
@@ -82,8 +104,10 @@ def diffusers_unet(config: Config) -> nn.Module:
 
     arch = config.arch
     if len(set(arch.num_res_blocks)) != 1:
-        raise ValueError(f"UNet2DModel has one layers_per_block; the arch must have equal blocks per level, "
-                         f"but got {arch.num_res_blocks}.")
+        raise ValueError(
+            f"UNet2DModel has one layers_per_block; the arch must have equal blocks per level, "
+            f"but got {arch.num_res_blocks}."
+        )
     channels = arch.channels()
     attention = [size in arch.attention_resolutions for size in arch.resolutions(config.image_size)]
     head_dims = {c // arch.num_heads for c, a in zip(channels, attention) if a}
@@ -92,13 +116,20 @@ def diffusers_unet(config: Config) -> nn.Module:
     if len(head_dims) > 1:
         raise ValueError(f"UNet2DModel has one attention head size; this arch needs {sorted(head_dims)}.")
     return UNet2DModel(
-        sample_size=config.image_size, in_channels=config.channels, out_channels=config.channels,
-        block_out_channels=tuple(channels), layers_per_block=arch.num_res_blocks[0],
+        sample_size=config.image_size,
+        in_channels=config.channels,
+        out_channels=config.channels,
+        block_out_channels=tuple(channels),
+        layers_per_block=arch.num_res_blocks[0],
         down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attention),
         up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)),
-        add_attention=arch.mid_attention, attention_head_dim=head_dims.pop() if head_dims else None,
-        norm_num_groups=8, attn_norm_num_groups=8,  # ours normalises the mid attention too
-        resnet_time_scale_shift="scale_shift", time_embedding_type="positional", dropout=arch.dropout,
+        add_attention=arch.mid_attention,
+        attention_head_dim=head_dims.pop() if head_dims else None,
+        norm_num_groups=8,
+        attn_norm_num_groups=8,  # ours normalises the mid attention too
+        resnet_time_scale_shift="scale_shift",
+        time_embedding_type="positional",
+        dropout=arch.dropout,
     )
 
 
@@ -107,8 +138,9 @@ class DiffusersStep:
 
     def __init__(self, model: nn.Module, data: ImageDataset, settings: TrainingSettings) -> None:
         self.model, self.data, self.settings = model, data, settings
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.99),
-                                           weight_decay=settings.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=settings.lr, betas=(0.9, 0.99), weight_decay=settings.weight_decay
+        )
         self.index_generator = torch.Generator().manual_seed(settings.seed)
         self.noise_generator = torch.Generator().manual_seed(settings.seed + 1)
         self.step = 0
@@ -196,8 +228,9 @@ def time_by_kind(train_steps: Callable[[int], float], steps: int) -> dict[str, f
 class Contestant:
     """One side of the comparison: a training step, its FLOPs, and its timings."""
 
-    def __init__(self, name: str, model: nn.Module, train_steps: Callable[[int], float],
-                 loss_fn: Callable[[], torch.Tensor]) -> None:
+    def __init__(
+        self, name: str, model: nn.Module, train_steps: Callable[[int], float], loss_fn: Callable[[], torch.Tensor]
+    ) -> None:
         self.name, self.model, self.train_steps, self.loss_fn = name, model, train_steps, loss_fn
         self.rounds: list[tuple[float, float]] = []
         self.compile_s: float | None = None
@@ -221,8 +254,16 @@ def contestants(config: Config, compiled: bool) -> list[Contestant]:
         model = diffusers_unet(config)
         theirs = DiffusersStep(torch.compile(model) if compile_flag else model, data, settings)
         suffix = " compiled" if compile_flag else ""
-        sides.append(Contestant("ours" + suffix, ours.model, ours.train_steps, lambda ours=ours: diffusion_loss(
-            ours.model, data.batch(torch.arange(config.batch_size)), settings.min_snr_gamma)))
+        sides.append(
+            Contestant(
+                "ours" + suffix,
+                ours.model,
+                ours.train_steps,
+                lambda ours=ours: diffusion_loss(
+                    ours.model, data.batch(torch.arange(config.batch_size)), settings.min_snr_gamma
+                ),
+            )
+        )
         sides.append(Contestant("diffusers" + suffix, model, theirs.train_steps, theirs.loss))
     return sides
 
@@ -244,8 +285,10 @@ def measure(name: str, config: Config, args: argparse.Namespace, peak: float) ->
     sides = contestants(config, args.compile)
     params_ours, params_theirs = count_params(sides[0].model), count_params(sides[1].model)
     params_agree = abs(params_ours - params_theirs) <= PARAM_TOLERANCE * params_theirs
-    print(f"{name}: parameters ours {params_ours:,}, diffusers {params_theirs:,} "
-          f"({'agree' if params_agree else 'DIFFER'} within {PARAM_TOLERANCE:.0%})")
+    print(
+        f"{name}: parameters ours {params_ours:,}, diffusers {params_theirs:,} "
+        f"({'agree' if params_agree else 'DIFFER'} within {PARAM_TOLERANCE:.0%})"
+    )
     assert params_agree, f"{name}: the two models are not the same size; fix diffusers_unet()."
     counted = {side.name: step_flops(side.loss_fn) for side in sides[:2]}  # compiling changes no FLOPs
     flops = {name: total for name, (total, _) in counted.items()}
@@ -253,10 +296,18 @@ def measure(name: str, config: Config, args: argparse.Namespace, peak: float) ->
     time_alternately(sides, args)
     kinds = {side.name: time_by_kind(side.train_steps, args.steps) for side in sides[:2]}
     row = {
-        "config": name, "arch": config.arch.key(), "image_size": config.image_size, "channels": config.channels,
-        "batch_size": config.batch_size, "threads": torch.get_num_threads(), "rounds": args.rounds,
-        "steps": args.steps, "params_ours": params_ours, "params_diffusers": params_theirs,
-        "params_agree": params_agree, "matmul_gflop_per_s": peak / 1e9,
+        "config": name,
+        "arch": config.arch.key(),
+        "image_size": config.image_size,
+        "channels": config.channels,
+        "batch_size": config.batch_size,
+        "threads": torch.get_num_threads(),
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "params_ours": params_ours,
+        "params_diffusers": params_theirs,
+        "params_agree": params_agree,
+        "matmul_gflop_per_s": peak / 1e9,
     }
     for side in sides:
         key = side.name.replace(" ", "_")
@@ -282,8 +333,9 @@ def measure(name: str, config: Config, args: argparse.Namespace, peak: float) ->
     row["ratio_bound_convolutions_only"] = by_name["diffusers"].step_s() / kinds["ours"]["convolution"]
     if args.compile:
         row["ratio_compiled_vs_diffusers"] = by_name["diffusers"].step_s() / by_name["ours compiled"].step_s()
-        row["ratio_compiled_vs_diffusers_compiled"] = (by_name["diffusers compiled"].step_s()
-                                                       / by_name["ours compiled"].step_s())
+        row["ratio_compiled_vs_diffusers_compiled"] = (
+            by_name["diffusers compiled"].step_s() / by_name["ours compiled"].step_s()
+        )
         saved_s = by_name["ours"].step_s() - by_name["ours compiled"].step_s()
         row["compile_break_even_steps"] = (row["compile_s_ours_compiled"] / saved_s) if saved_s > 0 else None
     return row
@@ -295,31 +347,48 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of timed steps")
     parser.add_argument("--steps", type=int, default=3, help="training steps of each model per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each model first")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; Ray gives a trial as many as its CPUs (--cpus-per-trial, default 1)")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time both models through torch.compile (ours by its torch_compile setting)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; Ray gives a trial as many as its CPUs (--cpus-per-trial, default 1)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time both models through torch.compile (ours by its torch_compile setting)",
+    )
     parser.add_argument("--output", default="benchmarks/results/throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     peak = matmul_flops_per_s()
     rows = [measure(name, CONFIGS[name], args, peak) for name in args.configs]
     f0, f1, f2, count = (lambda v: f"{v:.0f}"), (lambda v: f"{v:.1f}"), (lambda v: f"{v:.2f}"), "{:,}".format
-    pct = (lambda v: f"{100 * v:.0f} %")
-    columns = [("config", "config", str), ("threads", "threads", str),
-               ("images_per_s_ours", "ours img/s", f1), ("images_per_s_diffusers", "diffusers img/s", f1),
-               ("ratio", "ours/diffusers", f2), ("ratio_cpu_time", "(CPU time)", f2),
-               ("params_ours", "params ours", count), ("params_diffusers", "params diffusers", count),
-               ("gflop_per_s_ours", "GFLOP/s ours", f1), ("gflop_per_s_diffusers", "GFLOP/s diffusers", f1),
-               ("matmul_gflop_per_s", "mm GFLOP/s", f0), ("convolution_share_ours", "conv share ours", pct),
-               ("convolution_gflop_per_s_ours", "conv GFLOP/s ours", f1),
-               ("ratio_bound_convolutions_only", "bound (convs only)", f2)]
+    pct = lambda v: f"{100 * v:.0f} %"
+    columns = [
+        ("config", "config", str),
+        ("threads", "threads", str),
+        ("images_per_s_ours", "ours img/s", f1),
+        ("images_per_s_diffusers", "diffusers img/s", f1),
+        ("ratio", "ours/diffusers", f2),
+        ("ratio_cpu_time", "(CPU time)", f2),
+        ("params_ours", "params ours", count),
+        ("params_diffusers", "params diffusers", count),
+        ("gflop_per_s_ours", "GFLOP/s ours", f1),
+        ("gflop_per_s_diffusers", "GFLOP/s diffusers", f1),
+        ("matmul_gflop_per_s", "mm GFLOP/s", f0),
+        ("convolution_share_ours", "conv share ours", pct),
+        ("convolution_gflop_per_s_ours", "conv GFLOP/s ours", f1),
+        ("ratio_bound_convolutions_only", "bound (convs only)", f2),
+    ]
     if args.compile:
-        columns += [("images_per_s_ours_compiled", "ours compiled img/s", f1),
-                    ("images_per_s_diffusers_compiled", "diffusers compiled img/s", f1),
-                    ("ratio_compiled_vs_diffusers", "compiled/diffusers", f2),
-                    ("ratio_compiled_vs_diffusers_compiled", "compiled/compiled", f2),
-                    ("compile_s_ours_compiled", "compile s", f0)]
+        columns += [
+            ("images_per_s_ours_compiled", "ours compiled img/s", f1),
+            ("images_per_s_diffusers_compiled", "diffusers compiled img/s", f1),
+            ("ratio_compiled_vs_diffusers", "compiled/diffusers", f2),
+            ("ratio_compiled_vs_diffusers_compiled", "compiled/compiled", f2),
+            ("compile_s_ours_compiled", "compile s", f0),
+        ]
     report(rows, columns, args.output)
 
 

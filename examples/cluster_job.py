@@ -24,31 +24,50 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from ray_diffnas import GPT4Searcher, GraphDiffusionSearcher, UNetSpace, train_diffusion
-from ray_diffnas.job_env import leave_job_working_dir
+from ray_diffnas.app.job_env import leave_job_working_dir
 
 NAME = "cluster_search"
 
 
-def build_tuner(storage_path: str, searcher: str = "graph", num_samples: int = 8, smoke: bool = False,
-                max_failures: int = 3, asha: bool = True, callbacks: Sequence[tune.Callback] = ()) -> tune.Tuner:
+def build_tuner(
+    storage_path: str,
+    searcher: str = "graph",
+    num_samples: int = 8,
+    smoke: bool = False,
+    max_failures: int = 3,
+    asha: bool = True,
+    callbacks: Sequence[tune.Callback] = (),
+) -> tune.Tuner:
     """The search: UNet trials (pruned by ASHA unless ``asha`` is False), each retried from its
     checkpoint up to ``max_failures`` times."""
     space = UNetSpace(image_size=8 if smoke else 16)
-    param_space = space.param_space(dataset="digits" if smoke else "mnist", max_iterations=3 if smoke else 8,
-                                    steps_per_iteration=20 if smoke else 100, rfid_samples=64 if smoke else 500,
-                                    sampler_steps=2 if smoke else 10, batch_size=16 if smoke else 32)
-    search_alg = (GraphDiffusionSearcher(warmup=2, retrain_every=2) if searcher == "graph"
-                  else GPT4Searcher(proposals_per_call=2))
+    param_space = space.param_space(
+        dataset="digits" if smoke else "mnist",
+        max_iterations=3 if smoke else 8,
+        steps_per_iteration=20 if smoke else 100,
+        rfid_samples=64 if smoke else 500,
+        sampler_steps=2 if smoke else 10,
+        batch_size=16 if smoke else 32,
+    )
+    search_alg = (
+        GraphDiffusionSearcher(warmup=2, retrain_every=2) if searcher == "graph" else GPT4Searcher(proposals_per_call=2)
+    )
     return tune.Tuner(
         train_diffusion,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric="rfid", mode="min", num_samples=num_samples, search_alg=search_alg,
+            metric="rfid",
+            mode="min",
+            num_samples=num_samples,
+            search_alg=search_alg,
             scheduler=ASHAScheduler(max_t=param_space["max_iterations"], grace_period=1, reduction_factor=2)
-            if asha else None,
+            if asha
+            else None,
         ),
         run_config=tune.RunConfig(
-            name=NAME, storage_path=storage_path, callbacks=list(callbacks),
+            name=NAME,
+            storage_path=storage_path,
+            callbacks=list(callbacks),
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
@@ -60,8 +79,13 @@ def summarize(grid: tune.ResultGrid) -> dict:
     metrics = [r.metrics or {} for r in grid]
     scored = [m for m in metrics if isinstance(m.get("rfid"), float) and m["rfid"] == m["rfid"]]
     best = min(scored, key=lambda m: m["rfid"], default={})
-    return {"trials": len(grid), "errors": len(grid.errors), "nodes": sorted({m.get("node_id") for m in metrics} - {None}),
-            "best_rfid": best.get("rfid"), "best_arch": best.get("arch_key")}
+    return {
+        "trials": len(grid),
+        "errors": len(grid.errors),
+        "nodes": sorted({m.get("node_id") for m in metrics} - {None}),
+        "best_rfid": best.get("rfid"),
+        "best_arch": best.get("arch_key"),
+    }
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from ray_diffnas import GPT4Searcher, UNetSpace, train_diffusion
-from ray_diffnas.local_llm import LocalLLMServer
+from ray_diffnas.searchers.llm.local_server import LocalLLMServer
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default="gpt-4o")
@@ -26,18 +26,27 @@ parser.add_argument("--smoke", action="store_true")
 args = parser.parse_args()
 
 space = UNetSpace(image_size=8 if args.smoke else 16)
-config = space.param_space(dataset="digits" if args.smoke else "mnist", max_iterations=2 if args.smoke else 8,
-                           steps_per_iteration=20 if args.smoke else 100)
+config = space.param_space(
+    dataset="digits" if args.smoke else "mnist",
+    max_iterations=2 if args.smoke else 8,
+    steps_per_iteration=20 if args.smoke else 100,
+)
 
 with LocalLLMServer() if args.local else contextlib.nullcontext() as local:
     searcher = GPT4Searcher(model=local.model, base_url=local.url) if local else GPT4Searcher(model=args.model)
     analysis = tune.run(
-        train_diffusion, config=config, metric="rfid", mode="min",
-        search_alg=searcher, scheduler=ASHAScheduler(max_t=config["max_iterations"], grace_period=1),
+        train_diffusion,
+        config=config,
+        metric="rfid",
+        mode="min",
+        search_alg=searcher,
+        scheduler=ASHAScheduler(max_t=config["max_iterations"], grace_period=1),
         num_samples=2 if args.smoke else 16,
     )
 
 best = analysis.best_trial
 print(f"best RFID {best.last_result['rfid']:.2f}: {best.last_result['arch_key']}")
-print(f"LLM calls {searcher.usage['calls']}, tokens {searcher.usage['prompt_tokens']} + "
-      f"{searcher.usage['completion_tokens']}, cost ${searcher.usage['cost_usd']:.4f}")
+print(
+    f"LLM calls {searcher.usage['calls']}, tokens {searcher.usage['prompt_tokens']} + "
+    f"{searcher.usage['completion_tokens']}, cost ${searcher.usage['cost_usd']:.4f}"
+)

@@ -24,20 +24,28 @@ parser.add_argument("--smoke", action="store_true")
 args = parser.parse_args()
 
 space = UNetSpace(image_size=8 if args.smoke else 16)
-param_space = space.param_space(dataset="digits" if args.smoke else "mnist",
-                                max_iterations=2 if args.smoke else 8, steps_per_iteration=20 if args.smoke else 100,
-                                rfid_samples=200 if args.smoke else 500)
+param_space = space.param_space(
+    dataset="digits" if args.smoke else "mnist",
+    max_iterations=2 if args.smoke else 8,
+    steps_per_iteration=20 if args.smoke else 100,
+    rfid_samples=200 if args.smoke else 500,
+)
 searcher = GraphDiffusionSearcher(
     constraints={"latency_ms": args.latency_ms},
     guidance={"quality": 1.0, "latency_ms": 1.5},  # latency matters a little more than RFID here
-    warmup=2 if args.smoke else 6, retrain_every=1 if args.smoke else 2,
-    train_steps=60 if args.smoke else 300, retrain_steps=20 if args.smoke else 50,
+    warmup=2 if args.smoke else 6,
+    retrain_every=1 if args.smoke else 2,
+    train_steps=60 if args.smoke else 300,
+    retrain_steps=20 if args.smoke else 50,
 )
 tuner = tune.Tuner(
     train_diffusion,
     param_space=param_space,
     tune_config=tune.TuneConfig(
-        metric="rfid", mode="min", search_alg=searcher, num_samples=4 if args.smoke else 16,
+        metric="rfid",
+        mode="min",
+        search_alg=searcher,
+        num_samples=4 if args.smoke else 16,
         scheduler=ASHAScheduler(max_t=param_space["max_iterations"], grace_period=1, reduction_factor=2),
         max_concurrent_trials=2,
     ),

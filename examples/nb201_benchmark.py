@@ -22,15 +22,18 @@ import argparse
 import os
 from pathlib import Path
 
-from ray_diffnas.bench_table import TableBenchmark
+from ray_diffnas.bench.harness import TableBenchmark
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_cifar10_valid.csv"
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--table", default=os.environ.get("RAY_DIFFNAS_NB201_TABLE", str(DEFAULT_TABLE)),
-                        help="NAS-Bench-201 table (CSV or Parquet) with an 'arch' column")
+    parser.add_argument(
+        "--table",
+        default=os.environ.get("RAY_DIFFNAS_NB201_TABLE", str(DEFAULT_TABLE)),
+        help="NAS-Bench-201 table (CSV or Parquet) with an 'arch' column",
+    )
     parser.add_argument("--objective", default="cifar10_valid_acc:max")
     parser.add_argument("--constraint", action="append", default=[], help="e.g. 'latency_fpga_ms<=3'")
     parser.add_argument("--budget", type=int, default=100, help="queries per run")
@@ -48,8 +51,10 @@ def main() -> None:
     print(result.table_text())
     for name, stats in result.summary["searchers"].items():
         best = stats["checkpoints"][str(args.budget)]["median_best"]  # None: no feasible query
-        print(f"{name}: median best {'-' if best is None else f'{best:.3f}'} after {args.budget} queries; "
-              f"optimum reached after {stats['queries_to_optimum']} queries (per seed)")
+        print(
+            f"{name}: median best {'-' if best is None else f'{best:.3f}'} after {args.budget} queries; "
+            f"optimum reached after {stats['queries_to_optimum']} queries (per seed)"
+        )
     print("Files:", ", ".join(str(p) for p in result.paths.values()))
 
 

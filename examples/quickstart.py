@@ -20,8 +20,9 @@ space = UNetSpace(image_size=image_size)
 tuner = tune.Tuner(
     train_diffusion,
     param_space=space.param_space(dataset=dataset, max_iterations=iterations, steps_per_iteration=steps),
-    tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=num_samples,
-                                scheduler=ASHAScheduler(max_t=iterations, grace_period=1)),
+    tune_config=tune.TuneConfig(
+        metric="rfid", mode="min", num_samples=num_samples, scheduler=ASHAScheduler(max_t=iterations, grace_period=1)
+    ),
 )
 best = tuner.fit().get_best_result()
 print(f"best RFID {best.metrics['rfid']:.2f} ({best.metrics['rfid_features']})")

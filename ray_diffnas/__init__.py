@@ -12,14 +12,32 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "UNetArch": "arch", "ImageDataset": "data", "load_dataset": "data",
-    "ConfigError": "errors", "DataError": "errors", "DiffNASError": "errors",
-    "FeatureExtractorError": "errors", "TrainingDivergedError": "errors",
-    "GPT4Searcher": "gpt4_searcher", "GraphDiffusionSearcher": "graph_searcher", "NB201Space": "nb201",
-    "GraphDiffusion": "graph_diffusion", "Constraint": "constraints", "TableBenchmark": "bench_table", "SearchMemory": "memory", "RFID": "rfid",
-    "MemorySearcher": "searcher_base", "Proposal": "searcher_base", "TrainingSettings": "settings",
-    "UNetSpace": "space", "load_checkpoint": "trainable", "train_diffusion": "trainable", "UNet": "unet",
-    "atomic_local_filesystem": "storage",
+    "UNetArch": "spaces.unet_arch",
+    "UNetSpace": "spaces.unet_space",
+    "NB201Space": "spaces.nb201",
+    "ImageDataset": "data.datasets",
+    "load_dataset": "data.datasets",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "DiffNASError": "errors",
+    "FeatureExtractorError": "errors",
+    "TrainingDivergedError": "errors",
+    "GPT4Searcher": "searchers.llm.searcher",
+    "GraphDiffusionSearcher": "searchers.graph.searcher",
+    "GraphDiffusion": "searchers.graph.diffusion",
+    "Constraint": "searchers.objective",
+    "Objective": "searchers.objective",
+    "TableBenchmark": "bench.harness",
+    "SearchMemory": "searchers.memory",
+    "RFID": "metrics.rfid",
+    "MemorySearcher": "searchers.base",
+    "Proposal": "searchers.base",
+    "make_searcher": "searchers.factory",
+    "TrainingSettings": "trainable.settings",
+    "load_checkpoint": "trainable.trial",
+    "train_diffusion": "trainable.trial",
+    "UNet": "model.unet",
+    "atomic_local_filesystem": "app.storage",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -37,20 +55,21 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from ray_diffnas.arch import UNetArch
-    from ray_diffnas.data import ImageDataset, load_dataset
+    from ray_diffnas.app.storage import atomic_local_filesystem
+    from ray_diffnas.bench.harness import TableBenchmark
+    from ray_diffnas.data.datasets import ImageDataset, load_dataset
     from ray_diffnas.errors import ConfigError, DataError, DiffNASError, FeatureExtractorError, TrainingDivergedError
-    from ray_diffnas.bench_table import TableBenchmark
-    from ray_diffnas.constraints import Constraint
-    from ray_diffnas.gpt4_searcher import GPT4Searcher
-    from ray_diffnas.graph_diffusion import GraphDiffusion
-    from ray_diffnas.graph_searcher import GraphDiffusionSearcher
-    from ray_diffnas.nb201 import NB201Space
-    from ray_diffnas.memory import SearchMemory
-    from ray_diffnas.rfid import RFID
-    from ray_diffnas.searcher_base import MemorySearcher, Proposal
-    from ray_diffnas.settings import TrainingSettings
-    from ray_diffnas.space import UNetSpace
-    from ray_diffnas.storage import atomic_local_filesystem
-    from ray_diffnas.trainable import load_checkpoint, train_diffusion
-    from ray_diffnas.unet import UNet
+    from ray_diffnas.metrics.rfid import RFID
+    from ray_diffnas.model.unet import UNet
+    from ray_diffnas.searchers.base import MemorySearcher, Proposal
+    from ray_diffnas.searchers.factory import make_searcher
+    from ray_diffnas.searchers.graph.diffusion import GraphDiffusion
+    from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
+    from ray_diffnas.searchers.llm.searcher import GPT4Searcher
+    from ray_diffnas.searchers.memory import SearchMemory
+    from ray_diffnas.searchers.objective import Constraint, Objective
+    from ray_diffnas.spaces.nb201 import NB201Space
+    from ray_diffnas.spaces.unet_arch import UNetArch
+    from ray_diffnas.spaces.unet_space import UNetSpace
+    from ray_diffnas.trainable.settings import TrainingSettings
+    from ray_diffnas.trainable.trial import load_checkpoint, train_diffusion

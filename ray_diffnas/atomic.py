@@ -28,7 +28,7 @@ def create_beside(path: str) -> tuple[int, str]:
             continue
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Calls ``write(tmp_path)`` on a unique temporary file beside ``path``, then renames it.
 
     Raises:

@@ -45,11 +45,16 @@ def main(storage_path: str, report_path: str) -> None:
     ray.init(address=cluster.address)
     killer = KillNodeMidTrial(cluster, workers)
     grid = build_tuner(storage_path, "graph", num_samples=4, smoke=True, asha=False, callbacks=[killer]).fit()
-    trials = {r.metrics["trial_id"]: {"nodes": sorted(set(r.metrics_dataframe["node_id"].dropna())),
-                                      "last_node": r.metrics.get("node_id"),
-                                      "steps": [int(s) for s in r.metrics_dataframe["step"].dropna()],
-                                      "error": None if r.error is None else str(r.error)[:300]}
-              for r in grid if r.metrics}
+    trials = {
+        r.metrics["trial_id"]: {
+            "nodes": sorted(set(r.metrics_dataframe["node_id"].dropna())),
+            "last_node": r.metrics.get("node_id"),
+            "steps": [int(s) for s in r.metrics_dataframe["step"].dropna()],
+            "error": None if r.error is None else str(r.error)[:300],
+        }
+        for r in grid
+        if r.metrics
+    }
     report = {**summarize(grid), "killed": killer.killed, "per_trial": trials}
     Path(report_path).write_text(json.dumps(report, indent=1))
     ray.shutdown()

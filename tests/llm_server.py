@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ray_diffnas.space import UNetSpace
+from ray_diffnas.spaces.protocol import SearchSpace
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Reply:
 class FakeLLMServer:
     """``with FakeLLMServer(space) as server: GPT4Searcher(base_url=server.url)``."""
 
-    def __init__(self, space: UNetSpace, seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         self.space = space
         self.script: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
@@ -83,7 +83,9 @@ class FakeLLMServer:
                 if reply.raw_body is not None:
                     payload = reply.raw_body
                 elif reply.status != 200:
-                    payload = json.dumps({"error": {"message": f"scripted {reply.status}", "type": "server_error"}}).encode()
+                    payload = json.dumps(
+                        {"error": {"message": f"scripted {reply.status}", "type": "server_error"}}
+                    ).encode()
                 else:
                     count = _requested_count(body)
                     content = reply.content if reply.content is not None else server.sample_proposals(count)
@@ -111,9 +113,14 @@ def _completion(content: str, body: dict[str, Any]) -> dict[str, Any]:
     prompt_tokens = sum(len(m["content"]) for m in body["messages"]) // 4
     completion_tokens = len(content) // 4
     return {
-        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body["model"],
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ray_diffnas.cli import main
-from ray_diffnas.nb201 import OPERATIONS, NB201Arch, NB201Space
+from ray_diffnas.app.cli import main
+from ray_diffnas.spaces.nb201 import OPERATIONS, NB201Arch, NB201Space
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_TABLE = ROOT.parent / "shared" / "data" / "nb201_cifar10_valid.csv"
@@ -22,8 +22,12 @@ OP_LATENCY = {"none": 0.0, "skip_connect": 0.1, "avg_pool_3x3": 0.4, "nor_conv_1
 def synthetic_row(ops: tuple[str, ...]) -> dict[str, float | str]:
     """A made-up but deterministic benchmark row: accuracy rewards convolutions on later edges."""
     accuracy = 50.0 + sum(OP_SCORE[op] * (1 + 0.1 * i) for i, op in enumerate(ops))
-    return {"arch": NB201Arch(ops).to_string(), "acc": round(accuracy, 4),
-            "latency_ms": round(1.0 + sum(OP_LATENCY[op] for op in ops), 4), "note": "synthetic"}
+    return {
+        "arch": NB201Arch(ops).to_string(),
+        "acc": round(accuracy, 4),
+        "latency_ms": round(1.0 + sum(OP_LATENCY[op] for op in ops), 4),
+        "note": "synthetic",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +44,28 @@ def run_cli(*args: str) -> int:
     return main(["bench-table", *args])
 
 
-def test_random_and_optuna_runs_write_consistent_results(ray_session, full_table: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_random_and_optuna_runs_write_consistent_results(
+    ray_session, full_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "bench"
-    code = run_cli("--table", str(full_table), "--space", "nb201", "--objective", "acc:max",
-                   "--constraint", "latency_ms<=6", "--searcher", "random,optuna", "--budget", "8",
-                   "--seeds", "2", "--output", str(out))
+    code = run_cli(
+        "--table",
+        str(full_table),
+        "--space",
+        "nb201",
+        "--objective",
+        "acc:max",
+        "--constraint",
+        "latency_ms<=6",
+        "--searcher",
+        "random,optuna",
+        "--budget",
+        "8",
+        "--seeds",
+        "2",
+        "--output",
+        str(out),
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "random" in printed and "optuna" in printed and "table optimum acc" in printed
@@ -98,8 +118,8 @@ def test_random_and_optuna_runs_write_consistent_results(ray_session, full_table
 
 def test_scoring_of_a_partial_table_min_objective_and_trial_order() -> None:
     """Queries outside the table are counted and never feasible; trials are put in suggestion order."""
-    from ray_diffnas.bench_table import RunRecord, TableBenchmark
-    from ray_diffnas.table import load_table
+    from ray_diffnas.bench.harness import RunRecord, TableBenchmark
+    from ray_diffnas.bench.table import load_table
 
     space = NB201Space()
     rng = np.random.default_rng(1)
@@ -107,8 +127,11 @@ def test_scoring_of_a_partial_table_min_objective_and_trial_order() -> None:
     table = load_table(frame, space)
     bench = TableBenchmark(table, "latency_ms", "min")
     inside = [{"arch": space.validate(cell).to_dict()} for cell in frame["arch"][:2]]
-    outside = [{"arch": {"ops": list(ops)}} for ops in itertools.product(OPERATIONS, repeat=6)
-               if NB201Arch(ops).key() not in table.rows][:2]
+    outside = [
+        {"arch": {"ops": list(ops)}}
+        for ops in itertools.product(OPERATIONS, repeat=6)
+        if NB201Arch(ops).key() not in table.rows
+    ][:2]
     trials = []
     for number, config in enumerate([outside[0], inside[0], outside[1], inside[1], inside[0]]):
         _, metrics = table.lookup().query(config)  # what the trial reports
@@ -129,7 +152,7 @@ def test_scoring_of_a_partial_table_min_objective_and_trial_order() -> None:
 
 
 def test_table_warns_about_bad_and_duplicate_rows(caplog: pytest.LogCaptureFixture) -> None:
-    from ray_diffnas.table import load_table
+    from ray_diffnas.bench.table import load_table
 
     good = synthetic_row(("nor_conv_3x3",) * 6)
     other = synthetic_row(("none",) * 6)
@@ -142,8 +165,9 @@ def test_table_warns_about_bad_and_duplicate_rows(caplog: pytest.LogCaptureFixtu
 
 
 def test_unet_space_reads_json_cells() -> None:
-    from ray_diffnas.space import UNetSpace
-    from ray_diffnas.table import load_table, space_from_spec
+    from ray_diffnas.bench.table import load_table
+    from ray_diffnas.spaces.registry import space_from_spec
+    from ray_diffnas.spaces.unet_space import UNetSpace
 
     space = space_from_spec("unet:16")
     assert isinstance(space, UNetSpace) and space.image_size == 16
@@ -158,7 +182,7 @@ def test_unet_space_reads_json_cells() -> None:
 
 @pytest.mark.skipif(not REAL_TABLE.exists(), reason="the shared NAS-Bench-201 table is not beside the checkout")
 def test_real_nb201_table_loads_with_its_published_optimum() -> None:
-    from ray_diffnas.bench_table import TableBenchmark
+    from ray_diffnas.bench.harness import TableBenchmark
 
     bench = TableBenchmark.from_file(REAL_TABLE, "cifar10_valid_acc:max", space="nb201")
     assert len(bench.table) == 15625 and bench.table.skipped_rows == 0
@@ -173,8 +197,11 @@ def _write(path: Path, text: str | bytes) -> Path:
 BAD_INPUTS = {
     # case: (extra args replacing the defaults, a file to write or None, words the message must hold)
     "missing file": ({"--table": "{tmp}/nope.csv"}, None, ["does not exist", "nope.csv"]),
-    "unreadable parquet": ({"--table": "{tmp}/t.parquet"}, ("t.parquet", "not parquet at all"),
-                           ["could not be read as Parquet"]),
+    "unreadable parquet": (
+        {"--table": "{tmp}/t.parquet"},
+        ("t.parquet", "not parquet at all"),
+        ["could not be read as Parquet"],
+    ),
     "empty file": ({"--table": "{tmp}/t.csv"}, ("t.csv", ""), ["is empty"]),
     "header only": ({"--table": "{tmp}/t.csv"}, ("t.csv", "arch,acc\n"), ["has no rows"]),
     "no arch column": ({"--arch-column": "cell"}, "good", ["no architecture column 'cell'", "'arch'", "--arch-column"]),
@@ -188,12 +215,15 @@ BAD_INPUTS = {
     "no parseable row": ({}, ("t.csv", "arch,acc\nfoo,1\nbar,2\n"), ["No row", "'foo'", "--space"]),
     "unknown space": ({"--space": "nb301"}, "good", ["Unknown space 'nb301'", "unet:IMAGE_SIZE"]),
     "unknown searcher": ({"--searcher": "random,bayes"}, "good", ["Unknown searcher", "bayes", "optuna"]),
-    "budget below 1": ({"--budget": "0"}, "good", ["--budget", "positive"]),
-    "seeds below 1": ({"--seeds": "0"}, "good", ["--seeds", "positive"]),
-    "optuna needs a flat space": ({"--space": "unet:16", "--searcher": "optuna"},
-                                  ("t.csv", "arch,acc\n" + '"{""base_channels"": 8, ""channel_mult"": [1, 2], '
-                                   '""num_res_blocks"": [1, 1], ""attention_resolutions"": []}",1\n'),
-                                  ["optuna searcher needs a flat space"]),
+    "optuna needs a flat space": (
+        {"--space": "unet:16", "--searcher": "optuna"},
+        (
+            "t.csv",
+            "arch,acc\n" + '"{""base_channels"": 8, ""channel_mult"": [1, 2], '
+            '""num_res_blocks"": [1, 1], ""attention_resolutions"": []}",1\n',
+        ),
+        ["optuna searcher needs a flat space"],
+    ),
 }
 
 
@@ -202,14 +232,21 @@ def test_bad_inputs_fail_with_one_clear_message(case: str, tmp_path: Path, capsy
     overrides, table, words = BAD_INPUTS[case]
     if table == "good":
         path = tmp_path / "good.csv"
-        pd.DataFrame([synthetic_row(ops) for ops in itertools.islice(itertools.product(OPERATIONS, repeat=6), 50)]
-                     ).to_csv(path, index=False)
+        pd.DataFrame(
+            [synthetic_row(ops) for ops in itertools.islice(itertools.product(OPERATIONS, repeat=6), 50)]
+        ).to_csv(path, index=False)
     elif table is None:
         path = tmp_path / "unused.csv"
     else:
         path = _write(tmp_path / table[0], table[1])
-    args = {"--table": str(path), "--objective": "acc:max", "--searcher": "random", "--budget": "3",
-            "--seeds": "1", "--output": str(tmp_path / "out")}
+    args = {
+        "--table": str(path),
+        "--objective": "acc:max",
+        "--searcher": "random",
+        "--budget": "3",
+        "--seeds": "1",
+        "--output": str(tmp_path / "out"),
+    }
     args.update({k: v.format(tmp=tmp_path) for k, v in overrides.items()})
     code = run_cli(*itertools.chain.from_iterable(args.items()))
     err = capsys.readouterr().err
@@ -222,16 +259,29 @@ def test_bad_inputs_fail_with_one_clear_message(case: str, tmp_path: Path, capsy
 
 
 def test_search_command_takes_graph_default_and_constraints() -> None:
-    from ray_diffnas.cli import SEARCHERS, build_parser
+    from ray_diffnas.app.cli import build_parser
+    from ray_diffnas.searchers.factory import SEARCHERS
 
     args = build_parser().parse_args(["search", "--constraint", "latency_ms<=5", "--constraint", "params_m<=1"])
-    assert args.searcher == "graph" and set(SEARCHERS) == {"random", "gpt4", "graph"}
+    assert args.searcher == "graph" and set(SEARCHERS) == {"random", "gpt4", "graph", "optuna"}
     assert args.constraints == ["latency_ms<=5", "params_m<=1"]
     assert build_parser().parse_args(["search"]).constraints is None
 
 
 def test_checkpoints_and_objective_parsing() -> None:
-    from ray_diffnas.bench_table import checkpoints, parse_objective
+    from ray_diffnas.bench.harness import checkpoints
+    from ray_diffnas.searchers.objective import Objective
 
     assert checkpoints(100) == [25, 50, 100] and checkpoints(120) == [25, 50, 100, 120] and checkpoints(3) == [3]
-    assert parse_objective("a:b:min") == ("a:b", "min")
+    objective = Objective.parse("a:b:min")
+    assert (objective.metric, objective.mode) == ("a:b", "min")
+
+
+@pytest.mark.parametrize("flag", ["--budget", "--seeds"])
+def test_counts_below_one_are_refused_by_the_parser(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("--table", str(tmp_path / "t.csv"), "--objective", "acc:max", flag, "0")
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: expected a positive integer, but got 0" in capsys.readouterr().err

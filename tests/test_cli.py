@@ -11,16 +11,37 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ray_diffnas.job_env import JOB_CONFIG_ENV
+from ray_diffnas.app.job_env import JOB_CONFIG_ENV
 
 
 def test_tiny_search_writes_leaderboard_results_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run = subprocess.run(
-        [sys.executable, "-m", "ray_diffnas.cli", "search", "--dataset", "digits", "--num-samples", "3",
-         "--max-iterations", "2", "--steps-per-iteration", "15", "--rfid-samples", "100", "--sampler-steps", "3",
-         "--output", str(out), "--seed", "1"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "ray_diffnas",
+            "search",
+            "--dataset",
+            "digits",
+            "--num-samples",
+            "3",
+            "--max-iterations",
+            "2",
+            "--steps-per-iteration",
+            "15",
+            "--rfid-samples",
+            "100",
+            "--sampler-steps",
+            "3",
+            "--output",
+            str(out),
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Leaderboard" in run.stdout and "Best trial" in run.stdout
@@ -43,23 +64,47 @@ def test_search_as_a_ray_job_survives_its_working_dir_being_deleted(tmp_path: Pa
     package.mkdir()
     (package / "job.txt").write_text("ray-diffnas search")
     job_env = {**os.environ, JOB_CONFIG_ENV: json.dumps({"runtime_env": {"working_dir": str(package)}})}
-    command = [sys.executable, "-m", "ray_diffnas.cli", "search", "--dataset", "digits", "--num-samples", "2",
-               "--max-iterations", "1", "--steps-per-iteration", "10", "--rfid-samples", "50",
-               "--sampler-steps", "2", "--seed", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "ray_diffnas",
+        "search",
+        "--dataset",
+        "digits",
+        "--num-samples",
+        "2",
+        "--max-iterations",
+        "1",
+        "--steps-per-iteration",
+        "10",
+        "--rfid-samples",
+        "50",
+        "--sampler-steps",
+        "2",
+        "--seed",
+        "1",
+    ]
 
     # A relative --output would be written into the copy Ray deletes: refused before anything runs.
     job_copy = tmp_path / "job_copy"
     job_copy.mkdir()
-    refused = subprocess.run([*command, "--output", "runs/search"], cwd=job_copy, env=job_env,
-                             capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [*command, "--output", "runs/search"], cwd=job_copy, env=job_env, capture_output=True, text=True, timeout=120
+    )
     assert refused.returncode == 2
     assert "is relative" in refused.stderr and "absolute folder" in refused.stderr
     assert "Traceback" not in refused.stderr and not (job_copy / "runs").exists()
 
     # An absolute one: the search finishes although its starting folder is gone.
     out = tmp_path / "shared" / "run"
-    driver = subprocess.Popen([*command, "--output", str(out)], cwd=job_copy, env=job_env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [*command, "--output", str(out)],
+        cwd=job_copy,
+        env=job_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     shutil.rmtree(job_copy)
     stdout, stderr = driver.communicate(timeout=600)
     assert driver.returncode == 0, stderr[-3000:]

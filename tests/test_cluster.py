@@ -13,8 +13,12 @@ DRIVER = Path(__file__).with_name("cluster_driver.py")
 
 def test_search_spreads_over_nodes_and_survives_a_killed_node(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
-    run = subprocess.run([sys.executable, str(DRIVER), str(tmp_path / "storage"), str(report_path)],
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, str(DRIVER), str(tmp_path / "storage"), str(report_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-4000:]
     report = json.loads(report_path.read_text())
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ray_diffnas.cost_model import NodeCostModel
-from ray_diffnas.nb201 import NB201Space
-from ray_diffnas.space import UNetSpace
+from ray_diffnas.searchers.graph.cost_model import NodeCostModel
+from ray_diffnas.spaces.nb201 import NB201Space
+from ray_diffnas.spaces.unet_space import UNetSpace
 
 
 def test_recovers_an_additive_cost_table_and_predicts_unseen_architectures() -> None:

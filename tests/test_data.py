@@ -37,7 +37,7 @@ def _cifar_batches(folder: Path, per_batch: int = 6) -> np.ndarray:
     rng = np.random.default_rng(0)
     data = rng.integers(0, 256, size=(2 * per_batch, 3072), dtype=np.uint8)
     for i in range(2):
-        rows = data[i * per_batch:(i + 1) * per_batch]
+        rows = data[i * per_batch : (i + 1) * per_batch]
         batch = {b"data": rows, b"labels": list(range(per_batch)), b"batch_label": b"training batch"}
         (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch, protocol=2))
     return data
@@ -73,10 +73,12 @@ def _png(array: np.ndarray) -> bytes:
 def test_cifar10_from_hugging_face_parquet_export(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     arrays = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(5)]
-    table = pa.table({
-        "img": [{"bytes": _png(a), "path": None} for a in arrays],
-        "label": [3, 1, 4, 1, 5],
-    })
+    table = pa.table(
+        {
+            "img": [{"bytes": _png(a), "path": None} for a in arrays],
+            "label": [3, 1, 4, 1, 5],
+        }
+    )
     (tmp_path / "plain_text").mkdir()
     pq.write_table(table, tmp_path / "plain_text" / "train-00000-of-00001.parquet")
     pq.write_table(table.slice(0, 2), tmp_path / "plain_text" / "test-00000-of-00001.parquet")

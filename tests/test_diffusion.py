@@ -8,9 +8,17 @@ import pytest
 import torch
 
 from ray_diffnas import TrainingSettings, UNetArch
-from ray_diffnas.diffusion import add_noise, alpha_sigma, ddim_sample, diffusion_loss, min_snr_weight, snr, v_target
-from ray_diffnas.recipe import EMA, ema_decay_at, lr_factor
-from ray_diffnas.training import DiffusionTrainer
+from ray_diffnas.diffusion.recipe import EMA, ema_decay_at, lr_factor
+from ray_diffnas.diffusion.schedule import (
+    add_noise,
+    alpha_sigma,
+    ddim_sample,
+    diffusion_loss,
+    min_snr_weight,
+    snr,
+    v_target,
+)
+from ray_diffnas.diffusion.trainer import DiffusionTrainer
 
 
 def test_cosine_schedule_preserves_variance_and_runs_from_data_to_noise() -> None:
@@ -85,10 +93,12 @@ def test_ema_warms_up_and_tracks_the_average() -> None:
 
 
 def test_training_loss_falls_on_digits(digits) -> None:
-    arch = UNetArch(base_channels=16, channel_mult=(1, 2), num_res_blocks=(1, 1), attention_resolutions=(4,),
-                    num_heads=2)
-    settings = TrainingSettings(dataset="digits", batch_size=64, lr=3e-3, warmup_steps=10,
-                                steps_per_iteration=150, max_iterations=1)
+    arch = UNetArch(
+        base_channels=16, channel_mult=(1, 2), num_res_blocks=(1, 1), attention_resolutions=(4,), num_heads=2
+    )
+    settings = TrainingSettings(
+        dataset="digits", batch_size=64, lr=3e-3, warmup_steps=10, steps_per_iteration=150, max_iterations=1
+    )
     trainer = DiffusionTrainer(arch, digits, settings, torch.device("cpu"))
 
     def held_out_loss() -> float:

@@ -4,7 +4,7 @@ copied its files may leave the memory a save behind or ahead of the trials Tune 
 from __future__ import annotations
 
 from ray_diffnas import GraphDiffusionSearcher, UNetSpace
-from ray_diffnas.tune_state import SavedTrial
+from ray_diffnas.searchers.tune_state import SavedTrial
 
 SPACE = UNetSpace(image_size=8)
 

@@ -11,7 +11,7 @@ import pytest
 from llm_server import FakeLLMServer, Reply
 
 from ray_diffnas import UNetSpace
-from ray_diffnas.gpt4_searcher import GPT4Searcher
+from ray_diffnas.searchers.llm.searcher import GPT4Searcher
 
 SPACE = UNetSpace(image_size=8)
 SENTINEL_KEY = "sk-SENTINEL-do-not-write-0123456789"
@@ -24,8 +24,17 @@ def server():
 
 
 def make_searcher(server: FakeLLMServer, **kwargs) -> GPT4Searcher:
-    options = {"space": SPACE, "metric": "rfid", "mode": "min", "base_url": server.url, "api_key": SENTINEL_KEY,
-               "proposals_per_call": 3, "max_retries": 2, "timeout": 2.0, **kwargs}
+    options = {
+        "space": SPACE,
+        "metric": "rfid",
+        "mode": "min",
+        "base_url": server.url,
+        "api_key": SENTINEL_KEY,
+        "proposals_per_call": 3,
+        "max_retries": 2,
+        "timeout": 2.0,
+        **kwargs,
+    }
     return GPT4Searcher(**options)
 
 
@@ -33,8 +42,15 @@ def good(*archs: dict) -> Reply:
     return Reply(content=json.dumps({"reasoning": "r", "proposals": list(archs)}))
 
 
-A = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": [1, 1], "attention_resolutions": [],
-     "num_heads": 1, "dropout": 0.0, "mid_attention": False}
+A = {
+    "base_channels": 8,
+    "channel_mult": [1, 2],
+    "num_res_blocks": [1, 1],
+    "attention_resolutions": [],
+    "num_heads": 1,
+    "dropout": 0.0,
+    "mid_attention": False,
+}
 B = {**A, "base_channels": 16}
 C = {**A, "base_channels": 24}
 D = {**A, "base_channels": 32}
@@ -181,7 +197,9 @@ def test_cost_ceiling_stops_llm_calls(server: FakeLLMServer) -> None:
 
 
 def test_credentials_in_the_base_url_are_not_saved(server: FakeLLMServer, tmp_path: Path) -> None:
-    searcher = make_searcher(server, base_url=server.url.replace("http://", "http://user:pw-secret@") + "?api-key=q-secret")
+    searcher = make_searcher(
+        server, base_url=server.url.replace("http://", "http://user:pw-secret@") + "?api-key=q-secret"
+    )
     path = tmp_path / "memory.parquet"
     searcher.save(str(path))
     data = path.read_bytes()

@@ -9,14 +9,20 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from ray_diffnas import UNetSpace, train_diffusion
-from ray_diffnas.gpt4_searcher import GPT4Searcher
-from ray_diffnas.memory import SearchMemory
-from ray_diffnas.searcher_base import MEMORY_FILE
+from ray_diffnas.searchers.base import MEMORY_FILE
+from ray_diffnas.searchers.llm.searcher import GPT4Searcher
+from ray_diffnas.searchers.memory import SearchMemory
 
 SENTINEL_KEY = "sk-SENTINEL-tune-run-9876543210"
 SPACE = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))
-SMALL = {"dataset": "digits", "max_iterations": 2, "steps_per_iteration": 8, "rfid_samples": 64,
-         "sampler_steps": 2, "batch_size": 16}
+SMALL = {
+    "dataset": "digits",
+    "max_iterations": 2,
+    "steps_per_iteration": 8,
+    "rfid_samples": 64,
+    "sampler_steps": 2,
+    "batch_size": 16,
+}
 
 
 def _files_containing(folder: Path, needle: bytes) -> list[Path]:
@@ -28,9 +34,16 @@ def test_tune_run_with_asha_records_every_trial_in_memory(ray_session, tmp_path:
     with FakeLLMServer(SPACE) as server:
         searcher = GPT4Searcher(base_url=server.url, proposals_per_call=2)
         analysis = tune.run(
-            train_diffusion, config=SPACE.param_space(**SMALL), metric="rfid", mode="min",
-            search_alg=searcher, scheduler=ASHAScheduler(max_t=2, grace_period=1), num_samples=4,
-            storage_path=str(tmp_path), name="gpt4_run", verbose=0,
+            train_diffusion,
+            config=SPACE.param_space(**SMALL),
+            metric="rfid",
+            mode="min",
+            search_alg=searcher,
+            scheduler=ASHAScheduler(max_t=2, grace_period=1),
+            num_samples=4,
+            storage_path=str(tmp_path),
+            name="gpt4_run",
+            verbose=0,
         )
     assert len(analysis.trials) == 4 and all(t.status == "TERMINATED" for t in analysis.trials)
     assert len(server.requests) == 2  # two proposals per call, four trials
@@ -50,9 +63,13 @@ def test_tuner_with_gpt4_searcher_and_asha(ray_session, tmp_path: Path) -> None:
         tuner = tune.Tuner(
             train_diffusion,
             param_space=SPACE.param_space(**SMALL),
-            tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=3,
-                                        search_alg=GPT4Searcher(base_url=server.url, api_key=SENTINEL_KEY),
-                                        scheduler=ASHAScheduler(max_t=2, grace_period=1)),
+            tune_config=tune.TuneConfig(
+                metric="rfid",
+                mode="min",
+                num_samples=3,
+                search_alg=GPT4Searcher(base_url=server.url, api_key=SENTINEL_KEY),
+                scheduler=ASHAScheduler(max_t=2, grace_period=1),
+            ),
             run_config=tune.RunConfig(storage_path=str(tmp_path), name="gpt4_tuner"),
         )
         grid = tuner.fit()

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from ray_diffnas.graph_diffusion import GraphDiffusion, GraphDiffusionConfig
-from ray_diffnas.graph_space import make_graph, to_dense
-from ray_diffnas.graph_transformer import node_pairs
-from ray_diffnas.nb201 import NB201Space
+from ray_diffnas.searchers.graph.diffusion import GraphDiffusion, GraphDiffusionConfig
+from ray_diffnas.searchers.graph.transformer import node_pairs
+from ray_diffnas.spaces.graphs import make_graph, to_dense
+from ray_diffnas.spaces.nb201 import NB201Space
 
 NODE_M = np.array([0.55, 0.25, 0.12, 0.08])  # skewed on purpose: far from uniform
 EDGE_M = np.array([0.7, 0.2, 0.1])
@@ -33,8 +33,14 @@ def _iid_graphs(count: int, max_nodes: int, rng: np.random.Generator) -> list:
     for _ in range(count):
         n = int(rng.integers(3, max_nodes + 1))
         x = rng.choice(len(NODE_M), n, p=NODE_M)
-        edges = [(i, j, int(c)) for i in range(n) for j in range(n) if i != j
-                 for c in [rng.choice(len(EDGE_M), p=EDGE_M)] if c > 0]
+        edges = [
+            (i, j, int(c))
+            for i in range(n)
+            for j in range(n)
+            if i != j
+            for c in [rng.choice(len(EDGE_M), p=EDGE_M)]
+            if c > 0
+        ]
         graphs.append(make_graph(x.tolist(), edges))
     return graphs
 
@@ -111,8 +117,9 @@ def test_prior_at_t_equals_T_is_the_marginal_even_for_one_fixed_graph() -> None:
 # --- the reverse step ------------------------------------------------------------------------------
 
 
-def _brute_force_posterior(model: GraphDiffusion, x_t: torch.Tensor, p0: torch.Tensor, t: int, s: int,
-                           m: torch.Tensor) -> torch.Tensor:
+def _brute_force_posterior(
+    model: GraphDiffusion, x_t: torch.Tensor, p0: torch.Tensor, t: int, s: int, m: torch.Tensor
+) -> torch.Tensor:
     """``Σ_c p̂(c) q(x_s | x_t, x_0 = c)`` from explicit transition matrices."""
     K = len(m)
     a_t, a_s = (float(v) for v in model.alpha_bar(torch.tensor([t, s])))
@@ -179,7 +186,7 @@ def toy_model() -> tuple[GraphDiffusion, NB201Space]:
         labelled = [space.sample(rng) for _ in range(200)]
         prior = [space.sample(rng) for _ in range(400)]
         labels = [[int(_convs(a) >= 3)] for a in labelled] + [[2]] * len(prior)  # 2 = no condition
-        assert 10 <= sum(y for y, in labels[:200]) <= 40
+        assert 10 <= sum(y for (y,) in labels[:200]) <= 40
         config = GraphDiffusionConfig(hidden=32, layers=2, heads=2, sampling_steps=20, batch_size=64)
         model = GraphDiffusion(len(space.node_classes), len(space.edge_classes), space.max_nodes, [2], config, seed=0)
         losses = model.fit([space.encode(a) for a in labelled + prior], torch.tensor(labels), steps=400)
@@ -198,7 +205,7 @@ def test_conditional_samples_shift_toward_the_condition(toy_model, one_thread) -
         decoded = [space.decode(g) for g in graphs]
         valid = [a for a in decoded if a is not None]
         results[name] = (len(valid) / len(graphs), float(np.mean([_convs(a) for a in valid])))
-    for name, (validity, _) in results.items():
+    for validity, _ in results.values():
         assert validity >= 0.85, results
     convs = {name: mean for name, (_, mean) in results.items()}
     assert convs["good"] > convs["bad"] + 1.0, results
@@ -226,8 +233,13 @@ def test_condition_scores_rank_cells_by_their_label(toy_model, one_thread) -> No
 def test_guidance_zero_is_the_unconditional_model(one_thread) -> None:
     space = NB201Space()
     graphs = [space.encode(space.sample(np.random.default_rng(i))) for i in range(64)]
-    model = GraphDiffusion(len(space.node_classes), len(space.edge_classes), space.max_nodes, [2],
-                           GraphDiffusionConfig(hidden=16, layers=1, sampling_steps=5, batch_size=16))
+    model = GraphDiffusion(
+        len(space.node_classes),
+        len(space.edge_classes),
+        space.max_nodes,
+        [2],
+        GraphDiffusionConfig(hidden=16, layers=1, sampling_steps=5, batch_size=16),
+    )
     model.fit(graphs, torch.tensor([[i % 2] for i in range(64)]), steps=5)
     X, E, mask = to_dense(graphs[:4], space.max_nodes)
     weighted = model._guided_clean_probs(X, E, mask, 100, {0: 1}, {0: 0.0})
@@ -249,8 +261,14 @@ def test_state_dict_round_trip_gives_an_identical_model(one_thread) -> None:
     trained.fit(graphs, conditions, steps=10)
     state = trained.state_dict()
     assert isinstance(state["tensors"], bytes) and state["steps_trained"] == 10
-    blank = GraphDiffusion(len(space.node_classes), len(space.edge_classes), state["max_nodes"],
-                           state["condition_sizes"], GraphDiffusionConfig(**state["config"]), seed=123)
+    blank = GraphDiffusion(
+        len(space.node_classes),
+        len(space.edge_classes),
+        state["max_nodes"],
+        state["condition_sizes"],
+        GraphDiffusionConfig(**state["config"]),
+        seed=123,
+    )
     X, E, mask = to_dense(graphs[:6], space.max_nodes)
     t, y = torch.rand(6), torch.tensor([[0, 1], [1, 2], [2, 2], [1, 0], [0, 0], [2, 1]])
     trained.net.eval(), blank.net.eval()

@@ -12,13 +12,14 @@ import pytest
 import torch
 
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.graph_diffusion import GraphDiffusionConfig
-from ray_diffnas.graph_searcher import BAD, GOOD, MIN_GOOD, GraphDiffusionSearcher
-from ray_diffnas.graph_space import to_dense
-from ray_diffnas.memory import SearchMemory
-from ray_diffnas.nb201 import NB201Space
-from ray_diffnas.searcher_base import MEMORY_FILE
-from ray_diffnas.space import ArchDomain, UNetSpace
+from ray_diffnas.searchers.base import MEMORY_FILE
+from ray_diffnas.searchers.graph.diffusion import GraphDiffusionConfig
+from ray_diffnas.searchers.graph.searcher import BAD, GOOD, MIN_GOOD, GraphDiffusionSearcher
+from ray_diffnas.searchers.memory import SearchMemory
+from ray_diffnas.spaces.domain import ArchDomain
+from ray_diffnas.spaces.graphs import to_dense
+from ray_diffnas.spaces.nb201 import NB201Space
+from ray_diffnas.spaces.unet_space import UNetSpace
 
 SMALL_MODEL = GraphDiffusionConfig(hidden=32, layers=2, heads=2, sampling_steps=10, batch_size=32)
 CONSTRAINTS = ["latency_ms<=3"]
@@ -33,8 +34,20 @@ def objective(arch) -> dict[str, float]:
 
 
 def _searcher(**overrides) -> GraphDiffusionSearcher:
-    options = dict(space=NB201Space(), metric="acc", mode="max", constraints=CONSTRAINTS, warmup=6, retrain_every=3,
-                   train_steps=60, retrain_steps=20, candidates=16, prior_graphs=128, model=SMALL_MODEL, seed=0)
+    options = dict(
+        space=NB201Space(),
+        metric="acc",
+        mode="max",
+        constraints=CONSTRAINTS,
+        warmup=6,
+        retrain_every=3,
+        train_steps=60,
+        retrain_steps=20,
+        candidates=16,
+        prior_graphs=128,
+        model=SMALL_MODEL,
+        seed=0,
+    )
     return GraphDiffusionSearcher(**{**options, **overrides})
 
 
@@ -65,6 +78,7 @@ def test_search_proposes_new_architectures_from_the_model_after_warmup(searched:
     assert stats["sampled"] >= stats["valid"] >= stats["novel"] >= proposers.count("graph")
     assert stats["valid"] >= 0.3 * stats["sampled"], stats
     assert stats["train_seconds"] > 0 and stats["sample_seconds"] > 0
+
     # the model asks for quality *within* the latency budget: more of its proposals are feasible
     # than the random warm-up's, and its best feasible one is at least as good
     def feasible(record) -> bool:
@@ -77,9 +91,9 @@ def test_search_proposes_new_architectures_from_the_model_after_warmup(searched:
 
 def test_searcher_labels_its_outcomes_after_training(searched: GraphDiffusionSearcher) -> None:
     finished = searched._finished()
-    seen = finished[:searched.trained_on]  # what the last training labelled
+    seen = finished[: searched.trained_on]  # what the last training labelled
     labels = [searched._labels(r) for r in finished]
-    good = sum(label[0] == GOOD for label in labels[:searched.trained_on])
+    good = sum(label[0] == GOOD for label in labels[: searched.trained_on])
     # the best quality_quantile of them, at least MIN_GOOD (accuracies are distinct)
     assert good == max(MIN_GOOD, math.ceil(searched.quality_quantile * len(seen)))
     assert min(r.best for r, label in zip(seen, labels) if label[0] == GOOD) == searched._threshold
@@ -107,7 +121,12 @@ def test_constraint_labels_good_bad_or_unknown() -> None:
     # before any threshold exists, quality is unknown; each condition is labelled on its own (the
     # over-budget trial's quality is judged by its metric alone, as the others')
     assert [searcher._labels(r) for r in (fast, edge, slow, missing, nan)] == [
-        [UNKNOWN, GOOD], [UNKNOWN, GOOD], [UNKNOWN, BAD], [UNKNOWN, UNKNOWN], [UNKNOWN, UNKNOWN]]
+        [UNKNOWN, GOOD],
+        [UNKNOWN, GOOD],
+        [UNKNOWN, BAD],
+        [UNKNOWN, UNKNOWN],
+        [UNKNOWN, UNKNOWN],
+    ]
 
 
 @pytest.mark.parametrize("mode", ["max", "min"])
@@ -158,22 +177,27 @@ class FlatSpace:
         return {"kind": "flat"}
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"guidance": {"speed": 1.0}},
-     r"guidance names an unknown condition 'speed'; conditions: \['quality', 'latency_ms<=3'\]"),
-    ({"guidance": {"quality": -0.5}}, r"guidance\['quality'\] must be a number >= 0, but got -0.5"),
-    ({"guidance": {"latency_ms": "high"}}, r"guidance\['latency_ms'\] must be a number >= 0, but got 'high'"),
-    ({"warmup": 0}, "GraphDiffusionSearcher warmup must be an integer >= 1, but got 0"),
-    ({"retrain_every": 2.5}, "retrain_every must be an integer >= 1, but got 2.5"),
-    ({"candidates": -1}, "candidates must be an integer >= 1"),
-    ({"neighbours": -2}, "neighbours must be an integer >= 0, but got -2"),
-    ({"quality_quantile": 1.5}, r"quality_quantile must be in \(0, 1\), e.g. 0.2 for the top 20 %, but got 1.5"),
-    ({"quality_quantile": 0.0}, r"quality_quantile must be in \(0, 1\)"),
-    ({"constraints": ["latency_ms=3"]}, "Constraint 'latency_ms=3' is not of the form METRIC<=VALUE"),
-    ({"constraints": {"latency_ms": "3"}}, r"constraints\['latency_ms'\] must be a number"),
-    ({"mode": "median"}, "mode must be 'min' or 'max', but got 'median'"),
-    ({"space": FlatSpace()}, r"needs a space with a graph encoding \(UNetSpace, NB201Space\), but got FlatSpace"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"guidance": {"speed": 1.0}},
+            r"guidance names an unknown condition 'speed'; conditions: \['quality', 'latency_ms<=3'\]",
+        ),
+        ({"guidance": {"quality": -0.5}}, r"guidance\['quality'\] must be a number >= 0, but got -0.5"),
+        ({"guidance": {"latency_ms": "high"}}, r"guidance\['latency_ms'\] must be a number >= 0, but got 'high'"),
+        ({"warmup": 0}, "GraphDiffusionSearcher warmup must be an integer >= 1, but got 0"),
+        ({"retrain_every": 2.5}, "retrain_every must be an integer >= 1, but got 2.5"),
+        ({"candidates": -1}, "candidates must be an integer >= 1"),
+        ({"neighbours": -2}, "neighbours must be an integer >= 0, but got -2"),
+        ({"quality_quantile": 1.5}, r"quality_quantile must be in \(0, 1\), e.g. 0.2 for the top 20 %, but got 1.5"),
+        ({"quality_quantile": 0.0}, r"quality_quantile must be in \(0, 1\)"),
+        ({"constraints": ["latency_ms=3"]}, "Constraint 'latency_ms=3' is not of the form METRIC<=VALUE"),
+        ({"constraints": {"latency_ms": "3"}}, r"constraints\['latency_ms'\] must be a number"),
+        ({"mode": "median"}, r"mode must be one of \['min', 'max'\], but got 'median'"),
+        ({"space": FlatSpace()}, r"needs a space with a graph encoding \(UNetSpace, NB201Space\), but got FlatSpace"),
+    ],
+)
 def test_bad_inputs_raise_config_error(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _searcher(**options)
@@ -199,8 +223,10 @@ def _net_outputs(searcher: GraphDiffusionSearcher) -> tuple[torch.Tensor, torch.
 
 
 def _rows(searcher: GraphDiffusionSearcher) -> list[tuple]:
-    return [(r.trial_id, r.arch_key, r.proposer, r.status, r.best, r.last_metrics, r.curve)
-            for r in searcher.memory.records()]
+    return [
+        (r.trial_id, r.arch_key, r.proposer, r.status, r.best, r.last_metrics, r.curve)
+        for r in searcher.memory.records()
+    ]
 
 
 def test_save_and_restore_into_a_blank_instance(searched: GraphDiffusionSearcher, tmp_path: Path) -> None:
@@ -230,8 +256,9 @@ def test_save_and_restore_into_a_blank_instance(searched: GraphDiffusionSearcher
 
 
 @pytest.mark.parametrize("constraints", [["latency_ms<=5"], None, ["latency_ms<=3", "params_m<=1"]])
-def test_restoring_with_other_constraints_is_refused(searched: GraphDiffusionSearcher, tmp_path: Path,
-                                                     constraints) -> None:
+def test_restoring_with_other_constraints_is_refused(
+    searched: GraphDiffusionSearcher, tmp_path: Path, constraints
+) -> None:
     path = str(tmp_path / "graph.parquet")
     searched.save(path)
     with pytest.raises(ConfigError, match=r"conditions .* differ from the saved ones .*pass the same constraints"):
@@ -241,8 +268,14 @@ def test_restoring_with_other_constraints_is_refused(searched: GraphDiffusionSea
 # --- a real Tune run ------------------------------------------------------------------------------------------
 
 TUNE_SPACE = UNetSpace(image_size=8, base_channels=(8,), channel_mults=(1, 2), num_res_blocks=(1,))
-TINY = {"dataset": "digits", "max_iterations": 2, "steps_per_iteration": 8, "rfid_samples": 64,
-        "sampler_steps": 2, "batch_size": 16}
+TINY = {
+    "dataset": "digits",
+    "max_iterations": 2,
+    "steps_per_iteration": 8,
+    "rfid_samples": 64,
+    "sampler_steps": 2,
+    "batch_size": 16,
+}
 
 
 def test_tuner_with_graph_searcher_and_asha(ray_session, tmp_path: Path) -> None:
@@ -251,13 +284,20 @@ def test_tuner_with_graph_searcher_and_asha(ray_session, tmp_path: Path) -> None
 
     from ray_diffnas import train_diffusion
 
-    searcher = GraphDiffusionSearcher(warmup=2, retrain_every=1, train_steps=30, retrain_steps=10, candidates=16,
-                                      prior_graphs=128, model=SMALL_MODEL)
+    searcher = GraphDiffusionSearcher(
+        warmup=2, retrain_every=1, train_steps=30, retrain_steps=10, candidates=16, prior_graphs=128, model=SMALL_MODEL
+    )
     grid = tune.Tuner(
         train_diffusion,
         param_space=TUNE_SPACE.param_space(**TINY),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=ASHAScheduler(max_t=2, grace_period=1),
-                                    num_samples=5, metric="rfid", mode="min", max_concurrent_trials=2),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=ASHAScheduler(max_t=2, grace_period=1),
+            num_samples=5,
+            metric="rfid",
+            mode="min",
+            max_concurrent_trials=2,
+        ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="graph_tuner"),
     ).fit()
     assert not grid.errors and len(grid) == 5

@@ -26,8 +26,17 @@ def test_a_search_killed_twice_finishes_and_every_check_holds(searcher: str, tmp
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     with FakeLLMServer(SPACE) as server:
         env.update(OPENAI_API_KEY="sk-kill-test", OPENAI_BASE_URL=server.url)
-        life = run_life(searcher, life=0, seed=7, folder=tmp_path / "life", horizon=25.0, max_kills=2,
-                        server=server if searcher == "gpt4" else None, env=env, say=lines.append)
+        life = run_life(
+            searcher,
+            life=0,
+            seed=7,
+            folder=tmp_path / "life",
+            horizon=25.0,
+            max_kills=2,
+            server=server if searcher == "gpt4" else None,
+            env=env,
+            say=lines.append,
+        )
     assert life["finished"], lines
     assert len(life["kills"]) == 2, lines
     assert [k["problems"] for k in life["kills"]] == [[], []], lines

@@ -17,10 +17,33 @@ pytest.importorskip("llama_cpp", reason="needs the local-llm extra: pip install 
 def test_cli_search_with_the_local_llm(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run = subprocess.run(
-        [sys.executable, "-m", "ray_diffnas.cli", "search", "--searcher", "gpt4", "--llm", "local",
-         "--dataset", "digits", "--num-samples", "2", "--max-iterations", "2", "--steps-per-iteration", "10",
-         "--rfid-samples", "64", "--sampler-steps", "2", "--output", str(out)],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "ray_diffnas",
+            "search",
+            "--searcher",
+            "gpt4",
+            "--llm",
+            "local",
+            "--dataset",
+            "digits",
+            "--num-samples",
+            "2",
+            "--max-iterations",
+            "2",
+            "--steps-per-iteration",
+            "10",
+            "--rfid-samples",
+            "64",
+            "--sampler-steps",
+            "2",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Search memory:" in run.stdout

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ray_diffnas.memory import METADATA_KEY, MemoryFileError, SearchMemory
+from ray_diffnas.searchers.memory import METADATA_KEY, MemoryFileError, SearchMemory
 
 
 def _memory() -> SearchMemory:

@@ -18,8 +18,8 @@ import pytest
 
 from ray_diffnas import SearchMemory, UNetSpace
 from ray_diffnas.atomic import FileWriteError
-from ray_diffnas.graph_searcher import GraphDiffusionSearcher
-from ray_diffnas.searcher_base import MEMORY_FILE
+from ray_diffnas.searchers.base import MEMORY_FILE
+from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
 
 SPACE = UNetSpace(image_size=8)
 

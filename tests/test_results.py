@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ray_diffnas.results import _rfid_curve
+from ray_diffnas.app.results import _rfid_curve
 
 
 def test_a_re_run_iteration_counts_once_with_its_last_report() -> None:

@@ -29,8 +29,9 @@ from llm_server import FakeLLMServer
 from ray import tune
 
 from ray_diffnas import SearchMemory, UNetSpace, train_diffusion
-from ray_diffnas.search import TUNE_FOLDER, SearchOptions, load_options, save_options
-from ray_diffnas.searcher_base import MEMORY_FILE
+from ray_diffnas.app.options import SearchOptions, load_options, save_options
+from ray_diffnas.app.run import TUNE_FOLDER
+from ray_diffnas.searchers.base import MEMORY_FILE
 
 # The API key the drivers get: it must show up in no file the search writes, nor in any log.
 SENTINEL_KEY = "sk-SENTINEL-resume-run-0123456789"
@@ -57,8 +58,24 @@ DRIVER = textwrap.dedent("""
     )
     tuner.fit()
 """)
-CLI_FLAGS = ["--dataset", "digits", "--num-samples", "4", "--max-iterations", "2", "--steps-per-iteration", "10",
-             "--rfid-samples", "64", "--sampler-steps", "2", "--batch-size", "16", "--cpus-per-trial", "2"]
+CLI_FLAGS = [
+    "--dataset",
+    "digits",
+    "--num-samples",
+    "4",
+    "--max-iterations",
+    "2",
+    "--steps-per-iteration",
+    "10",
+    "--rfid-samples",
+    "64",
+    "--sampler-steps",
+    "2",
+    "--batch-size",
+    "16",
+    "--cpus-per-trial",
+    "2",
+]
 
 
 def _finished(memory_file: Path) -> int:
@@ -72,8 +89,9 @@ def _finished(memory_file: Path) -> int:
 def _kill_after_two_trials(command: list[str], memory_file: Path, env: dict[str, str]) -> dict:
     """Starts the driver (with a Ray of its own), SIGKILLs it and its Ray once two trials have
     finished; returns those trials' records."""
-    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 300
         while _finished(memory_file) < 2 and time.monotonic() < deadline and driver.poll() is None:
@@ -92,7 +110,11 @@ def _check_memory_kept(memory_file: Path, finished_before: dict, total: int) -> 
     for trial_id, record in finished_before.items():
         kept = after.get(trial_id)
         assert (kept.arch_key, kept.curve, kept.status, kept.config) == (
-            record.arch_key, record.curve, record.status, record.config)
+            record.arch_key,
+            record.curve,
+            record.status,
+            record.config,
+        )
     assert len(after.records()) == total and len(after.records(["completed", "stopped"])) == total
     assert len(after.keys()) == total  # no architecture twice
 
@@ -108,14 +130,16 @@ def llm_env():
 @pytest.mark.slow
 @pytest.mark.parametrize("limiter", sorted(LIMITERS))
 @pytest.mark.parametrize("searcher", sorted(SEARCHERS))
-def test_killed_script_resumes_with_tuner_restore(searcher: str, limiter: str, tmp_path: Path, llm_env: dict,
-                                                  ray_session) -> None:
+def test_killed_script_resumes_with_tuner_restore(
+    searcher: str, limiter: str, tmp_path: Path, llm_env: dict, ray_session
+) -> None:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     memory_file = tmp_path / "killed" / MEMORY_FILE
     search_alg = LIMITERS[limiter].format(SEARCHERS[searcher])
-    finished_before = _kill_after_two_trials([sys.executable, str(script), str(tmp_path), search_alg],
-                                             memory_file, llm_env)
+    finished_before = _kill_after_two_trials(
+        [sys.executable, str(script), str(tmp_path), search_alg], memory_file, llm_env
+    )
     os.environ["OPENAI_BASE_URL"] = llm_env["OPENAI_BASE_URL"]  # the restored GPT4Searcher reads it
     try:
         grid = tune.Tuner.restore(str(tmp_path / "killed"), trainable=train_diffusion).fit()
@@ -132,12 +156,17 @@ def test_killed_script_resumes_with_tuner_restore(searcher: str, limiter: str, t
 def test_killed_command_resumes_with_resume_flag(searcher: str, tmp_path: Path, llm_env: dict) -> None:
     output = tmp_path / "search"
     memory_file = output / TUNE_FOLDER / MEMORY_FILE
-    command = [sys.executable, "-m", "ray_diffnas.cli", "search", "--searcher", searcher, "--output", str(output)]
+    command = [sys.executable, "-m", "ray_diffnas", "search", "--searcher", searcher, "--output", str(output)]
     sessions_before = _ray_sessions()
     finished_before = _kill_after_two_trials(command + CLI_FLAGS, memory_file, llm_env)
 
-    resumed = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--resume", str(output)],
-                             env=llm_env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ray_diffnas", "search", "--resume", str(output)],
+        env=llm_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     results = pd.read_parquet(output / "results.parquet")
     assert len(results) == 4 and results["arch_key"].is_unique
@@ -159,16 +188,24 @@ def _files_containing(folder: Path, needle: str) -> list[Path]:
 
 
 def test_resume_of_a_folder_without_a_search_is_one_clear_error(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--resume", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "ray_diffnas", "search", "--resume", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "holds no search to resume" in run.stderr and "--output folder of a search" in run.stderr
 
 
 def test_a_new_search_into_a_folder_with_a_search_is_refused(tmp_path: Path) -> None:
     (tmp_path / TUNE_FOLDER).mkdir()
-    run = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--dataset", "digits",
-                          "--output", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "ray_diffnas", "search", "--dataset", "digits", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "already holds a search; finish it with 'ray-diffnas search --resume" in run.stderr
 
@@ -176,15 +213,29 @@ def test_a_new_search_into_a_folder_with_a_search_is_refused(tmp_path: Path) -> 
 def test_resume_of_a_search_killed_before_its_first_save_starts_it_again(tmp_path: Path) -> None:
     """Nothing to restore (Tune had made its folder but saved nothing): the search starts over, with
     the options it was started with, and the options file stays as it was."""
-    options = SearchOptions(dataset="digits", searcher="random", num_samples=1, max_iterations=1,
-                            steps_per_iteration=5, rfid_samples=32, sampler_steps=2, batch_size=16,
-                            cpus_per_trial=2, output=tmp_path)
+    options = SearchOptions(
+        dataset="digits",
+        searcher="random",
+        num_samples=1,
+        max_iterations=1,
+        steps_per_iteration=5,
+        rfid_samples=32,
+        sampler_steps=2,
+        batch_size=16,
+        cpus_per_trial=2,
+        output=tmp_path,
+    )
     options_file = save_options(options, tmp_path)
     saved = options_file.read_bytes()
     (tmp_path / TUNE_FOLDER).mkdir()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    run = subprocess.run([sys.executable, "-m", "ray_diffnas.cli", "search", "--resume", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300, env=env)
+    run = subprocess.run(
+        [sys.executable, "-m", "ray_diffnas", "search", "--resume", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "starting it again from the beginning with its saved options" in run.stderr
     assert len(pd.read_parquet(tmp_path / "results.parquet")) == 1
@@ -193,8 +244,9 @@ def test_resume_of_a_search_killed_before_its_first_save_starts_it_again(tmp_pat
 
 def test_resume_keeps_the_options_a_search_started_with(tmp_path: Path) -> None:
     """Options saved by a search (torch_compile and constraints included) come back as they were."""
-    started = SearchOptions(dataset="digits", num_samples=5, torch_compile=True, constraints=("latency_ms<=5",),
-                            output=tmp_path)
+    started = SearchOptions(
+        dataset="digits", num_samples=5, torch_compile=True, constraints=("latency_ms<=5",), output=tmp_path
+    )
     save_options(started, tmp_path)
     (tmp_path / TUNE_FOLDER).mkdir()
     resumed = load_options(tmp_path)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ray_diffnas import RFID, FeatureExtractorError
-from ray_diffnas.features import INCEPTION_ENV, build_extractor
+from ray_diffnas.metrics.features import INCEPTION_ENV, build_extractor
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,19 @@ from llm_server import FakeLLMServer
 from ray.tune.search import Searcher
 
 from ray_diffnas import ConfigError, GPT4Searcher, GraphDiffusionSearcher, MemorySearcher, Proposal, UNetSpace
-from ray_diffnas.graph_diffusion import GraphDiffusionConfig
-from ray_diffnas.memory import MemoryFileError
+from ray_diffnas.searchers.graph.diffusion import GraphDiffusionConfig
+from ray_diffnas.searchers.memory import MemoryFileError
 
 SPACE = UNetSpace(image_size=8)
-A = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": [1, 1], "attention_resolutions": [],
-     "num_heads": 1, "dropout": 0.0, "mid_attention": False}
+A = {
+    "base_channels": 8,
+    "channel_mult": [1, 2],
+    "num_res_blocks": [1, 1],
+    "attention_resolutions": [],
+    "num_heads": 1,
+    "dropout": 0.0,
+    "mid_attention": False,
+}
 
 
 class SpaceSampler(MemorySearcher):
@@ -39,8 +46,16 @@ def make(request) -> Iterator[Factory]:
         yield SpaceSampler
         return
     if request.param == "graph":
-        yield lambda **kw: GraphDiffusionSearcher(warmup=2, retrain_every=1, train_steps=10, retrain_steps=5,
-                                                  candidates=8, prior_graphs=32, model=SMALL_GRAPH_MODEL, **kw)
+        yield lambda **kw: GraphDiffusionSearcher(
+            warmup=2,
+            retrain_every=1,
+            train_steps=10,
+            retrain_steps=5,
+            candidates=8,
+            prior_graphs=32,
+            model=SMALL_GRAPH_MODEL,
+            **kw,
+        )
         return
     with FakeLLMServer(SPACE) as server:
         yield lambda **kw: GPT4Searcher(base_url=server.url, api_key="sk-test", **kw)
@@ -167,11 +182,13 @@ def test_save_restore_round_trip_into_a_blank_instance(make: Factory, tmp_path: 
 def test_warm_start_from_a_previous_results_parquet(make: Factory, tmp_path: Path) -> None:
     import json
 
-    results = pd.DataFrame({
-        "arch": [json.dumps(A), json.dumps({**A, "base_channels": 16}), json.dumps({**A, "base_channels": 12})],
-        "rfid_curve": [[30.0, 12.0], [25.0], [1.0]],
-        "status": ["completed", "stopped", "completed"],
-    })
+    results = pd.DataFrame(
+        {
+            "arch": [json.dumps(A), json.dumps({**A, "base_channels": 16}), json.dumps({**A, "base_channels": 12})],
+            "rfid_curve": [[30.0, 12.0], [25.0], [1.0]],
+            "status": ["completed", "stopped", "completed"],
+        }
+    )
     path = tmp_path / "results.parquet"
     results.to_parquet(path)
     searcher = make(space=SPACE, metric="rfid", mode="min", warm_start=path)
@@ -187,8 +204,17 @@ def test_warm_start_from_a_foreign_file_is_a_clear_error(make: Factory, tmp_path
 
 
 def test_an_exhausted_space_finishes_the_search(make: Factory) -> None:
-    tiny = UNetSpace(image_size=8, base_channels=(8,), channel_mults=(1,), num_levels=(2,), num_res_blocks=(1,),
-                     attention_max_resolution=0, num_heads=(1,), dropout=(0.0,), mid_attention=(False,))
+    tiny = UNetSpace(
+        image_size=8,
+        base_channels=(8,),
+        channel_mults=(1,),
+        num_levels=(2,),
+        num_res_blocks=(1,),
+        attention_max_resolution=0,
+        num_heads=(1,),
+        dropout=(0.0,),
+        mid_attention=(False,),
+    )
     searcher = make(space=tiny, metric="rfid", mode="min")
     first = searcher.suggest("only")
     assert tiny.validate(first["arch"])

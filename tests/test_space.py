@@ -13,10 +13,14 @@ from ray_diffnas import ConfigError, UNetArch, UNetSpace
 
 
 def test_from_dict_normalizes_to_one_canonical_record() -> None:
-    a = UNetArch.from_dict({"base_channels": 16, "channel_mult": [1, 2, 2], "num_res_blocks": 2,
-                            "attention_resolutions": [4, 8, 8]}, image_size=16)
-    b = UNetArch.from_dict({"base_channels": 16, "channel_mult": (1, 2, 2), "num_res_blocks": [2, 2, 2],
-                            "attention_resolutions": (8, 4)}, image_size=16)
+    a = UNetArch.from_dict(
+        {"base_channels": 16, "channel_mult": [1, 2, 2], "num_res_blocks": 2, "attention_resolutions": [4, 8, 8]},
+        image_size=16,
+    )
+    b = UNetArch.from_dict(
+        {"base_channels": 16, "channel_mult": (1, 2, 2), "num_res_blocks": [2, 2, 2], "attention_resolutions": (8, 4)},
+        image_size=16,
+    )
     assert a == b
     assert a.key() == b.key() == "c16_m1-2-2_r2-2-2_a8-4_h4_d0_mid1"
     assert UNetArch.from_dict(a.to_dict(), 16) == a
@@ -31,7 +35,9 @@ def test_keys_differ_exactly_when_the_networks_differ() -> None:
         by_key.setdefault(arch.key(), set()).add(arch)
     for key, archs in by_key.items():
         if len(archs) > 1:  # only head counts of attention-free models may differ under one key
-            assert {dataclasses.replace(a, num_heads=1) for a in archs} == {dataclasses.replace(next(iter(archs)), num_heads=1)}
+            assert {dataclasses.replace(a, num_heads=1) for a in archs} == {
+                dataclasses.replace(next(iter(archs)), num_heads=1)
+            }
             assert not next(iter(archs)).has_attention and "_h-_" in key
 
 
@@ -57,8 +63,7 @@ def test_sampling_is_reproducible_with_a_seed() -> None:
 def test_validate_rejects_values_outside_the_space_naming_allowed_values() -> None:
     space = UNetSpace(image_size=16, base_channels=(16, 32))
     with pytest.raises(ConfigError, match=r"base_channels=24 is not allowed; allowed values: \[16, 32\]"):
-        space.validate({"base_channels": 24, "channel_mult": [1, 2], "num_res_blocks": 1,
-                        "attention_resolutions": []})
+        space.validate({"base_channels": 24, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": []})
 
 
 def test_param_space_draws_architectures_through_tune_reproducibly() -> None:

@@ -14,22 +14,28 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from ray_diffnas.storage import atomic_local_filesystem, remove_partial_writes
+from ray_diffnas.app.storage import atomic_local_filesystem, remove_partial_writes
 
 
 def test_a_writer_killed_mid_file_leaves_the_old_file_whole(tmp_path: Path) -> None:
     target = tmp_path / "experiment_state.json"
     target.write_text('{"trials": 3}')
     ready = tmp_path / "half-written"
-    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import pathlib, time
-        from ray_diffnas.storage import atomic_local_filesystem
+        from ray_diffnas.app.storage import atomic_local_filesystem
         stream = atomic_local_filesystem().open_output_stream({str(target)!r})
         stream.write(b'{{"trials": [')  # half of the new state
         stream.flush()
         pathlib.Path({str(ready)!r}).touch()
         time.sleep(60)
-    """)])
+    """),
+        ]
+    )
     try:
         deadline = time.monotonic() + 60
         while not ready.exists() and time.monotonic() < deadline and writer.poll() is None:

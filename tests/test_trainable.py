@@ -10,12 +10,19 @@ import torch
 from ray import tune
 
 from ray_diffnas import TrainingDivergedError, UNetArch, UNetSpace, load_dataset, train_diffusion
-from ray_diffnas.settings import TrainingSettings
-from ray_diffnas.trainable import load_checkpoint, run_training
-from ray_diffnas.training import DiffusionTrainer
+from ray_diffnas.diffusion.trainer import DiffusionTrainer
+from ray_diffnas.trainable.settings import TrainingSettings
+from ray_diffnas.trainable.trial import load_checkpoint, run_training
 
-ARCH = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": [1, 1], "attention_resolutions": [4],
-        "num_heads": 2, "dropout": 0.0, "mid_attention": False}
+ARCH = {
+    "base_channels": 8,
+    "channel_mult": [1, 2],
+    "num_res_blocks": [1, 1],
+    "attention_resolutions": [4],
+    "num_heads": 2,
+    "dropout": 0.0,
+    "mid_attention": False,
+}
 SMALL = {"steps_per_iteration": 10, "rfid_samples": 64, "sampler_steps": 2, "batch_size": 16}
 
 
@@ -69,8 +76,11 @@ def test_checkpoint_folder_from_elsewhere_is_refused(tmp_path: Path) -> None:
 
 def test_nan_loss_ends_the_trial_with_a_clear_error() -> None:
     with pytest.raises(TrainingDivergedError, match="loss became (nan|inf).*lower 'lr'"):
-        run_training(_config(lr=1e12, warmup_steps=0, steps_per_iteration=60, max_iterations=1), None,
-                     lambda metrics, checkpoint: None)
+        run_training(
+            _config(lr=1e12, warmup_steps=0, steps_per_iteration=60, max_iterations=1),
+            None,
+            lambda metrics, checkpoint: None,
+        )
 
 
 def test_param_space_runs_a_random_search_with_asha(ray_session, tmp_path: Path) -> None:
@@ -81,9 +91,13 @@ def test_param_space_runs_a_random_search_with_asha(ray_session, tmp_path: Path)
     grid = tune.Tuner(
         train_diffusion,
         param_space=space.param_space(dataset="digits", max_iterations=2, **SMALL),
-        tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=3,
-                                    search_alg=BasicVariantGenerator(random_state=0),
-                                    scheduler=ASHAScheduler(max_t=2, grace_period=1, reduction_factor=2)),
+        tune_config=tune.TuneConfig(
+            metric="rfid",
+            mode="min",
+            num_samples=3,
+            search_alg=BasicVariantGenerator(random_state=0),
+            scheduler=ASHAScheduler(max_t=2, grace_period=1, reduction_factor=2),
+        ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="asha"),
     ).fit()
     assert not grid.errors
@@ -97,8 +111,15 @@ def test_compiled_training_matches_eager_and_saves_plain_weights() -> None:
     """``torch_compile=True`` trains the same model (to float tolerance) and checkpoints it unwrapped."""
     data = load_dataset("digits")
     arch = UNetArch.from_dict({**ARCH, "attention_resolutions": []}, data.image_size)
-    trainers = [DiffusionTrainer(arch, data, TrainingSettings(dataset="digits", batch_size=16, torch_compile=flag),
-                                 device=torch.device("cpu")) for flag in (False, True)]
+    trainers = [
+        DiffusionTrainer(
+            arch,
+            data,
+            TrainingSettings(dataset="digits", batch_size=16, torch_compile=flag),
+            device=torch.device("cpu"),
+        )
+        for flag in (False, True)
+    ]
     eager, compiled = (trainer.train_steps(3) for trainer in trainers)
     assert compiled == pytest.approx(eager, rel=1e-3)
     eager_state, compiled_state = (trainer.state_dict()["model"] for trainer in trainers)

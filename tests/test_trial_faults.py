@@ -17,11 +17,12 @@ from llm_server import FakeLLMServer
 from ray import tune
 
 from ray_diffnas import GPT4Searcher, UNetSpace, train_diffusion
-from ray_diffnas.graph_searcher import BAD, GraphDiffusionSearcher
+from ray_diffnas.searchers.graph.searcher import BAD, GraphDiffusionSearcher
 
 SPACE = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))
-SETTINGS = dict(dataset="digits", max_iterations=2, steps_per_iteration=10, rfid_samples=64, sampler_steps=2,
-                batch_size=16)
+SETTINGS = dict(
+    dataset="digits", max_iterations=2, steps_per_iteration=10, rfid_samples=64, sampler_steps=2, batch_size=16
+)
 ARCHS = [SPACE.sample(np.random.default_rng(i)).to_dict() for i in range(40)]
 DISTINCT = list({SPACE.key(a): a for a in ARCHS}.values())
 # One point per fault, each on its own architecture: the settings ride along with the point.
@@ -45,8 +46,9 @@ def _run(searcher, tmp_path: Path, num_samples: int) -> tune.ResultGrid:
     tuner = tune.Tuner(
         train_diffusion,
         param_space=SPACE.param_space(**SETTINGS),
-        tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=num_samples, search_alg=searcher,
-                                    max_concurrent_trials=2),
+        tune_config=tune.TuneConfig(
+            metric="rfid", mode="min", num_samples=num_samples, search_alg=searcher, max_concurrent_trials=2
+        ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="faults"),
     )
     return tuner.fit()
@@ -58,8 +60,16 @@ def _reasons(searcher) -> dict[str, str]:
 
 
 def test_failed_trials_reach_the_graph_searcher_with_their_reasons(ray_session, tmp_path: Path) -> None:
-    searcher = GraphDiffusionSearcher(points_to_evaluate=_points(), warmup=4, retrain_every=2, train_steps=30,
-                                      retrain_steps=10, prior_graphs=32, candidates=8, seed=0)
+    searcher = GraphDiffusionSearcher(
+        points_to_evaluate=_points(),
+        warmup=4,
+        retrain_every=2,
+        train_steps=30,
+        retrain_steps=10,
+        prior_graphs=32,
+        candidates=8,
+        seed=0,
+    )
     grid = _run(searcher, tmp_path, num_samples=6)
 
     assert len(grid) == 6 and len(grid.errors) == 3  # the search went on past its three faults
@@ -75,8 +85,9 @@ def test_failed_trials_reach_the_graph_searcher_with_their_reasons(ray_session, 
 
 def test_failed_trials_show_in_the_llm_prompt_with_their_reasons(ray_session, tmp_path: Path) -> None:
     with FakeLLMServer(SPACE) as server:
-        searcher = GPT4Searcher(base_url=server.url, api_key="sk-test", points_to_evaluate=_points(),
-                                proposals_per_call=2)
+        searcher = GPT4Searcher(
+            base_url=server.url, api_key="sk-test", points_to_evaluate=_points(), proposals_per_call=2
+        )
         grid = _run(searcher, tmp_path, num_samples=6)
         prompts = server.user_prompts()
 
@@ -107,8 +118,12 @@ def test_killed_trial_is_retried_from_its_checkpoint(ray_session, tmp_path: Path
         train_diffusion,
         param_space=SPACE.param_space(**{**SETTINGS, "max_iterations": 3}),
         tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=1, search_alg=searcher),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="retry", callbacks=[killer],
-                                  failure_config=tune.FailureConfig(max_failures=1)),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path),
+            name="retry",
+            callbacks=[killer],
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
     )
     grid = tuner.fit()
 

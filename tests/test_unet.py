@@ -6,13 +6,19 @@ import pytest
 import torch
 
 from ray_diffnas import UNet, UNetArch
-from ray_diffnas.cost import count_flops, count_params, measure_cost
+from ray_diffnas.model.cost import count_flops, count_params, measure_cost
 
 
 @pytest.mark.parametrize("levels", [2, 3, 4, 5])
 def test_output_shape_matches_input_for_every_level_count(levels: int) -> None:
-    arch = UNetArch(base_channels=8, channel_mult=(1, 2, 2, 2, 2)[:levels], num_res_blocks=(1, 2, 1, 2, 1)[:levels],
-                    attention_resolutions=(8,), num_heads=2, mid_attention=True)
+    arch = UNetArch(
+        base_channels=8,
+        channel_mult=(1, 2, 2, 2, 2)[:levels],
+        num_res_blocks=(1, 2, 1, 2, 1)[:levels],
+        attention_resolutions=(8,),
+        num_heads=2,
+        mid_attention=True,
+    )
     net = UNet(arch, image_size=16, in_channels=3)
     x = torch.randn(2, 3, 16, 16)
     out = net(x, torch.rand(2))
@@ -26,8 +32,14 @@ def test_untrained_output_is_zero_so_training_starts_from_a_neutral_denoiser() -
 
 
 def test_attention_layers_exist_exactly_at_the_requested_resolutions() -> None:
-    arch = UNetArch(base_channels=8, channel_mult=(1, 1, 1), num_res_blocks=(1, 1, 1), attention_resolutions=(8,),
-                    mid_attention=False, num_heads=1)
+    arch = UNetArch(
+        base_channels=8,
+        channel_mult=(1, 1, 1),
+        num_res_blocks=(1, 1, 1),
+        attention_resolutions=(8,),
+        mid_attention=False,
+        num_heads=1,
+    )
     net = UNet(arch, image_size=16, in_channels=1)
     seen = []
     for module in net.modules():

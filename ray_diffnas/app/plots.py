@@ -1,0 +1,66 @@
+"""Figures of a search: best RFID over trials, RFID against latency, samples of the best model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
+
+
+def pareto_front(latency: np.ndarray, rfid: np.ndarray) -> np.ndarray:
+    """Indices of trials no other trial beats on both latency and RFID, by latency."""
+    order = np.argsort(latency)
+    front, best = [], np.inf
+    for i in order:
+        if rfid[i] < best:
+            front.append(i)
+            best = rfid[i]
+    return np.array(front, dtype=int)
+
+
+def plot_search(frame: pd.DataFrame, path: Path) -> Path:
+    """``search.png``: best RFID so far against trials (in start order), and RFID against latency."""
+    scored = frame.dropna(subset=["best_rfid"]).sort_values("trial_id")
+    # Matplotlib's object API with its Agg canvas: files only, and no global backend switch.
+    fig = Figure(figsize=(11, 4.2))
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    trials = np.arange(1, len(scored) + 1)
+    rfid = scored["best_rfid"].to_numpy()
+    left.scatter(trials, rfid, s=18, color="tab:gray", label="trial's best RFID")
+    left.step(
+        trials, np.minimum.accumulate(rfid) if len(rfid) else rfid, where="post", color="tab:blue", label="best so far"
+    )
+    left.set(xlabel="trial", ylabel="RFID (lower is better)", title="Search progress")
+    left.legend()
+    latency = scored["latency_ms"].to_numpy()
+    colors = {"completed": "tab:green", "stopped": "tab:orange", "failed": "tab:red"}
+    for status, group in scored.groupby("status"):
+        right.scatter(group["latency_ms"], group["best_rfid"], s=22, color=colors.get(status, "k"), label=status)
+    if len(scored):
+        front = pareto_front(latency, rfid)
+        right.plot(latency[front], rfid[front], color="tab:blue", lw=1, label="Pareto front")
+    right.set(xlabel="denoiser latency (ms, batch 1)", ylabel="RFID", title="RFID against latency")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def save_image_grid(images: torch.Tensor, path: Path, title: str = "") -> Path:
+    """Saves images in [-1, 1], shape (N, C, H, W), as one grid PNG."""
+    grid = make_grid((images.float().clamp(-1, 1) + 1) / 2, nrow=int(np.ceil(np.sqrt(len(images)))), padding=1)
+    fig = Figure(figsize=(6, 6.3))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,124 @@
+"""A finished search as a table: one row per trial, written to Parquet, shown as a leaderboard."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.tune import ResultGrid
+
+from ray_diffnas.atomic import atomic_write
+from ray_diffnas.spaces.unet_arch import UNetArch
+from ray_diffnas.text_table import format_table
+from ray_diffnas.trainable.settings import TrainingSettings
+
+RESULTS_FILE = "results.parquet"
+METRICS = ("rfid", "loss", "latency_ms", "params_m", "gflops", "images_seen", "step", "training_iteration")
+LEADERBOARD_COLUMNS = [
+    "trial_id",
+    "status",
+    "best_rfid",
+    "rfid",
+    "training_iteration",
+    "latency_ms",
+    "params_m",
+    "gflops",
+    "arch_key",
+]
+
+
+def trial_status(error: Exception | None, iterations: int, max_iterations: int) -> str:
+    """``failed`` (raised), ``completed`` (ran every iteration) or ``stopped`` (by the scheduler)."""
+    if error is not None:
+        return "failed"
+    return "completed" if iterations >= max_iterations else "stopped"
+
+
+def results_frame(grid: ResultGrid) -> pd.DataFrame:
+    """One row per trial: architecture, settings, status, final and best metrics, RFID curve."""
+    rows = [_row(grid[i]) for i in range(len(grid))]
+    return pd.DataFrame(rows).sort_values("best_rfid", na_position="last").reset_index(drop=True)
+
+
+def _row(result: Any) -> dict[str, Any]:
+    config, metrics = result.config or {}, result.metrics or {}
+    curve = _rfid_curve(result.metrics_dataframe)
+    settings = {k: config.get(k, v) for k, v in TrainingSettings().to_dict().items()}
+    arch = config.get("arch") or {}
+    iterations = int(metrics.get("training_iteration") or 0)
+    row: dict[str, Any] = {
+        "trial_id": metrics.get("trial_id") or Path(result.path).name,
+        "status": trial_status(result.error, iterations, int(settings["max_iterations"])),
+        "error": None if result.error is None else str(result.error).strip().splitlines()[-1][:500],
+        "arch_key": _arch_key(arch, config.get("image_size")),
+        "arch": json.dumps(arch, sort_keys=True),
+        **{f"arch.{k}": v for k, v in arch.items()},
+        **{f"train.{k}": v for k, v in settings.items()},
+        **{k: _number(metrics.get(k)) for k in METRICS},
+        "best_rfid": min((v for v in curve if math.isfinite(v)), default=math.nan),
+        "rfid_curve": curve,
+        "rfid_features": metrics.get("rfid_features"),
+        "checkpoint": _best_checkpoint_path(result),
+        "trial_path": result.path,
+    }
+    return row
+
+
+def _rfid_curve(history: pd.DataFrame | None) -> list[float]:
+    """RFID at each iteration. A trial resumed from a checkpoint older than its last report trains
+    and reports those iterations again: the last report of each iteration is the one that counts
+    (as in the search memory), the one its model went on from."""
+    if history is None or "rfid" not in history:
+        return []
+    if "training_iteration" in history:
+        history = history.drop_duplicates("training_iteration", keep="last").sort_values("training_iteration")
+    return [float(v) for v in history["rfid"]]
+
+
+def _arch_key(arch: dict[str, Any], image_size: int | None) -> str | None:
+    try:
+        return UNetArch.from_dict(arch, image_size or 32).key()
+    except ValueError:
+        return None
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def _best_checkpoint_path(result: Any) -> str | None:
+    try:
+        checkpoint = result.get_best_checkpoint("rfid", "min")
+    except (RuntimeError, ValueError, KeyError):
+        checkpoint = None
+    checkpoint = checkpoint or result.checkpoint
+    return None if checkpoint is None else checkpoint.path
+
+
+def write_results(frame: pd.DataFrame, folder: Path) -> Path:
+    """Writes ``results.parquet`` (a plain Parquet table pandas and DuckDB read)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return atomic_write(folder / RESULTS_FILE, lambda tmp: pq.write_table(table, tmp))
+
+
+def leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
+    """The best trials by best RFID, as a printable table."""
+    shown = frame[LEADERBOARD_COLUMNS].head(top)
+    rows = [
+        [str(rank)] + [_cell(row[c], integer=c == "training_iteration") for c in LEADERBOARD_COLUMNS]
+        for rank, (_, row) in enumerate(shown.iterrows(), start=1)
+    ]
+    return format_table(["rank", *LEADERBOARD_COLUMNS], rows, left=0)
+
+
+def _cell(value: Any, integer: bool = False) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "0" if integer else "NaN"
+        return str(int(value)) if integer else f"{value:.3f}"
+    return "None" if value is None else str(value)

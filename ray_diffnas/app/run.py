@@ -1,0 +1,225 @@
+"""A whole architecture search, as a pipeline of named steps.
+
+:func:`run_search` reads top to bottom: check the options, prepare the output folder, load the
+data and RFID's reference, build the space, searcher and scheduler, run Tune, and write the
+results, plots and summary. Each step is a short function here or in the room it belongs to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ContextManager
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from ray_diffnas.app.options import SearchOptions, save_options
+from ray_diffnas.app.storage import atomic_local_filesystem, remove_partial_writes
+from ray_diffnas.app.summary import summarize
+from ray_diffnas.data.datasets import ImageDataset, load_dataset
+from ray_diffnas.errors import DiffNASError
+from ray_diffnas.metrics.rfid import RFID
+from ray_diffnas.searchers.base import MEMORY_FILE
+from ray_diffnas.searchers.factory import SearcherSetup, make_searcher
+from ray_diffnas.searchers.llm.endpoint import ENDPOINT_FILE, EndpointFile, local_llm_server
+from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS
+from ray_diffnas.searchers.objective import Objective
+from ray_diffnas.searchers.tune_state import has_saved_state
+from ray_diffnas.spaces.unet_space import UNetSpace
+from ray_diffnas.trainable.reports import METRIC_NOTES
+from ray_diffnas.trainable.trial import train_diffusion
+
+logger = logging.getLogger(__name__)
+
+TUNE_FOLDER = "tune"  # Tune's experiment folder inside --output
+METRIC, MODE = "rfid", "min"  # what train_diffusion reports, and which way is better
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where a search writes, and whether Tune resumes a saved run there."""
+
+    output: Path
+    resume: bool
+
+    @property
+    def tune_folder(self) -> Path:
+        return self.output / TUNE_FOLDER
+
+
+def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
+    """Runs the search and writes ``results.parquet``, ``search.png``, ``best_samples.png``.
+
+    With ``resume``, finishes the search in ``options.output`` that was stopped or killed: Tune
+    restores its trials (unfinished ones from their checkpoints) and the searcher with its memory.
+    A search stopped before Tune's first save has nothing to restore; it starts again from the beginning.
+    Returns a JSON-able summary (best trial, its RFID, the untrained RFID, file paths).
+    """
+    options.check()
+    warn_ignored_options(options)
+    plan = prepare_output(options, resume)
+    data, rfid = load_data_and_reference(options)
+    if not resume:  # a search that starts over keeps the options file it started with
+        save_options(options, plan.output)
+    with llm_server(options, plan) as llm_url:
+        init_ray(options.address)
+        tuner = (
+            restore_tuner(plan, options)
+            if plan.resume
+            else new_tuner(options, plan, build_search(options, data, llm_url))
+        )
+        grid = tuner.fit()
+    summary = summarize(grid, rfid, plan.output, options)
+    if (plan.tune_folder / MEMORY_FILE).exists():
+        summary["search_memory"] = str(plan.tune_folder / MEMORY_FILE)
+    return summary
+
+
+# --- the steps --------------------------------------------------------------------------------
+
+
+def warn_ignored_options(options: SearchOptions) -> None:
+    """Logs each option the chosen searcher or scheduler does not use (a likely slip, not an error)."""
+    if options.constraints and options.searcher not in ("graph", "gpt4"):
+        logger.warning("--constraint guides only the graph and LLM searchers; %s ignores it.", options.searcher)
+    if options.scheduler != "asha" and options.reduction_factor != SearchOptions.reduction_factor:
+        logger.warning("--reduction-factor is ASHA's; --scheduler %s ignores it.", options.scheduler)
+
+
+def prepare_output(options: SearchOptions, resume: bool) -> OutputPlan:
+    """The output folder, and whether there is a saved Tune run in it to resume.
+
+    Raises:
+        DiffNASError: when a new search would overwrite a search already in the folder.
+    """
+    output = options.output.expanduser().resolve()
+    tune_folder = output / TUNE_FOLDER
+    if resume and not (tune.Tuner.can_restore(str(tune_folder)) and has_saved_state(tune_folder)):
+        # Killed before Tune's first save: no trial result was kept, so starting over loses nothing.
+        logger.warning(
+            "%s holds no Tune experiment state yet (the search was stopped before its first save); "
+            "starting it again from the beginning with its saved options.",
+            output,
+        )
+        resume = False
+    elif not resume and tune_folder.exists():
+        raise DiffNASError(
+            f"{str(output)!r} already holds a search; finish it with 'ray-diffnas search --resume "
+            f"{output}', or pass another --output."
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    return OutputPlan(output, resume)
+
+
+def load_data_and_reference(options: SearchOptions) -> tuple[ImageDataset, RFID]:
+    """The data set and RFID's reference statistics, built here once: a bad path fails before any
+    trial starts, and trials find the feature extractor cached."""
+    data = load_dataset(options.dataset, options.data_root, options.train_image_size)
+    return data, RFID(data, options.rfid_features)
+
+
+def llm_server(options: SearchOptions, plan: OutputPlan) -> ContextManager[str | EndpointFile | None]:
+    """The LLM searcher's endpoint for the length of the search: for ``--llm local`` a server this
+    process runs, handed over as an :class:`EndpointFile` (a resumed search's server has a new port)."""
+    if options.searcher != "gpt4" or options.llm != "local":
+        return contextlib.nullcontext(None)
+    endpoint = EndpointFile(plan.output / ENDPOINT_FILE)
+    return _server_then(endpoint, local_llm_server(options.llm, endpoint))
+
+
+@contextlib.contextmanager
+def _server_then(endpoint: EndpointFile, server: ContextManager[str | None]) -> Any:
+    with server:
+        yield endpoint
+
+
+def init_ray(address: str | None) -> None:
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, configure_logging=False)
+
+
+def build_search(options: SearchOptions, data: ImageDataset, llm_url: str | EndpointFile | None) -> SearcherSetup:
+    """The space, the searcher (with the ``param_space`` its trials run with)."""
+    space = UNetSpace(image_size=data.image_size)
+    objective = Objective(METRIC, MODE, options.constraints, METRIC_NOTES[METRIC])
+    param_space = space.param_space(
+        dataset=options.dataset, data_root=_absolute(options.data_root), **options.training_settings()
+    )
+    if options.searcher == "random":
+        return make_searcher("random", space, objective, param_space, seed=options.seed)
+    # Few trials: the graph searcher starts learning after a few outcomes instead of its default warm-up.
+    # max_trials = num_samples: a resume whose Tune state lags its searcher's asks for no trial too many.
+    warmup = max(2, min(10, options.num_samples // 2))
+    model = options.model or (MODEL_ALIAS if options.llm == "local" else None)
+    return make_searcher(
+        options.searcher,
+        space,
+        objective,
+        param_space,
+        seed=options.seed,
+        budget=options.num_samples,
+        warmup=warmup,
+        llm_model=model,
+        llm_url=llm_url,
+    )
+
+
+def make_scheduler(options: SearchOptions) -> TrialScheduler:
+    if options.scheduler == "asha":
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=options.max_iterations,
+            grace_period=1,
+            reduction_factor=options.reduction_factor,
+        )
+    return FIFOScheduler()
+
+
+def trainable_with_resources(options: SearchOptions) -> Any:
+    return tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+
+
+def new_tuner(options: SearchOptions, plan: OutputPlan, search: SearcherSetup) -> tune.Tuner:
+    return tune.Tuner(
+        trainable_with_resources(options),
+        param_space=search.param_space,
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            num_samples=options.num_samples,
+            search_alg=search.search_alg,
+            scheduler=make_scheduler(options),
+        ),
+        run_config=tune.RunConfig(
+            # A kill while Tune copies its state to --output must leave no file half-written.
+            name=TUNE_FOLDER,
+            storage_path=str(plan.output),
+            storage_filesystem=atomic_local_filesystem(),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
+            ),
+        ),
+    )
+
+
+def restore_tuner(plan: OutputPlan, options: SearchOptions) -> tune.Tuner:
+    """Tune's saved run, with the temporary files of writes a kill cut off removed first."""
+    removed = remove_partial_writes(plan.tune_folder)
+    if removed:
+        logger.info("Removed %d temporary file(s) of writes the stop cut off.", removed)
+    # Errored trials stay errored (they failed for a reason); killed ones resume.
+    return tune.Tuner.restore(
+        str(plan.tune_folder),
+        trainable=trainable_with_resources(options),
+        resume_errored=False,
+        storage_filesystem=atomic_local_filesystem(),
+    )
+
+
+def _absolute(path: str | None) -> str | None:
+    # Trials run in other working directories (and on other nodes): pass absolute paths.
+    return None if path is None else str(Path(path).expanduser().resolve())

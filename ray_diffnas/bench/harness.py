@@ -1,0 +1,594 @@
+"""Judge searchers on a tabular benchmark: ``ray-diffnas bench-table`` as a library.
+
+A tabular benchmark is a table of (architecture -> metrics) measured once, e.g. NAS-Bench-201.
+Each seed of each searcher is a real Ray Tune run whose trials look their architecture up in the
+table (one lookup = one query), so a searcher is judged exactly as it runs in a real search,
+only without the training. The harness records, per query, the best objective found so far and
+the regret against the table's optimum, and writes:
+
+- ``trajectories.parquet``: one row per (searcher, seed, query);
+- ``summary.json``: per searcher, best and regret at 25/50/100/all queries, queries to reach the
+  optimum, the share of queries meeting the constraints, duplicate queries, wall time;
+- ``bench.png``: mean best-so-far against queries with the interquartile band over seeds.
+
+Nothing here knows a particular benchmark: the space parses the architecture column and every
+other numeric column is a metric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ray_diffnas.bench.table import ArchTable, TableError, load_table
+from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable
+from ray_diffnas.errors import ConfigError
+from ray_diffnas.searchers.factory import SearcherSetup, check_searcher, make_searcher, parse_searchers
+from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, local_llm_server
+from ray_diffnas.searchers.objective import Constraint, Objective
+from ray_diffnas.spaces.registry import space_from_spec
+from ray_diffnas.text_table import format_table
+
+if TYPE_CHECKING:
+    from ray_diffnas.app.options import BenchTableOptions
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = (25, 50, 100)
+TRAJECTORY_COLUMNS = [
+    "searcher",
+    "seed",
+    "query",
+    "trial_id",
+    "arch_key",
+    "objective",
+    "in_table",
+    "feasible",
+    "duplicate",
+    "best_so_far",
+    "regret",
+    "error",
+]
+
+
+def checkpoints(budget: int) -> list[int]:
+    """The query counts a summary reports: 25, 50, 100 (those within the budget) and the budget.
+
+    Example:
+        >>> checkpoints(60), checkpoints(8)
+        ([25, 50, 60], [8])
+    """
+    return sorted({c for c in CHECKPOINTS if c <= budget} | {budget})
+
+
+@dataclass
+class RunRecord:
+    """One Tune run: one searcher, one seed.
+
+    Attributes:
+        searcher: The searcher's name.
+        seed: Its seed.
+        trajectory: One row per query, in the order the searcher suggested them (see
+            ``TRAJECTORY_COLUMNS``).
+        wall_seconds: Time of ``Tuner.fit`` (searcher and trials together).
+        warmup: Queries the searcher declares as warm-up (its ``warmup`` attribute, else 0).
+    """
+
+    searcher: str
+    seed: int
+    trajectory: pd.DataFrame
+    wall_seconds: float
+    warmup: int = 0
+
+
+@dataclass
+class BenchResult:
+    """What :meth:`TableBenchmark.run` produced: the trajectories, the summary and the files."""
+
+    trajectories: pd.DataFrame
+    summary: dict[str, Any]
+    runs: list[RunRecord] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def table_text(self) -> str:
+        """The compact stdout table (searcher x checkpoint: median best / mean regret)."""
+        return format_summary(self.summary)
+
+
+class TableBenchmark:
+    """Runs searchers on a table of architectures and scores them against the table's optimum.
+
+    Args:
+        table: The table (see :func:`ray_diffnas.bench.table.load_table`, or use :meth:`from_file`).
+        objective: The numeric column to optimise.
+        mode: ``max`` or ``min``.
+        constraints: Bounds on other numeric columns, e.g. ``["latency_ms<=5"]``; the optimum
+            and best-so-far then count feasible rows only.
+        max_concurrent_trials: Trials at once. 1 (default) lets a model-based searcher see every
+            result before its next suggestion, as in a real sequential search.
+        warmup: Warm-up queries for the graph searcher (default: its own default).
+        llm: ``openai`` or ``local``, for the gpt4 searcher (as ``ray-diffnas search --llm``).
+        model: The gpt4 searcher's model name.
+        address: A Ray cluster address (default: a local Ray, started once for all runs).
+
+    Example:
+        >>> from ray_diffnas.spaces.nb201 import NB201Space
+        >>> space = NB201Space()
+        >>> rng = np.random.default_rng(0)
+        >>> archs = {space.sample(rng).key() for _ in range(300)}
+        >>> frame = pd.DataFrame({"arch": sorted(archs), "acc": [float(a.count("conv")) for a in sorted(archs)]})
+        >>> bench = TableBenchmark(load_table(frame, space), "acc", "max")
+        >>> bench.optimum >= 5.0
+        True
+        >>> result = bench.run(["random"], budget=5, seeds=1, output="/tmp/bench-doc")  # doctest: +SKIP
+        >>> result.summary["searchers"]["random"]["checkpoints"]["5"]["median_best"]  # doctest: +SKIP
+        5.0
+    """
+
+    def __init__(
+        self,
+        table: ArchTable,
+        objective: str,
+        mode: str = "max",
+        constraints: Sequence[str | Constraint] = (),
+        *,
+        max_concurrent_trials: int = 1,
+        warmup: int | None = None,
+        llm: str = "openai",
+        model: str | None = None,
+        address: str | None = None,
+    ) -> None:
+        if max_concurrent_trials < 1:
+            raise ConfigError(f"max_concurrent_trials must be >= 1, but got {max_concurrent_trials}.")
+        if warmup is not None and warmup < 0:
+            raise ConfigError(f"warmup must be >= 0, but got {warmup}.")
+        self.table = table
+        self.target = Objective(objective, mode, list(constraints))  # what "better" and "feasible" mean here
+        self.objective, self.mode, self.constraints = objective, mode, list(self.target.constraints)
+        table.require_metric(objective, "objective")
+        for constraint in self.constraints:
+            table.require_metric(constraint.metric, f"constraint {str(constraint)!r}")
+        self.max_concurrent_trials = max_concurrent_trials
+        self.warmup = warmup
+        self.llm, self.model, self.address = llm, model, address
+        self.feasible = {key: self._row_feasible(row) for key, row in table.rows.items()}
+        self.optimum, self.optimum_key = self._find_optimum()
+        # The driver resolves keys with the space it already has; trials get a light copy.
+        self._driver_lookup = TableLookup(table.rows, table.aliases, table.space, table.columns)
+        self._lookups: dict[bool, TableLookup] = {}
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        objective: str,
+        *,
+        space: str | Any = "nb201",
+        arch_column: str = "arch",
+        constraints: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> TableBenchmark:
+        """Loads a CSV/Parquet table; ``objective`` is ``"COL:max"`` / ``"COL:min"``; ``space`` a
+        space or its ``--space`` spelling (``nb201``, ``unet:32``)."""
+        target = Objective.parse(objective, constraints)  # a bad objective or constraint fails before the table is read
+        space = space_from_spec(space) if isinstance(space, str) else space
+        return cls(load_table(path, space, arch_column), target.metric, target.mode, target.constraints, **kwargs)
+
+    # --- the table's side -----------------------------------------------------------------
+
+    def _row_feasible(self, row: dict[str, float]) -> bool:
+        return self.target.value(row) is not None and self.target.feasible(row)
+
+    def _find_optimum(self) -> tuple[float, str]:
+        candidates = [(row[self.objective], key) for key, row in self.table.rows.items() if self.feasible[key]]
+        if not candidates:
+            if self.constraints:
+                raise TableError(
+                    f"No row of {self.table.source!r} meets the constraints "
+                    f"{[str(c) for c in self.constraints]}; loosen them ({self._ranges()})."
+                )
+            raise TableError(f"The objective column {self.objective!r} of {self.table.source!r} has no numbers.")
+        value, key = min(candidates, key=lambda item: self.target.sort_key(item[0]))
+        return float(value), key
+
+    def _ranges(self) -> str:
+        parts = []
+        for metric in dict.fromkeys(c.metric for c in self.constraints):
+            values = [row[metric] for row in self.table.rows.values() if not math.isnan(row[metric])]
+            if values:
+                parts.append(f"{metric} ranges from {min(values):g} to {max(values):g}")
+        return "; ".join(parts) or "the constrained columns have no numbers"
+
+    def table_info(self) -> dict[str, Any]:
+        """The table and its optimum, as written to ``summary.json``."""
+        return {
+            "source": self.table.source,
+            "arch_column": self.table.arch_column,
+            "rows": len(self.table),
+            "skipped_rows": self.table.skipped_rows,
+            "duplicate_rows": self.table.duplicate_rows,
+            "metrics": list(self.table.columns),
+            "feasible_rows": int(sum(self.feasible.values())),
+            "optimum": self.optimum,
+            "optimum_arch": self.optimum_key,
+            "optimum_row": self.table.row_numbers[self.optimum_key],
+        }
+
+    # --- searchers --------------------------------------------------------------------------
+
+    def check_searchers(self, names: str | Iterable[str]) -> list[str]:
+        """Parses the names and checks each can run here (optional packages, flat space, LLM access)."""
+        chosen = parse_searchers(names if isinstance(names, str) else list(names))
+        for name in chosen:
+            check_searcher(name, self.table.space)
+        if "gpt4" in chosen:
+            check_llm_reachable(self.llm)
+        return chosen
+
+    def make_searcher(self, name: str, seed: int, budget: int, llm_url: str | None = None) -> SearcherSetup:
+        """The Tune search algorithm for ``name`` and the ``param_space`` it searches."""
+        from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS
+
+        model = self.model or (MODEL_ALIAS if self.llm == "local" else None)
+        return make_searcher(
+            name,
+            self.table.space,
+            self.target,
+            seed=seed,
+            budget=budget,
+            max_concurrent=self.max_concurrent_trials,
+            warmup=self.warmup,
+            llm_model=model,
+            llm_url=llm_url,
+        )
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        searchers: str | Iterable[str],
+        budget: int,
+        seeds: int | Sequence[int],
+        output: str | os.PathLike,
+        *,
+        plot: bool = True,
+    ) -> BenchResult:
+        """Runs every searcher for every seed and writes the trajectories, summary and plot.
+
+        Args:
+            searchers: Names from ``SEARCHERS`` (a list or a comma-separated string).
+            budget: Queries (Tune trials) per run.
+            seeds: A count K (seeds 0..K-1) or the seeds themselves.
+            output: The folder for ``trajectories.parquet``, ``summary.json``, ``bench.png`` and
+                Tune's own files (``tune/<searcher>-seed<seed>``).
+            plot: Whether to draw ``bench.png``.
+        """
+        if not isinstance(budget, int) or budget < 1:
+            raise ConfigError(f"The budget must be a positive number of queries, but got {budget!r}.")
+        seed_list = _seeds(seeds)
+        chosen = self.check_searchers(searchers)
+        output = Path(output).expanduser().resolve()
+        output.mkdir(parents=True, exist_ok=True)
+        self._init_ray()
+        runs: list[RunRecord] = []
+        start = time.perf_counter()
+        with self._llm_server(chosen) as llm_url:
+            for name in chosen:
+                for seed in seed_list:
+                    runs.append(self.run_one(name, seed, budget, output / "tune", llm_url=llm_url))
+        trajectories = pd.concat([r.trajectory for r in runs], ignore_index=True)
+        summary = self.summarize(runs, budget)
+        summary["wall_seconds"] = round(time.perf_counter() - start, 2)
+        return self._write(BenchResult(trajectories, summary, runs), output, plot, budget)
+
+    def _init_ray(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False, configure_logging=False)
+
+    def _llm_server(self, chosen: list[str]) -> contextlib.AbstractContextManager[str | None]:
+        if "gpt4" not in chosen:
+            return contextlib.nullcontext(None)
+        return local_llm_server(self.llm)  # one server for every gpt4 run (None: the OpenAI API)
+
+    def run_one(
+        self, name: str, seed: int, budget: int, storage: str | os.PathLike[str], llm_url: str | None = None
+    ) -> RunRecord:
+        """One Tune run of one searcher; returns its trajectory (Ray must be initialised)."""
+        from ray import tune
+        from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+        search_alg, param_space = self.make_searcher(name, seed, budget, llm_url)
+        generator = type(search_alg).__name__ == "BasicVariantGenerator"
+        tuner = tune.Tuner(
+            tune.with_parameters(lookup_trainable, lookup=self._trial_lookup(flat="arch" not in param_space)),
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=self.objective,
+                mode=self.mode,
+                num_samples=budget,
+                search_alg=search_alg,
+                max_concurrent_trials=None if generator else self.max_concurrent_trials,
+                reuse_actors=True,  # one worker per run: a fresh actor per trial costs seconds
+            ),
+            run_config=tune.RunConfig(
+                storage_path=str(Path(storage).resolve()),
+                name=f"{name}-seed{seed}",
+                verbose=0,
+                callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
+            ),
+        )
+        start = time.perf_counter()
+        # Tune prints its experiment banner even at verbose=0: keep stdout for the harness's table.
+        banner = io.StringIO()
+        with contextlib.redirect_stdout(banner), _without_tensorboard_logger():
+            grid = tuner.fit()
+        wall = time.perf_counter() - start
+        logger.debug("Tune: %s", banner.getvalue().strip())
+        warmup = getattr(search_alg, "warmup", 0)
+        warmup = int(warmup) if isinstance(warmup, (int, np.integer)) else 0
+        frame = self.trajectory(
+            name, seed, [(r.metrics or {}, r.config or {}, r.error) for r in (grid[i] for i in range(len(grid)))]
+        )
+        logger.info(
+            "%s seed %d: %d queries in %.1f s (%.3f s per query).",
+            name,
+            seed,
+            len(frame),
+            wall,
+            wall / max(len(frame), 1),
+        )
+        return RunRecord(name, seed, frame, wall, warmup)
+
+    def _trial_lookup(self, flat: bool) -> TableLookup:
+        if flat not in self._lookups:
+            self._lookups[flat] = self.table.lookup(flat=flat)
+        return self._lookups[flat]
+
+    # --- scoring ----------------------------------------------------------------------------
+
+    def trajectory(self, name: str, seed: int, trials: Sequence[tuple[dict, dict, Any]]) -> pd.DataFrame:
+        """Rows of one run from its trials' ``(last result, config, error)``, in suggestion order."""
+        rows = []
+        for metrics, config, error in trials:
+            key = self._driver_lookup.key(config)
+            row = self.table.rows.get(key) if key is not None else None
+            value = self.target.value(metrics)
+            objective = value if error is None and value is not None else math.nan
+            rows.append(
+                {
+                    "searcher": name,
+                    "seed": seed,
+                    "trial_id": str(metrics.get("trial_id", "")),
+                    "arch_key": key,
+                    "objective": objective,
+                    "in_table": row is not None,
+                    "feasible": bool(row is not None and key is not None and error is None and self.feasible[key]),
+                    "error": None if error is None else f"{type(error).__name__}: {str(error)[:300]}",
+                    **{c.metric: (row or {}).get(c.metric, math.nan) for c in self.constraints},
+                }
+            )
+        measured = ["searcher", "seed", "trial_id", "arch_key", "objective", "in_table", "feasible", "error"]
+        frame = pd.DataFrame(rows, columns=measured + list(dict.fromkeys(c.metric for c in self.constraints)))
+        # Tune numbers trials in the order the searcher suggested them: <experiment>_<00000 counter>.
+        frame = frame.iloc[np.argsort([_trial_number(t) for t in frame["trial_id"]], kind="stable")]
+        return self._with_progress(frame.reset_index(drop=True))
+
+    def _with_progress(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame["query"] = np.arange(1, len(frame) + 1)
+        keys = frame["arch_key"]
+        frame["duplicate"] = keys.notna() & keys.duplicated()
+        best: float | None = None
+        best_so_far = []
+        for value, feasible in zip(frame["objective"], frame["feasible"]):
+            if feasible and self.target.better(value, best):
+                best = float(value)
+            best_so_far.append(math.nan if best is None else best)
+        frame["best_so_far"] = best_so_far
+        frame["regret"] = (self.optimum - frame["best_so_far"]).abs()  # the optimum is the best feasible row
+        return frame[TRAJECTORY_COLUMNS + [c for c in frame.columns if c not in TRAJECTORY_COLUMNS]]
+
+    def summarize(self, runs: Sequence[RunRecord], budget: int) -> dict[str, Any]:
+        """The ``summary.json`` contents for these runs (see the module docstring)."""
+        by_searcher: dict[str, list[RunRecord]] = {}
+        for run in runs:
+            by_searcher.setdefault(run.searcher, []).append(run)
+        return {
+            "objective": self.objective,
+            "mode": self.mode,
+            "constraints": [str(c) for c in self.constraints],
+            "budget": budget,
+            "seeds": sorted({r.seed for r in runs}),
+            "table": self.table_info(),
+            "searchers": {name: self._summarize_searcher(group, budget) for name, group in by_searcher.items()},
+        }
+
+    def _summarize_searcher(self, runs: list[RunRecord], budget: int) -> dict[str, Any]:
+        at = {}
+        for count in checkpoints(budget):
+            best = np.array([_value_at(r.trajectory, "best_so_far", count) for r in runs])
+            regret = np.array([_value_at(r.trajectory, "regret", count) for r in runs])
+            at[str(count)] = {
+                "queries": count,
+                "median_best": _stat(np.nanmedian, best),
+                "mean_best": _stat(np.nanmean, best),
+                "mean_regret": _stat(np.nanmean, regret),
+                "seeds_with_a_feasible_query": int(np.sum(~np.isnan(best))),
+            }
+        reached = [self._queries_to_optimum(r.trajectory) for r in runs]
+        warmup = max(r.warmup for r in runs)
+        everything = pd.concat([r.trajectory for r in runs])
+        late = everything[everything["query"] > warmup]
+        wall = [round(r.wall_seconds, 2) for r in runs]
+        queries = int(sum(len(r.trajectory) for r in runs))
+        return {
+            "checkpoints": at,
+            "queries_to_optimum": reached,
+            "median_queries_to_optimum": _median_or_none(reached),
+            "feasible_share": _share(everything["feasible"]),
+            "warmup": warmup,
+            "feasible_share_after_warmup": _share(late["feasible"]),
+            "duplicates": [int(r.trajectory["duplicate"].sum()) for r in runs],
+            "not_in_table": [int((~r.trajectory["in_table"]).sum()) for r in runs],
+            "errors": [int(r.trajectory["error"].notna().sum()) for r in runs],
+            "queries": [len(r.trajectory) for r in runs],
+            "wall_seconds": wall,
+            "seconds_per_query": round(sum(wall) / max(queries, 1), 4),
+        }
+
+    def _queries_to_optimum(self, trajectory: pd.DataFrame) -> int | None:
+        hit = trajectory["feasible"] & np.isclose(trajectory["objective"], self.optimum, rtol=1e-12, atol=0.0)
+        return int(trajectory.loc[hit, "query"].iloc[0]) if hit.any() else None
+
+    # --- files ------------------------------------------------------------------------------
+
+    def _write(self, result: BenchResult, output: Path, plot: bool, budget: int) -> BenchResult:
+        paths = {"trajectories": output / "trajectories.parquet", "summary": output / "summary.json"}
+        result.trajectories.to_parquet(paths["trajectories"], index=False)
+        if plot:
+            from ray_diffnas.bench.plot import plot_bench
+
+            paths["plot"] = plot_bench(
+                result.trajectories,
+                self.optimum,
+                output / "bench.png",
+                objective=self.objective,
+                mode=self.mode,
+                budget=budget,
+            )
+        result.summary["files"] = {name: str(path) for name, path in paths.items()}
+        paths["summary"].write_text(json.dumps(_jsonable(result.summary), indent=1))
+        result.paths = paths
+        return result
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A fixed-width table: one line per searcher, ``median best / mean regret`` per checkpoint."""
+    counts = [int(c) for c in next(iter(summary["searchers"].values()))["checkpoints"]] if summary["searchers"] else []
+    header = ["searcher"] + [f"q={c}" for c in counts] + ["median q to opt", "dup", "s/query"]
+    lines = []
+    for name, stats in summary["searchers"].items():
+        cells = [name]
+        for c in counts:
+            point = stats["checkpoints"][str(c)]
+            cells.append(f"{_fmt(point['median_best'])} / {_fmt(point['mean_regret'])}")
+        reached = stats["median_queries_to_optimum"]
+        cells += [
+            "never" if reached is None else f"{reached:g}",
+            str(sum(stats["duplicates"])),
+            f"{stats['seconds_per_query']:.3f}",
+        ]
+        lines.append(cells)
+    text = [
+        f"median best {summary['objective']} / mean regret after q queries, over {len(summary['seeds'])} seed(s):",
+        format_table(header, lines),
+    ]
+    table = summary["table"]
+    text.append(
+        f"table optimum {summary['objective']} = {_fmt(table['optimum'])} ({summary['mode']}) at row "
+        f"{table['optimum_row']}: {table['optimum_arch']}"
+    )
+    return "\n".join(text)
+
+
+@contextlib.contextmanager
+def _without_tensorboard_logger() -> Iterator[None]:
+    """Keeps Tune from adding its TensorBoard logger, which doubles the cost of a table look-up
+    (Tune reads this variable when ``fit`` starts; its CSV and JSON loggers are passed explicitly)."""
+    name = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    before = os.environ.get(name)
+    os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _seeds(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError(f"seeds must be a positive count, but got {seeds}.")
+        return list(range(int(seeds)))
+    seed_list = [int(s) for s in seeds]  # type: ignore[union-attr]  # not an int: a sequence
+    if not seed_list:
+        raise ConfigError("Give at least one seed.")
+    return list(dict.fromkeys(seed_list))
+
+
+def _trial_number(trial_id: str) -> int:
+    suffix = str(trial_id).rsplit("_", 1)[-1]
+    return int(suffix) if suffix.isdigit() else 1 << 62
+
+
+def _value_at(trajectory: pd.DataFrame, column: str, count: int) -> float:
+    """The column's value after ``count`` queries (the last value when the run made fewer)."""
+    upto = trajectory[trajectory["query"] <= count]
+    return float(upto[column].iloc[-1]) if len(upto) else math.nan
+
+
+def _stat(function: Any, values: np.ndarray) -> float | None:
+    if np.isnan(values).all():
+        return None
+    return float(function(values))
+
+
+def _median_or_none(reached: list[int | None]) -> float | None:
+    """Median queries to the optimum; a seed that never reached it counts as infinitely many."""
+    values = np.array([math.inf if r is None else r for r in reached], dtype=float)
+    median = float(np.median(values)) if len(values) else math.inf
+    return None if math.isinf(median) or math.isnan(median) else median
+
+
+def _share(values: pd.Series) -> float | None:
+    return None if len(values) == 0 else round(float(values.mean()), 4)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN and infinities as null (strict JSON), numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(value) else float(value)
+    return value
+
+
+def run_bench_table(options: BenchTableOptions) -> BenchResult:
+    """``ray-diffnas bench-table`` as a function: checks the options, reads the table, runs the searchers."""
+    options.check()
+    searchers = parse_searchers(options.searcher)  # a typo answers at once, before the table is read or Ray starts
+    bench = TableBenchmark.from_file(
+        options.table,
+        options.objective,
+        space=options.space,
+        arch_column=options.arch_column,
+        constraints=options.constraints,
+        max_concurrent_trials=options.max_concurrent,
+        warmup=options.warmup,
+        llm=options.llm,
+        model=options.model,
+        address=options.address,
+    )
+    return bench.run(searchers, budget=options.budget, seeds=options.seeds, output=options.output)

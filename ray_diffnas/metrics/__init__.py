@@ -1,0 +1,1 @@
+"""Metrics: RFID (a rapid FID) and the feature extractors it compares images with."""

@@ -1,0 +1,592 @@
+"""MemorySearcher: the Ray Tune ``Searcher`` base that both project searchers build on.
+
+It owns what every architecture searcher needs and nothing model-specific: the space (from the
+constructor or Tune's ``param_space``), metric and mode (from the constructor or ``TuneConfig``),
+the map of live trials, the :class:`SearchMemory`, a forgiving ``on_trial_complete``, warm starts,
+a budget, and save/restore into a blank instance. A subclass implements one hook,
+:meth:`MemorySearcher.propose`, which returns the next architectures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
+from ray.tune.search.sample import Domain
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+from ray_diffnas.atomic import atomic_write
+from ray_diffnas.errors import ConfigError
+from ray_diffnas.searchers.memory import MemoryFileError, NotAMemoryFileError, SearchMemory
+from ray_diffnas.searchers.objective import MODES, Constraint, Objective, parse_constraints
+from ray_diffnas.searchers.tune_state import SavedTrial, iteration, saved_trials
+from ray_diffnas.spaces.domain import ArchDomain
+from ray_diffnas.spaces.protocol import Architecture, SearchSpace
+from ray_diffnas.spaces.registry import space_from_dict
+
+logger = logging.getLogger(__name__)
+
+MEMORY_FILE = "search-memory.parquet"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One architecture a proposer offers, with who made it and what it cost."""
+
+    arch: Architecture
+    proposer: str  # llm | repair | fallback | warm_start | user | sampler
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    note: str | None = None  # Why this proposer (e.g. why a fallback was needed).
+    settings: dict[str, Any] = field(default_factory=dict)  # Training settings that come with it (user points).
+
+
+class MemorySearcher(Searcher):
+    """A Tune searcher over the architectures of any :class:`SearchSpace`, with a :class:`SearchMemory`.
+
+    Subclasses implement :meth:`propose`. The base never proposes an architecture that is live
+    or already in memory, records every outcome, and saves everything in one Parquet file.
+
+    Args:
+        space: The architecture space (any :class:`SearchSpace`); default: taken from
+            ``param_space`` (see :meth:`UNetSpace.param_space`).
+        metric: Metric to optimise; default: from ``TuneConfig``.
+        mode: ``min`` or ``max``; default: from ``TuneConfig``.
+        constraints: Bounds on other reported metrics: ``{"latency_ms": 5.0}`` (upper bounds) or
+            strings such as ``["latency_ms<=5"]`` (see :class:`Objective` for what counts as met).
+        points_to_evaluate: Architectures (``UNetArch`` dicts, or configs with an ``arch`` entry)
+            to run first.
+        warm_start: A previous ``results.parquet`` or search-memory file whose outcomes seed the memory.
+        max_trials: Return ``Searcher.FINISHED`` after this many proposals; None for no budget.
+        seed: Seeds the searcher's random choices.
+
+    Example:
+        >>> class FirstOfSpace(MemorySearcher):  # the smallest possible searcher
+        ...     def propose(self, count):
+        ...         return [Proposal(self.space.sample(self.rng), "sampler") for _ in range(count)]
+        >>> from ray_diffnas.spaces.unet_space import UNetSpace
+        >>> searcher = FirstOfSpace(space=UNetSpace(image_size=8), metric="rfid", mode="min")
+        >>> config = searcher.suggest("t1")
+        >>> sorted(config)
+        ['arch']
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        *,
+        constraints: Mapping[str, float] | Sequence[str | Constraint] | None = None,
+        points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
+        warm_start: str | os.PathLike | None = None,
+        max_trials: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if mode is not None and mode not in MODES:
+            raise ConfigError(f"{type(self).__name__}: mode must be one of {list(MODES)}, but got {mode!r}.")
+        super().__init__(metric=metric, mode=mode)
+        self._space = space
+        self.constraints: list[Constraint] = parse_constraints(constraints)
+        self._base_config: dict[str, Any] = {}
+        self._points = [dict(p) for p in points_to_evaluate or []]
+        self._warm_start = None if warm_start is None else str(warm_start)
+        self.max_trials = max_trials
+        self.rng = np.random.default_rng(seed)
+        self.memory = SearchMemory(metric or "rfid", mode or "min")
+        self.live: dict[str, str] = {}  # trial id -> architecture key
+        self._pending: list[Proposal] = []  # proposals made in a batch, not yet handed out
+        self._proposed = 0
+        self._stalled_at: int | None = None  # finished-record count when the proposer last came back empty
+        if space is not None and metric and mode:
+            self._on_configured()
+
+    @property
+    def space(self) -> SearchSpace:
+        """The architecture space (raises, with the fix, when Tune has not given one yet)."""
+        if self._space is None:
+            self._check_ready()
+        assert self._space is not None
+        return self._space
+
+    @space.setter
+    def space(self, space: SearchSpace | None) -> None:
+        self._space = space
+
+    @property
+    def has_space(self) -> bool:
+        return self._space is not None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "space" in state:  # pickled before the space became a property (tuner.pkl of an older run)
+            state["_space"] = state.pop("space")
+        self.__dict__.update(state)
+
+    # --- the hook -------------------------------------------------------------------------
+
+    def propose(self, count: int) -> list[Proposal]:
+        """Returns up to ``count`` new architectures (more are kept for later trials)."""
+        raise NotImplementedError
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """Takes the space, the training settings and metric/mode from Tune.
+
+        Accepted whenever ``config`` is a :meth:`UNetSpace.param_space` (also by a searcher that
+        already has a space, or was restored): this searcher is what resolves its ``arch``
+        domain, and the settings there are what the trials must run with.
+        """
+        space = _space_from_param_space(config)
+        if space is None:
+            return False
+        if self._space is not None and self._space != space:
+            logger.warning("%s: keeping the space it was given; param_space describes %r.", type(self).__name__, space)
+        self._space = self._space or space
+        self._base_config = {k: v for k, v in config.items() if k not in ("arch", "space")}
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        self._on_configured()
+        return True
+
+    @property
+    def objective(self) -> Objective:
+        """What this searcher optimises (metric and mode from the constructor or Tune; its constraints)."""
+        self._check_ready()
+        assert self._metric is not None and self._mode is not None  # _check_ready checked them
+        return Objective(self._metric, self._mode, self.constraints, self._objective_note())
+
+    def _objective_note(self) -> str | None:
+        """What the metric means, in a sentence, where the searcher knows it (the LLM's prompt shows it)."""
+        return None
+
+    def _on_configured(self) -> None:
+        if self._metric and self._mode:
+            self.memory.objective = Objective(self._metric, self._mode, self.constraints)
+        if self._warm_start is not None:
+            path, self._warm_start = self._warm_start, None
+            self.warm_start_from(path)
+
+    def _check_ready(self) -> None:
+        if self._space is None:
+            raise RuntimeError(
+                UNDEFINED_SEARCH_SPACE.format(cls=type(self).__name__, space="space")
+                + (
+                    " If this searcher comes from tune.Tuner.restore: Tune had saved no state of the run to restore "
+                    "it from (the driver stopped before Tune's first save), and a restored Tuner keeps no "
+                    "param_space; pass it again, Tuner.restore(path, trainable, param_space=...), or start the "
+                    "search anew."
+                )
+            )
+        if not self._metric or not self._mode:
+            raise RuntimeError(
+                UNDEFINED_METRIC_MODE.format(cls=type(self).__name__, metric=self._metric, mode=self._mode)
+            )
+
+    # --- Tune's calls -------------------------------------------------------------------------
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # FINISHED is a str
+        self._check_ready()
+        if self.max_trials is not None and self._proposed >= self.max_trials:
+            return Searcher.FINISHED
+        proposal = self._next_point() or self._next_stalled_aware_proposal()
+        if proposal is None:
+            if not self.live:
+                logger.warning(
+                    "%s: no new architecture could be found; the space looks exhausted. Finishing.", type(self).__name__
+                )
+                return Searcher.FINISHED
+            return None  # nothing new right now; Tune asks again when a trial ends
+        key = proposal.arch.key()
+        config = {**self._config_for(proposal.arch), **proposal.settings}
+        self.memory.propose(
+            trial_id,
+            config,
+            key,
+            proposal.proposer,
+            proposal.prompt_tokens,
+            proposal.completion_tokens,
+            note=proposal.note,
+        )
+        self.live[trial_id] = key
+        self._proposed += 1
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if not self.memory.report(trial_id, result or {}):
+            logger.debug("%s: result for unknown trial %s ignored.", type(self).__name__, trial_id)
+            return
+        record = self.memory.get(trial_id)
+        if record is not None and record.arch_key is not None:
+            self.live.setdefault(trial_id, record.arch_key)  # a retried trial is live again
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.live.pop(trial_id, None)
+        record = self.memory.get(trial_id)
+        if record is None:
+            logger.warning("%s: completion of unknown trial %s ignored.", type(self).__name__, trial_id)
+            return
+        if record.status != "running":
+            logger.warning("%s: trial %s completed twice; the second report is ignored.", type(self).__name__, trial_id)
+            return
+        result = result or {}
+        fault = record.error  # the reason a failing trial reported (see ray_diffnas.trainable.faults)
+        if error or fault:  # a scheduler may stop a trial at its fault report, before it raises
+            reason = fault or result.get("error") or "the trial raised an error (see Tune's error file)"
+            self.memory.complete(trial_id, None if fault else result, status="failed", error=reason)
+        else:
+            self.memory.complete(trial_id, result, status=self._finished_status(record.config, result))
+        self.on_outcome(trial_id)
+
+    def on_outcome(self, trial_id: str) -> None:
+        """Called after each trial ends and is recorded; subclasses may learn from it."""
+
+    def _finished_status(self, config: Mapping[str, Any], result: Mapping[str, Any]) -> str:
+        """``stopped`` for a trial the scheduler ended before its last iteration: a low-fidelity result."""
+        target = config.get("max_iterations", self._base_config.get("max_iterations"))
+        done = result.get("training_iteration")
+        if isinstance(target, numbers.Integral) and isinstance(done, numbers.Real) and done < target:
+            return "stopped"
+        return "completed"
+
+    def add_evaluated_point(
+        self,
+        parameters: dict,
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        """Records an outcome observed outside this search (Tune's warm-start API)."""
+        self._check_ready()
+        arch = self.space.validate(parameters.get("arch", parameters))
+        trial_id = f"evaluated-{len(self.memory)}"
+        curve = _floats(intermediate_values) + ([] if value is None else [float(value)])
+        self.memory.propose(trial_id, {"arch": arch.to_dict()}, arch.key(), "warm_start")
+        for i, v in enumerate(curve, start=1):
+            self.memory.report(trial_id, {self.objective.metric: v, "training_iteration": i})
+        status = "failed" if error else ("stopped" if pruned else "completed")
+        self.memory.complete(trial_id, None, status=status, error="reported as an error" if error else None)
+
+    # --- proposals ------------------------------------------------------------------------
+
+    def _next_point(self) -> Proposal | None:
+        while self._points:
+            point = self._points.pop(0)
+            try:
+                arch = self.space.validate(point.get("arch", point))
+            except ConfigError as exc:
+                raise ConfigError(f"{type(self).__name__}: a point in points_to_evaluate is invalid: {exc}") from None
+            if self._is_new(arch.key()):
+                settings = {k: v for k, v in point.items() if k != "arch"} if "arch" in point else {}
+                return Proposal(arch, "user", settings=settings)
+        return None
+
+    def _next_stalled_aware_proposal(self) -> Proposal | None:
+        """Asks the proposer again only after a trial has ended since it last came back empty:
+        Tune calls ``suggest`` in a loop, and an exhausted proposer must not be hammered."""
+        finished = len(self.memory) - len(self.live)
+        if self._stalled_at is not None and finished == self._stalled_at:
+            return None
+        proposal = self._next_proposal()
+        self._stalled_at = None if proposal is not None else finished
+        return proposal
+
+    def _next_proposal(self) -> Proposal | None:
+        for _ in range(2):  # refill once if every stored proposal has gone stale
+            while self._pending:
+                proposal = self._pending.pop(0)
+                if self._is_new(proposal.arch.key()):
+                    return proposal
+            wanted = max(1, self._wanted_batch())
+            self._pending = [p for p in self.propose(wanted) if self._is_new(p.arch.key())]
+        return None
+
+    def _neighbour(self, parents: Sequence[Mapping[str, Any]], taken_keys: set[str], tries: int = 50) -> Any:
+        """A mutation of one of ``parents`` (a fresh sample when there are none) that is new and
+        not in ``taken_keys``, if one turns up in ``tries`` draws: the fallback move of model searchers."""
+        for _ in range(tries):
+            if parents:
+                parent = self.space.validate(parents[int(self.rng.integers(len(parents)))])
+                arch = self.space.mutate(parent, self.rng)
+            else:
+                arch = self.space.sample(self.rng)
+            if self._is_new(arch.key()) and arch.key() not in taken_keys:
+                break
+        return arch
+
+    def _wanted_batch(self) -> int:
+        """How many proposals to ask for at once: one per trial that could start now."""
+        return 1
+
+    def _is_new(self, key: str) -> bool:
+        return not self.memory.has_key(key)  # live trials are in memory too (status "running")
+
+    def _config_for(self, arch: Architecture) -> dict[str, Any]:
+        config: dict[str, Any] = {"arch": arch.to_dict()}
+        for name, value in self._base_config.items():
+            if isinstance(value, Domain):  # a searched training setting: sample it
+                config[name] = value.sample(random_state=self.rng)
+        return config
+
+    # --- warm start -------------------------------------------------------------------------
+
+    def warm_start_from(self, path: str | os.PathLike) -> int:
+        """Seeds the memory with a previous ``results.parquet`` or search memory; returns rows added."""
+        self._check_ready()
+        path = Path(path)
+        try:
+            memory, _ = SearchMemory.load(path)
+            rows = [(r.config.get("arch", {}), r.curve, r.status) for r in memory.records(["completed", "stopped"])]
+        except NotAMemoryFileError:
+            frame = _read_results(path)
+            rows = [
+                (_json(row["arch"]), _floats(row.get("rfid_curve")), row.get("status", "completed"))
+                for row in frame.to_dict("records")
+            ]
+        added, outside = 0, 0
+        for arch_values, curve, status in rows:
+            if status not in ("completed", "stopped"):
+                continue  # a failed trial's partial curve says nothing reliable
+            try:
+                arch = self.space.validate(arch_values)
+            except ConfigError:
+                outside += 1  # outside this space (e.g. another image size): nothing to learn from
+                continue
+            if not curve or self.memory.has_key(arch.key()):
+                continue
+            self.add_evaluated_point(
+                {"arch": arch.to_dict()}, curve[-1], pruned=status == "stopped", intermediate_values=curve[:-1]
+            )
+            added += 1
+        if outside and not added:
+            raise ConfigError(
+                f"Warm-start file {str(path)!r} holds {outside} finished architecture(s), none of them in this "
+                f"searcher's space {self.space!r}: it comes from a search over another space (or image size). "
+                f"Pass the results of a search over the same space, or leave warm_start out."
+            )
+        if outside:
+            logger.warning(
+                "%s: warm start skipped %d architecture(s) of %s outside this space.",
+                type(self).__name__,
+                outside,
+                path,
+            )
+        logger.info("%s: warm start added %d outcomes from %s.", type(self).__name__, added, path)
+        return added
+
+    # --- save / restore -----------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything but the memory records, JSON-able (the memory file's metadata)."""
+        return {
+            "class": type(self).__name__,
+            "space": None if self._space is None else self._space.to_dict(),
+            "metric": self._metric,
+            "mode": self._mode,
+            "base_config": _describe_base_config(self._base_config),
+            "points": self._points,
+            "max_trials": self.max_trials,
+            "proposed": self._proposed,
+            "live": self.live,
+            "rng": self.rng.bit_generator.state,
+            "pending": [
+                {
+                    "arch": p.arch.to_dict(),
+                    "proposer": p.proposer,
+                    "note": p.note,
+                    "prompt_tokens": p.prompt_tokens,
+                    "completion_tokens": p.completion_tokens,
+                }
+                for p in self._pending
+            ],
+            "stalled_at": self._stalled_at,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._space = None if state["space"] is None else space_from_dict(state["space"])
+        self._metric, self._mode = state["metric"], state["mode"]
+        if not self._base_config:
+            self._base_config = dict(state.get("base_config") or {})
+        self._points = list(state["points"])
+        self.max_trials, self._proposed = state["max_trials"], state["proposed"]
+        self.live = dict(state["live"])
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = state["rng"]
+        self._pending = [
+            Proposal(
+                self.space.validate(p["arch"]),
+                p["proposer"],
+                p.get("prompt_tokens", 0),
+                p.get("completion_tokens", 0),
+                p.get("note"),
+            )
+            for p in state["pending"]
+        ]
+        self._stalled_at = state.get("stalled_at")
+
+    def save(self, checkpoint_path: str) -> Path:
+        """Writes the memory and the searcher's state to one Parquet file, atomically; returns its path."""
+        return self.memory.save(checkpoint_path, state=self.get_state())
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Loads a file written by :meth:`save` into this (possibly blank) searcher."""
+        memory, state = SearchMemory.load(checkpoint_path)
+        if "space" not in state:
+            raise MemoryFileError(
+                f"{checkpoint_path!r} is a search memory without searcher state (saved by SearchMemory.save, "
+                f"not by a searcher); to learn from its outcomes pass it as warm_start=... instead."
+            )
+        if state.get("class") not in (None, type(self).__name__):
+            logger.warning("%s restores a memory written by %s.", type(self).__name__, state.get("class"))
+        self.set_state(state)  # first: a state this searcher cannot take leaves it untouched
+        self.memory = memory
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Writes the memory file, and its copy under Tune's searcher-state name, into ``checkpoint_dir``.
+
+        ``search-memory.parquet`` is the file users open. When Tune resumes a run it brings back
+        only the ``*.json`` and ``*.pkl`` files of the experiment folder into a new driver folder
+        (``TuneController.resume``), so the memory alone would be left behind by a resume in a new
+        Ray session; the copy under Tune's own name (``searcher-state-<session>.pkl``, Parquet
+        bytes despite the suffix) is what comes back.
+        """
+        memory_file = self.save(os.path.join(checkpoint_dir, MEMORY_FILE))
+        state_file = os.path.join(checkpoint_dir, self.CKPT_FILE_TMPL.format(session_str))
+        atomic_write(state_file, lambda tmp: shutil.copyfile(memory_file, tmp))
+
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        """Restores from the newest searcher-state file in ``checkpoint_dir`` (or its memory file), then
+        follows the trials of Tune's experiment state there, which are the ones Tune resumes."""
+        path = newest_searcher_state(checkpoint_dir, self.CKPT_FILE_TMPL)
+        if path is None:
+            raise MemoryFileError(
+                f"{type(self).__name__}: neither {self.CKPT_FILE_TMPL.format('*')} nor {MEMORY_FILE} is in "
+                f"{checkpoint_dir!r} to restore from; pass the experiment folder of a run this searcher saved."
+            )
+        self.restore(str(path))
+        trials = saved_trials(checkpoint_dir)
+        if trials is not None:
+            self.follow_trials(trials)
+
+    def follow_trials(self, trials: Sequence[SavedTrial]) -> None:
+        """Makes the memory agree with the trials of a saved Tune run.
+
+        Tune copies its state and this searcher's to storage one file at a time, so a driver killed
+        mid-copy may leave the memory one save behind or ahead of the trials Tune resumes. Tune's
+        list wins: a trial the memory lacks is added (proposer ``restored``), one that finished or
+        reported more for Tune is brought up to date, and a proposal Tune never recorded is dropped
+        (its architecture was never trained, so it may be proposed again).
+        """
+        tune_ids = {t.trial_id for t in trials}
+        for record in self.memory.records():
+            if record.arch_key is not None and record.proposer != "warm_start" and record.trial_id not in tune_ids:
+                self.memory.forget(record.trial_id)
+                self.live.pop(record.trial_id, None)
+                logger.warning(
+                    "%s: dropped proposal %s, which Tune's saved state does not hold.",
+                    type(self).__name__,
+                    record.trial_id,
+                )
+        for trial in trials:
+            found = self.memory.get(trial.trial_id)
+            if found is None:
+                arch = self.space.validate(trial.config.get("arch", {}))
+                settings = {k: v for k, v in trial.config.items() if k in ("arch", *self._searched_settings())}
+                self.memory.propose(
+                    trial.trial_id,
+                    {**settings, "arch": arch.to_dict()},
+                    arch.key(),
+                    "restored",
+                    note="restored by Tune; the searcher's last save missed it",
+                )
+                found = self.memory.get(trial.trial_id)
+            assert found is not None
+            record = found
+            behind = [r for r in trial.results if iteration(r) > record.iterations]
+            if behind or (trial.finished and record.status == "running"):
+                for result in behind:
+                    self.memory.report(trial.trial_id, result)
+                if trial.errored:
+                    self.memory.complete(
+                        trial.trial_id,
+                        None,
+                        status="failed",
+                        error=record.error or "the trial raised an error (see Tune's error file)",
+                    )
+                elif trial.finished:
+                    last = trial.results[-1] if trial.results else {}
+                    self.memory.complete(trial.trial_id, None, status=self._finished_status(record.config, last))
+            self._track(trial, record.arch_key)
+        # The proposals that count against max_trials are the trials Tune holds (whichever save was newer).
+        self._proposed = sum(r.proposer != "warm_start" for r in self.memory.records() if r.arch_key is not None)
+
+    def _track(self, trial: SavedTrial, key: str | None) -> None:
+        if trial.finished:
+            self.live.pop(trial.trial_id, None)
+        elif key is not None:
+            self.live[trial.trial_id] = key
+
+    def _searched_settings(self) -> list[str]:
+        return [name for name, value in self._base_config.items() if isinstance(value, Domain)]
+
+
+def newest_searcher_state(folder: str | os.PathLike, template: str = Searcher.CKPT_FILE_TMPL) -> Path | None:
+    """The newest searcher-state file a :class:`MemorySearcher` wrote in ``folder``, else its memory file."""
+    states = sorted(Path(folder).glob(template.format("*")))  # session strings are timestamps: the last is newest
+    memory = Path(folder) / MEMORY_FILE
+    return states[-1] if states else (memory if memory.is_file() else None)
+
+
+def _space_from_param_space(config: Mapping[str, Any]) -> Any | None:
+    if isinstance(config.get("space"), Mapping):
+        return space_from_dict(config["space"])
+    domain = config.get("arch")
+    return domain.space if isinstance(domain, ArchDomain) else None
+
+
+def _describe_base_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    # Domains are not JSON; a restored searcher takes them from param_space again.
+    return {k: v for k, v in config.items() if not isinstance(v, Domain) and _jsonable(v)}
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _floats(values: Any) -> list[float]:
+    return [] if values is None else [float(v) for v in values]
+
+
+def _json(text: Any) -> dict[str, Any]:
+    return json.loads(text) if isinstance(text, str) else dict(text or {})
+
+
+def _read_results(path: Path) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise MemoryFileError(f"Warm-start file {str(path)!r} could not be read as Parquet ({error}).") from None
+    if "arch" not in frame.columns:
+        raise MemoryFileError(
+            f"Warm-start file {str(path)!r} has no 'arch' column; pass a results.parquet written by "
+            f"ray-diffnas search or a search-memory file."
+        )
+    return frame

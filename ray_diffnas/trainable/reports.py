@@ -1,0 +1,17 @@
+"""What ``train_diffusion`` reports, in words: the notes a searcher's prompt shows for its metrics.
+
+Light on purpose (no torch): the LLM searcher reads it in the driver.
+"""
+
+from __future__ import annotations
+
+# The metric the trainable optimises, explained for an LLM that has never seen this project.
+METRIC_NOTES: dict[str, str] = {
+    "rfid": (
+        "an FID of a few generated images after short training (RFID). Trials report it once per "
+        "iteration; a scheduler (ASHA) stops weak trials early, so a trial stopped at an early iteration "
+        "was judged on a noisy, partly trained model. Cost matters too: latency_ms and params_m are reported"
+    ),
+}
+# Cost figures every report carries; the prompt shows them beside each outcome.
+COST_METRICS: tuple[str, ...] = ("latency_ms", "params_m")

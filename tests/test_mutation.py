@@ -1,0 +1,82 @@
+"""Mutation, the fallback move of the model-based searchers: one small edit, inside the space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ray_diffnas.spaces.nb201 import NB201Space
+from ray_diffnas.spaces.unet_arch import UNetArch
+from ray_diffnas.spaces.unet_mutation import FIELDS, mutate
+from ray_diffnas.spaces.unet_space import UNetSpace
+
+SPACES = [UNetSpace(image_size=16), UNetSpace(image_size=32, base_channels=(16, 32), num_res_blocks=(1, 2, 3))]
+
+
+def _changed_fields(a: UNetArch, b: UNetArch) -> set[str]:
+    return {name for name in UNetArch.field_names() if getattr(a, name) != getattr(b, name)}
+
+
+@pytest.mark.parametrize("space", SPACES, ids=["16px", "32px"])
+def test_a_unet_child_is_new_valid_and_a_small_step(space: UNetSpace) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        parent = space.sample(rng)
+        child = mutate(parent, space, rng)
+        assert child != parent and space.validate(child.to_dict()) == child
+        changed = _changed_fields(parent, child)
+        # One edit; a level added or removed also changes the per-level lists (and may drop attention sizes).
+        assert (
+            changed and changed <= {"channel_mult", "num_res_blocks", "attention_resolutions"} or len(changed) == 1
+        ), changed
+        if space.first_mult_is_one:
+            assert child.channel_mult[0] == 1
+        assert len(child.channel_mult) == len(child.num_res_blocks)
+
+
+def test_unet_mutation_reaches_every_field_and_is_reproducible() -> None:
+    space = SPACES[1]
+    seen: set[str] = set()
+    rng = np.random.default_rng(1)
+    for _ in range(400):
+        parent = space.sample(rng)
+        seen |= _changed_fields(parent, mutate(parent, space, rng))
+    assert seen >= {
+        "base_channels",
+        "channel_mult",
+        "num_res_blocks",
+        "attention_resolutions",
+        "num_heads",
+        "dropout",
+        "mid_attention",
+    }
+    assert set(FIELDS) >= {"levels"}
+    parent = space.sample(np.random.default_rng(2))
+    assert mutate(parent, space, np.random.default_rng(3)) == mutate(parent, space, np.random.default_rng(3))
+
+
+def test_unet_mutation_of_a_space_with_one_point_falls_back_to_a_sample() -> None:
+    space = UNetSpace(
+        image_size=8,
+        base_channels=(8,),
+        channel_mults=(1,),
+        num_levels=(2,),
+        num_res_blocks=(1,),
+        num_heads=(1,),
+        dropout=(0.0,),
+        mid_attention=(False,),
+        attention_max_resolution=0,
+    )
+    only = space.sample(np.random.default_rng(0))
+    assert mutate(only, space, np.random.default_rng(0)) == only  # nothing else exists
+
+
+def test_nb201_mutation_changes_exactly_one_edge() -> None:
+    space, rng = NB201Space(), np.random.default_rng(0)
+    for _ in range(200):
+        parent = space.sample(rng)
+        child = space.mutate(parent, rng)
+        assert sum(a != b for a, b in zip(parent.ops, child.ops)) == 1 and space.validate(child) == child
+    single = NB201Space(operations=("none",))
+    cell = single.sample(rng)
+    assert single.mutate(cell, rng) == cell
