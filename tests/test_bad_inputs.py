@@ -179,11 +179,12 @@ BAD_FLAGS = [
     (["--dataset", "imagenet"], "argument --dataset: invalid choice: 'imagenet'"),
     (["--scheduler", "hyperband"], "argument --scheduler: invalid choice: 'hyperband'"),
     (["--reduction-factor", "1"], "ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials"),
-    (
+    pytest.param(  # found when the data loads: after torch's import, seconds
         ["--dataset", "cifar10", "--data-root", "/no/such/folder"],
         "error: Data root '/no/such/folder' for dataset 'cifar10' does not exist",
+        marks=pytest.mark.slow,
     ),
-    (["--dataset", "folder"], "error: Dataset 'folder' needs a data root"),
+    pytest.param(["--dataset", "folder"], "error: Dataset 'folder' needs a data root", marks=pytest.mark.slow),
     (["--image-size", "5000"], "image_size must be an integer in [4, 1024] or None, but got 5000"),
     (["--image-size", "7"], "image_size must be even (a UNet halves it at least once, for 2 levels), but got 7"),
     (["--rfid-samples", "1"], "rfid_samples must be an integer >= 2 (FID needs a covariance), but got 1"),
@@ -191,7 +192,10 @@ BAD_FLAGS = [
 ]
 
 
-@pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+FLAG_IDS = [" ".join(case.values[0] if hasattr(case, "values") else case[0]) for case in BAD_FLAGS]
+
+
+@pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=FLAG_IDS)
 def test_bad_command_line_flag_gets_one_line_and_no_traceback(flags: list[str], message: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     run = subprocess.run(

@@ -44,6 +44,7 @@ def run_cli(*args: str) -> int:
     return main(["bench-table", *args])
 
 
+@pytest.mark.slow
 def test_random_and_optuna_runs_write_consistent_results(
     ray_session, full_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

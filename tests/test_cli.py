@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from ray_diffnas.app.job_env import JOB_CONFIG_ENV
+
+pytestmark = pytest.mark.slow  # whole searches, Ray clusters or killed drivers: minutes
 
 
 def test_tiny_search_writes_leaderboard_results_and_plots(tmp_path: Path) -> None:

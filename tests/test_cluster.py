@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # whole searches, Ray clusters or killed drivers: minutes
+
 DRIVER = Path(__file__).with_name("cluster_driver.py")
 
 

@@ -24,6 +24,7 @@ def test_digits_are_8px_grey_with_labels(digits) -> None:
     assert batch.min() >= -1 and batch.max() <= 1 and batch.max() == 1
 
 
+@pytest.mark.slow
 def test_mnist_is_padded_to_32_and_resizable_to_16() -> None:
     full = load_dataset("mnist")
     assert full.images.shape == (5000, 1, 32, 32)

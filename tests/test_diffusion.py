@@ -92,6 +92,7 @@ def test_ema_warms_up_and_tracks_the_average() -> None:
     assert 0.2 < ema.model.weight.item() < 0.8  # averages, does not copy
 
 
+@pytest.mark.slow
 def test_training_loss_falls_on_digits(digits) -> None:
     arch = UNetArch(
         base_channels=16, channel_mult=(1, 2), num_res_blocks=(1, 1), attention_resolutions=(4,), num_heads=2

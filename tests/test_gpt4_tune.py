@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from llm_server import FakeLLMServer
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
@@ -12,6 +13,8 @@ from ray_diffnas import UNetSpace, train_diffusion
 from ray_diffnas.searchers.base import MEMORY_FILE
 from ray_diffnas.searchers.llm.searcher import GPT4Searcher
 from ray_diffnas.searchers.memory import SearchMemory
+
+pytestmark = pytest.mark.slow  # whole searches, Ray clusters or killed drivers: minutes
 
 SENTINEL_KEY = "sk-SENTINEL-tune-run-9876543210"
 SPACE = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))

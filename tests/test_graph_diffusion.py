@@ -197,6 +197,7 @@ def toy_model() -> tuple[GraphDiffusion, NB201Space]:
     return model, space
 
 
+@pytest.mark.slow
 def test_conditional_samples_shift_toward_the_condition(toy_model, one_thread) -> None:
     model, space = toy_model
     results = {}

@@ -233,7 +233,7 @@ def test_save_and_restore_into_a_blank_instance(searched: GraphDiffusionSearcher
     path = str(tmp_path / "graph.parquet")
     searched.save(path)
     blank = GraphDiffusionSearcher(constraints=CONSTRAINTS)
-    assert blank.model is None and blank.space is None
+    assert blank.model is None and not blank.has_space
     blank.restore(path)
     assert blank.space == searched.space and blank.metric == "acc" and blank.mode == "max"
     assert _rows(blank) == _rows(searched)
@@ -278,6 +278,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_tuner_with_graph_searcher_and_asha(ray_session, tmp_path: Path) -> None:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler

@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: 
 
 from benchmarks.kill_anywhere import SPACE, check_files, run_life  # noqa: E402
 
+pytestmark = pytest.mark.slow  # whole searches, Ray clusters or killed drivers: minutes
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("searcher", ["graph"])  # the LLM searcher's kills are in test_resume.py and the benchmark

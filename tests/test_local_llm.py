@@ -11,6 +11,8 @@ import pytest
 
 from ray_diffnas import SearchMemory
 
+pytestmark = pytest.mark.slow  # whole searches, Ray clusters or killed drivers: minutes
+
 pytest.importorskip("llama_cpp", reason="needs the local-llm extra: pip install 'ray-diffnas[local-llm]'")
 
 

@@ -85,6 +85,7 @@ def test_a_searcher_whose_checkpoint_folder_is_full_says_so(tiny_disk: Path) -> 
     assert (tiny_disk / MEMORY_FILE).read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_names_the_file_and_keeps_the_memory(tmp_path: Path) -> None:
     path = _memory(2).save(tmp_path / MEMORY_FILE)
     before = path.read_bytes()

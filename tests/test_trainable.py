@@ -43,6 +43,7 @@ def tune_result(ray_session, tmp_path_factory):
     return grid[0]
 
 
+@pytest.mark.slow
 def test_reports_every_metric_once_per_iteration(tune_result) -> None:
     history = tune_result.metrics_dataframe
     assert list(history["training_iteration"]) == [1, 2]
@@ -53,6 +54,7 @@ def test_reports_every_metric_once_per_iteration(tune_result) -> None:
     assert tune_result.metrics["arch_key"] == "c8_m1-2_r1-1_a4_h2_d0_mid0"
 
 
+@pytest.mark.slow
 def test_resumed_trainable_continues_its_step_count(tune_result) -> None:
     reports = []
     run_training(_config(max_iterations=4), tune_result.checkpoint, lambda metrics, checkpoint: reports.append(metrics))
@@ -60,6 +62,7 @@ def test_resumed_trainable_continues_its_step_count(tune_result) -> None:
     assert [r["images_seen"] for r in reports] == [480, 640]
 
 
+@pytest.mark.slow
 def test_checkpoint_rebuilds_the_trained_model(tune_result) -> None:
     trainer = load_checkpoint(tune_result.checkpoint.path)
     assert trainer.step == 20 and trainer.arch.key() == "c8_m1-2_r1-1_a4_h2_d0_mid0"
@@ -83,6 +86,7 @@ def test_nan_loss_ends_the_trial_with_a_clear_error() -> None:
         )
 
 
+@pytest.mark.slow
 def test_param_space_runs_a_random_search_with_asha(ray_session, tmp_path: Path) -> None:
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator
@@ -107,6 +111,7 @@ def test_param_space_runs_a_random_search_with_asha(ray_session, tmp_path: Path)
         space.validate(result.config["arch"])
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager_and_saves_plain_weights() -> None:
     """``torch_compile=True`` trains the same model (to float tolerance) and checkpoints it unwrapped."""
     data = load_dataset("digits")

@@ -13,11 +13,14 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import pytest
 from llm_server import FakeLLMServer
 from ray import tune
 
 from ray_diffnas import GPT4Searcher, UNetSpace, train_diffusion
 from ray_diffnas.searchers.graph.searcher import BAD, GraphDiffusionSearcher
+
+pytestmark = pytest.mark.slow  # whole searches, Ray clusters or killed drivers: minutes
 
 SPACE = UNetSpace(image_size=8, base_channels=(8, 16), channel_mults=(1, 2), num_res_blocks=(1,))
 SETTINGS = dict(

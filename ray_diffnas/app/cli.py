@@ -150,6 +150,7 @@ def run_search_command(args: argparse.Namespace) -> int:
 
 
 def _finish_search(options: SearchOptions, resume: bool) -> int:
+    options.check()  # a bad option answers at once, before Ray and torch are imported
     from ray_diffnas.app.run import run_search
 
     start = time.perf_counter()

@@ -76,9 +76,12 @@ def _train_and_report(config: Mapping[str, Any], checkpoint: tune.Checkpoint | N
         )
     arch = UNetArch.from_dict(config["arch"], data.image_size)
     trainer = DiffusionTrainer(arch, data, settings)
-    with trainer.rng_scope():  # its random input draws from the trial's stream, as the trial always did
+    # The trial's setup draws from the trial's own RNG stream, in the order it always has (the latency
+    # measurement's random input, the feature classifier's initial weights before its cached ones load):
+    # training then draws its dropout masks from where they did, and a seed gives the run it gave before.
+    with trainer.rng_scope():
         cost = measure_cost(trainer.model, data.image_size, data.channels)
-    rfid = RFID(data, settings.rfid_features, trainer.device)
+        rfid = RFID(data, settings.rfid_features, trainer.device)
     done = 0  # iterations finished before this run (from the checkpoint)
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
