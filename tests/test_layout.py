@@ -37,6 +37,18 @@ def test_importing_the_spaces_imports_no_torch_geometric() -> None:
     assert out == "[]"
 
 
+def test_the_command_parser_and_its_checks_import_neither_ray_nor_torch() -> None:
+    out = _run("""
+        import sys
+        from ray_diffnas.app.cli import build_parser
+        from ray_diffnas.app.options import SearchOptions
+        build_parser().parse_args(["search", "--dataset", "digits"])
+        SearchOptions(dataset="digits").check()
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("ray", "torch")))
+    """)
+    assert out == "[]"
+
+
 def test_a_table_trial_imports_no_torch(tmp_path: Path) -> None:
     """What a Tune worker of a table trial does: unpickle the lookup, import the trainable (and Tune),
     answer queries, also one that makes it rebuild the space."""

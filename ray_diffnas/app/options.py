@@ -19,8 +19,10 @@ from ray_diffnas.atomic import atomic_write
 from ray_diffnas.data.catalog import DEFAULT_IMAGE_SIZE, DatasetName
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.metrics.catalog import FeatureChoice
-from ray_diffnas.searchers.factory import SearcherName
+from ray_diffnas.searchers.factory import SEARCHERS, SearcherName
 from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_reachable
+from ray_diffnas.searchers.objective import parse_constraints
+from ray_diffnas.spaces.registry import SPACE_SPECS
 from ray_diffnas.trainable.settings import TrainingSettings
 
 OPTIONS_FILE = "search_options.json"  # the options a search started with, for --resume
@@ -138,6 +140,7 @@ class SearchOptions:
             DiffNASError: naming the option, its value and what is allowed.
         """
         check_choices_and_minimums(self)
+        parse_constraints(self.constraints)  # a malformed bound fails now, not after the data has loaded
         if self.searcher == "gpt4":
             check_llm_reachable(self.llm)
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
@@ -167,8 +170,8 @@ class BenchTableOptions:
     )
     space: str = option(
         "nb201",
-        "the space that parses the architecture column: nb201 or unet:IMAGE_SIZE "
-        "(the column then holds UNetArch JSON dicts)",
+        f"the space that parses the architecture column: {' or '.join(SPACE_SPECS)} "
+        "(for a UNet space the column holds UNetArch JSON dicts)",
     )
     arch_column: str = option("arch", "the column holding the architectures")
     constraints: tuple[str, ...] = option(
@@ -178,7 +181,7 @@ class BenchTableOptions:
         flag="--constraint",
         metavar="COLUMN<=VALUE",
     )
-    searcher: str = option("graph,random,optuna", "comma-separated searchers among graph, random, optuna, gpt4")
+    searcher: str = option("graph,random,optuna", f"comma-separated searchers among {', '.join(SEARCHERS)}")
     budget: int = option(100, "queries (Tune trials) per run", minimum=1)
     seeds: int = option(3, "runs per searcher, with seeds 0..N-1", minimum=1)
     output: Path = option(Path("runs/bench-table"), "folder for the results and Tune's files")
@@ -250,6 +253,8 @@ def load_options(folder: str | os.PathLike[str]) -> SearchOptions:
                 f"unknown entries {sorted(set(values) - fields) if isinstance(values, dict) else values!r}"
             )
         values["constraints"] = tuple(values.get("constraints") or ())
+        if values.get("image_size") is None:  # files written before 2026-12-02: null meant "the data set's own size"
+            values["image_size"] = 0
         values["output"] = folder  # the folder may have moved since
         return SearchOptions(**values)
     except (ValueError, TypeError) as error:

@@ -13,11 +13,14 @@ import pyarrow.parquet as pq
 from ray.tune import ResultGrid
 
 from ray_diffnas.atomic import atomic_write
+from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.spaces.unet_arch import UNetArch
 from ray_diffnas.text_table import format_table
+from ray_diffnas.trainable.reports import METRIC, MODE
 from ray_diffnas.trainable.settings import TrainingSettings
 
 RESULTS_FILE = "results.parquet"
+OBJECTIVE = Objective(METRIC, MODE)  # what "best" means in the table
 METRICS = ("rfid", "loss", "latency_ms", "params_m", "gflops", "images_seen", "step", "training_iteration")
 LEADERBOARD_COLUMNS = [
     "trial_id",
@@ -42,7 +45,9 @@ def trial_status(error: Exception | None, iterations: int, max_iterations: int) 
 def results_frame(grid: ResultGrid) -> pd.DataFrame:
     """One row per trial: architecture, settings, status, final and best metrics, RFID curve."""
     rows = [_row(grid[i]) for i in range(len(grid))]
-    return pd.DataFrame(rows).sort_values("best_rfid", na_position="last").reset_index(drop=True)
+    frame = pd.DataFrame(rows)
+    order = sorted(range(len(frame)), key=lambda i: OBJECTIVE.sort_key(_finite(frame["best_rfid"].iloc[i])))
+    return frame.iloc[order].reset_index(drop=True)  # best first, trials without a value last
 
 
 def _row(result: Any) -> dict[str, Any]:
@@ -60,7 +65,7 @@ def _row(result: Any) -> dict[str, Any]:
         **{f"arch.{k}": v for k, v in arch.items()},
         **{f"train.{k}": v for k, v in settings.items()},
         **{k: _number(metrics.get(k)) for k in METRICS},
-        "best_rfid": min((v for v in curve if math.isfinite(v)), default=math.nan),
+        "best_rfid": _finite(OBJECTIVE.best(curve)),
         "rfid_curve": curve,
         "rfid_features": metrics.get("rfid_features"),
         "checkpoint": _best_checkpoint_path(result),
@@ -85,6 +90,11 @@ def _arch_key(arch: dict[str, Any], image_size: int | None) -> str | None:
         return UNetArch.from_dict(arch, image_size or 32).key()
     except ValueError:
         return None
+
+
+def _finite(value: float | None) -> float:
+    """NaN for a missing value (the table's spelling of it)."""
+    return math.nan if value is None or not math.isfinite(value) else float(value)
 
 
 def _number(value: Any) -> float:

@@ -24,19 +24,18 @@ from ray_diffnas.data.datasets import ImageDataset, load_dataset
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.metrics.rfid import RFID
 from ray_diffnas.searchers.base import MEMORY_FILE
-from ray_diffnas.searchers.factory import SearcherSetup, make_searcher
+from ray_diffnas.searchers.factory import CONSTRAINT_AWARE, SearcherSetup, make_searcher
 from ray_diffnas.searchers.llm.endpoint import ENDPOINT_FILE, EndpointFile, local_llm_server
 from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS
 from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.searchers.tune_state import has_saved_state
 from ray_diffnas.spaces.unet_space import UNetSpace
-from ray_diffnas.trainable.reports import METRIC_NOTES
+from ray_diffnas.trainable.reports import METRIC, METRIC_NOTES, MODE
 from ray_diffnas.trainable.trial import train_diffusion
 
 logger = logging.getLogger(__name__)
 
 TUNE_FOLDER = "tune"  # Tune's experiment folder inside --output
-METRIC, MODE = "rfid", "min"  # what train_diffusion reports, and which way is better
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     warn_ignored_options(options)
     plan = prepare_output(options, resume)
     data, rfid = load_data_and_reference(options)
-    if not resume:  # a search that starts over keeps the options file it started with
+    if not resume:  # a resumed search, even one that starts over, keeps the options it started with
         save_options(options, plan.output)
     with llm_server(options, plan) as llm_url:
         init_ray(options.address)
@@ -84,7 +83,7 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
 
 def warn_ignored_options(options: SearchOptions) -> None:
     """Logs each option the chosen searcher or scheduler does not use (a likely slip, not an error)."""
-    if options.constraints and options.searcher not in ("graph", "gpt4"):
+    if options.constraints and options.searcher not in CONSTRAINT_AWARE:
         logger.warning("--constraint guides only the graph and LLM searchers; %s ignores it.", options.searcher)
     if options.scheduler != "asha" and options.reduction_factor != SearchOptions.reduction_factor:
         logger.warning("--reduction-factor is ASHA's; --scheduler %s ignores it.", options.scheduler)
@@ -212,6 +211,19 @@ def restore_tuner(plan: OutputPlan, options: SearchOptions) -> tune.Tuner:
     if removed:
         logger.info("Removed %d temporary file(s) of writes the stop cut off.", removed)
     # Errored trials stay errored (they failed for a reason); killed ones resume.
+    try:
+        return _restore(plan, options)
+    except ModuleNotFoundError as error:
+        if not str(error.name).startswith("ray_diffnas"):
+            raise
+        raise DiffNASError(
+            f"{str(plan.output)!r} was saved by a ray_diffnas from before its modules moved into rooms "
+            f"(2026-12-02; it names {error.name!r}); finish it with the release that started it, or start a new "
+            f"search (its tune/search-memory.parquet can warm-start one: GraphDiffusionSearcher(warm_start=...))."
+        ) from None
+
+
+def _restore(plan: OutputPlan, options: SearchOptions) -> tune.Tuner:
     return tune.Tuner.restore(
         str(plan.tune_folder),
         trainable=trainable_with_resources(options),

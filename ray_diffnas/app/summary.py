@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from ray.tune import ResultGrid
 
 from ray_diffnas.app.options import SearchOptions
@@ -14,6 +15,8 @@ from ray_diffnas.app.plots import plot_search, save_image_grid
 from ray_diffnas.app.results import leaderboard, results_frame, write_results
 from ray_diffnas.diffusion.trainer import DiffusionTrainer
 from ray_diffnas.metrics.rfid import RFID
+from ray_diffnas.searchers.objective import Objective
+from ray_diffnas.trainable.reports import METRIC, MODE
 from ray_diffnas.trainable.trial import EVAL_SEED, load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -41,7 +44,7 @@ def summarize(grid: ResultGrid, rfid: RFID, output: Path, options: SearchOptions
     if scored.empty:
         logger.error("No trial reported an RFID; see the 'error' column of %s.", results_path)
         return summary
-    best = scored.iloc[0]
+    best = _best_feasible(scored, Objective(METRIC, MODE, options.constraints))
     summary.update(
         best_trial_id=best["trial_id"],
         best_rfid=float(best["best_rfid"]),
@@ -55,6 +58,18 @@ def summarize(grid: ResultGrid, rfid: RFID, output: Path, options: SearchOptions
         title = f"best: {best['arch_key']}  RFID {best['best_rfid']:.2f}"
         summary["samples_plot"] = str(save_image_grid(samples, output / "best_samples.png", title))
     return summary
+
+
+def _best_feasible(scored: pd.DataFrame, objective: Objective) -> pd.Series:
+    """The best trial (rows come best first) that meets the constraints; the best of all, with a
+    warning, when none does."""
+    feasible = [i for i, row in enumerate(scored.to_dict("records")) if objective.feasible(row)]
+    if not feasible:
+        logger.warning(
+            "No trial met %s; the summary names the best trial regardless.", ", ".join(map(str, objective.constraints))
+        )
+        return scored.iloc[0]
+    return scored.iloc[feasible[0]]
 
 
 def untrained_rfid(trainer: DiffusionTrainer, rfid: RFID) -> float:

@@ -9,6 +9,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ray_diffnas.searchers.objective import Objective
+
 
 def plot_bench(
     trajectories: pd.DataFrame,
@@ -48,7 +50,7 @@ def plot_bench(
         (line,) = ax.plot(queries, mean, lw=1.8, label=f"{searcher} ({seeds} seeds)")
         ax.fill_between(queries, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.axhline(optimum, ls="--", color="k", lw=1, label=f"table optimum {optimum:.6g}")
-    better = "higher" if mode == "max" else "lower"
+    better = Objective(objective, mode).direction
     ax.set(
         xlabel="queries (table look-ups)",
         ylabel=f"best {objective} so far ({better} is better)",

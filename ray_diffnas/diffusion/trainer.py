@@ -173,6 +173,7 @@ class DiffusionTrainer:
             "noise_rng": self.noise_generator.get_state(),
             "noise_rng_device": self.device.type,
             "global_rng": self._rng_state["cpu"],
+            **({"global_rng_cuda": self._rng_state["cuda"]} if "cuda" in self._rng_state else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -188,3 +189,5 @@ class DiffusionTrainer:
             self.noise_generator.set_state(state["noise_rng"].cpu())
         if "global_rng" in state:  # dropout goes on where it stopped (checkpoints before 2026-12 lack it)
             self._rng_state["cpu"] = state["global_rng"].cpu()
+        if "global_rng_cuda" in state and "cuda" in self._rng_state:  # on a GPU, dropout draws from CUDA's
+            self._rng_state["cuda"] = state["global_rng_cuda"].cpu()

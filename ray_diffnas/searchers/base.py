@@ -127,11 +127,6 @@ class MemorySearcher(Searcher):
     def has_space(self) -> bool:
         return self._space is not None
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "space" in state:  # pickled before the space became a property (tuner.pkl of an older run)
-            state["_space"] = state.pop("space")
-        self.__dict__.update(state)
-
     # --- the hook -------------------------------------------------------------------------
 
     def propose(self, count: int) -> list[Proposal]:

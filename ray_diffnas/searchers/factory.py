@@ -9,15 +9,19 @@ own (random, Optuna's TPE) take them from ``param_space`` and ``TuneConfig``.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 from ray_diffnas.errors import ConfigError, DiffNASError
 from ray_diffnas.searchers.llm.endpoint import EndpointFile
 from ray_diffnas.searchers.objective import Objective
-from ray_diffnas.spaces.protocol import SearchSpace
+
+if TYPE_CHECKING:
+    from ray_diffnas.spaces.protocol import SearchSpace
 
 SearcherName = Literal["graph", "gpt4", "random", "optuna"]
 SEARCHERS: tuple[str, ...] = get_args(SearcherName)
+# The searchers that aim for the objective's constraints (Tune's random and Optuna's TPE do not see them).
+CONSTRAINT_AWARE = ("graph", "gpt4")
 # Optuna's samplers need one categorical choice per parameter: only spaces with a flat form.
 FLAT_ONLY = ("optuna",)
 

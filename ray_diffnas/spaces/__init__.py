@@ -3,26 +3,43 @@
 ``UNetArch`` / ``UNetSpace`` (UNet denoisers) and ``NB201Space`` (NAS-Bench-201 cells), the
 ``SearchSpace`` and ``GraphSpace`` protocols every searcher is written against, each space's graph
 encoding and mutation, the Tune domain (``ArchDomain``) and the registry that rebuilds a space from
-its saved dict. Importing this package imports neither torch nor torch-geometric: graphs are built
-only when a graph is asked for.
+its saved dict. Importing this package imports neither torch nor torch-geometric (graphs are built
+only when a graph is asked for), and its names load on first use, so that the command's parser
+answers without importing Ray.
 """
 
-from ray_diffnas.spaces.domain import ArchDomain
-from ray_diffnas.spaces.nb201 import NB201Arch, NB201Space
-from ray_diffnas.spaces.protocol import Architecture, GraphSpace, SearchSpace
-from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
-from ray_diffnas.spaces.unet_arch import UNetArch
-from ray_diffnas.spaces.unet_space import UNetSpace
+from __future__ import annotations
 
-__all__ = [
-    "ArchDomain",
-    "Architecture",
-    "GraphSpace",
-    "NB201Arch",
-    "NB201Space",
-    "SearchSpace",
-    "UNetArch",
-    "UNetSpace",
-    "space_from_dict",
-    "space_from_spec",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ArchDomain": "domain",
+    "Architecture": "protocol",
+    "GraphSpace": "protocol",
+    "NB201Arch": "nb201",
+    "NB201Space": "nb201",
+    "SearchSpace": "protocol",
+    "UNetArch": "unet_arch",
+    "UNetSpace": "unet_space",
+    "space_from_dict": "registry",
+    "space_from_spec": "registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ray_diffnas.spaces' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ray_diffnas.spaces.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from ray_diffnas.spaces.domain import ArchDomain
+    from ray_diffnas.spaces.nb201 import NB201Arch, NB201Space
+    from ray_diffnas.spaces.protocol import Architecture, GraphSpace, SearchSpace
+    from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
+    from ray_diffnas.spaces.unet_arch import UNetArch
+    from ray_diffnas.spaces.unet_space import UNetSpace

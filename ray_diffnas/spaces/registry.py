@@ -15,6 +15,8 @@ from ray_diffnas.spaces.protocol import SearchSpace
 from ray_diffnas.spaces.unet_space import UNetSpace
 
 SPACES: dict[str, Any] = {UNetSpace.kind: UNetSpace, NB201Space.kind: NB201Space}
+# How the command line names a space (space_from_spec reads them).
+SPACE_SPECS = (NB201Space.kind, f"{UNetSpace.kind}:IMAGE_SIZE")
 
 
 def space_from_dict(values: Mapping[str, Any]) -> SearchSpace:

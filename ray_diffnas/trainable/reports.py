@@ -5,6 +5,8 @@ Light on purpose (no torch): the LLM searcher reads it in the driver.
 
 from __future__ import annotations
 
+# What train_diffusion reports for a search to optimise, and which way is better.
+METRIC, MODE = "rfid", "min"
 # The metric the trainable optimises, explained for an LLM that has never seen this project.
 METRIC_NOTES: dict[str, str] = {
     "rfid": (
