@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, Union, get_args, get_origin, get_type_hints
 
 from ray_diffnas.app.job_env import check_output_survives_job, leave_job_working_dir
-from ray_diffnas.app.options import BenchTableOptions, SearchOptions, literal_choices
+from ray_diffnas.app.options import BenchTableOptions, SearchOptions, literal_choices, required_fields
 from ray_diffnas.errors import DiffNASError
 
 PATH_FLAGS = ("output", "resume", "data_root", "table")  # made absolute: trials run in other folders
@@ -41,14 +41,14 @@ def number_at_least(kind: type, minimum: float) -> Callable[[str], Any]:
 
 def add_options(parser: argparse.ArgumentParser, options: type) -> None:
     """One flag per field of the ``options`` dataclass: its name, type, default, choices and help."""
-    hints = get_type_hints(options)
+    hints, required = get_type_hints(options), required_fields(options)
     for f in dataclasses.fields(options):
         hint, meta = _optional_inner(hints[f.name]), f.metadata
         flag = meta.get("flag") or "--" + f.name.replace("_", "-")
         kwargs: dict[str, Any] = {"dest": f.name, "help": meta.get("help", ""), "default": f.default}
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
-        if f.default is None and f.name in ("table", "objective"):
+        if f.name in required:
             kwargs["required"] = True
         choices = literal_choices(hint)
         if hint is bool:
@@ -74,9 +74,10 @@ def _optional_inner(hint: Any) -> Any:
 
 
 def options_from_args(options: type, args: argparse.Namespace) -> Any:
+    hints = get_type_hints(options)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(options)}
     for f in dataclasses.fields(options):
-        if values[f.name] is None and f.metadata.get("flag"):  # repeatable flags given no value
+        if values[f.name] is None and get_origin(hints[f.name]) is tuple:  # a repeatable flag never given
             values[f.name] = f.default
     return options(**values)
 

@@ -201,14 +201,22 @@ class BenchTableOptions:
 
     def check(self) -> None:
         check_choices_and_minimums(self)
-        for name in ("table", "objective"):
-            if getattr(self, name) is None:
-                raise DiffNASError(f"bench-table needs --{name}.")
+
+
+def required_fields(options: type) -> list[str]:
+    """The fields a caller must give: those that default to None but may not be None."""
+    hints = get_type_hints(options)
+    return [
+        f.name for f in dataclasses.fields(options) if f.default is None and type(None) not in get_args(hints[f.name])
+    ]
 
 
 def check_choices_and_minimums(options: Any) -> None:
-    """Checks each field against its ``Literal`` choices and its ``minimum`` (for Python callers;
-    the parser checks the same for flags)."""
+    """Checks each field against its ``Literal`` choices and its ``minimum``, and that the required
+    ones are given (for Python callers; the parser checks the same for flags)."""
+    missing = [name for name in required_fields(type(options)) if getattr(options, name) is None]
+    if missing:
+        raise DiffNASError(f"{', '.join('--' + n.replace('_', '-') for n in missing)} must be given.")
     hints = get_type_hints(type(options))
     for f in dataclasses.fields(options):
         value = getattr(options, f.name)

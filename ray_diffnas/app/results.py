@@ -46,8 +46,8 @@ def results_frame(grid: ResultGrid) -> pd.DataFrame:
     """One row per trial: architecture, settings, status, final and best metrics, RFID curve."""
     rows = [_row(grid[i]) for i in range(len(grid))]
     frame = pd.DataFrame(rows)
-    order = sorted(range(len(frame)), key=lambda i: OBJECTIVE.sort_key(_finite(frame["best_rfid"].iloc[i])))
-    return frame.iloc[order].reset_index(drop=True)  # best first, trials without a value last
+    keys = frame["best_rfid"].map(OBJECTIVE.sort_key)  # NaN sorts last
+    return frame.iloc[keys.argsort(kind="stable")].reset_index(drop=True)  # best first
 
 
 def _row(result: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any, Iterator
 
 import ray
 from ray import tune
@@ -25,8 +25,7 @@ from ray_diffnas.errors import DiffNASError
 from ray_diffnas.metrics.rfid import RFID
 from ray_diffnas.searchers.base import MEMORY_FILE
 from ray_diffnas.searchers.factory import CONSTRAINT_AWARE, SearcherSetup, make_searcher
-from ray_diffnas.searchers.llm.endpoint import ENDPOINT_FILE, EndpointFile, local_llm_server
-from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS
+from ray_diffnas.searchers.llm.endpoint import ENDPOINT_FILE, EndpointFile, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.searchers.tune_state import has_saved_state
 from ray_diffnas.spaces.unet_space import UNetSpace
@@ -121,18 +120,15 @@ def load_data_and_reference(options: SearchOptions) -> tuple[ImageDataset, RFID]
     return data, RFID(data, options.rfid_features)
 
 
-def llm_server(options: SearchOptions, plan: OutputPlan) -> ContextManager[str | EndpointFile | None]:
+@contextlib.contextmanager
+def llm_server(options: SearchOptions, plan: OutputPlan) -> Iterator[EndpointFile | None]:
     """The LLM searcher's endpoint for the length of the search: for ``--llm local`` a server this
     process runs, handed over as an :class:`EndpointFile` (a resumed search's server has a new port)."""
     if options.searcher != "gpt4" or options.llm != "local":
-        return contextlib.nullcontext(None)
+        yield None
+        return
     endpoint = EndpointFile(plan.output / ENDPOINT_FILE)
-    return _server_then(endpoint, local_llm_server(options.llm, endpoint))
-
-
-@contextlib.contextmanager
-def _server_then(endpoint: EndpointFile, server: ContextManager[str | None]) -> Any:
-    with server:
+    with local_llm_server(options.llm, endpoint):
         yield endpoint
 
 
@@ -153,7 +149,7 @@ def build_search(options: SearchOptions, data: ImageDataset, llm_url: str | Endp
     # Few trials: the graph searcher starts learning after a few outcomes instead of its default warm-up.
     # max_trials = num_samples: a resume whose Tune state lags its searcher's asks for no trial too many.
     warmup = max(2, min(10, options.num_samples // 2))
-    model = options.model or (MODEL_ALIAS if options.llm == "local" else None)
+    model = llm_model(options.llm, options.model)
     return make_searcher(
         options.searcher,
         space,

@@ -35,7 +35,7 @@ from ray_diffnas.bench.table import ArchTable, TableError, load_table
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.factory import SearcherSetup, check_searcher, make_searcher, parse_searchers
-from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, local_llm_server
+from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Constraint, Objective
 from ray_diffnas.spaces.registry import space_from_spec
 from ray_diffnas.text_table import format_table
@@ -238,9 +238,7 @@ class TableBenchmark:
 
     def make_searcher(self, name: str, seed: int, budget: int, llm_url: str | None = None) -> SearcherSetup:
         """The Tune search algorithm for ``name`` and the ``param_space`` it searches."""
-        from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS
-
-        model = self.model or (MODEL_ALIAS if self.llm == "local" else None)
+        model = llm_model(self.llm, self.model)
         return make_searcher(
             name,
             self.table.space,

@@ -55,6 +55,18 @@ class EndpointFile:
         return f"EndpointFile({str(self.path)!r})"
 
 
+def llm_model(backend: str, model: str | None) -> str | None:
+    """The model to ask: ``model`` if named, else the local server's own for ``local`` (None: the searcher's default).
+
+    Example:
+        >>> llm_model("local", None), llm_model("openai", None), llm_model("local", "other")
+        ('smollm2-135m-instruct', None, 'other')
+    """
+    from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS
+
+    return model or (MODEL_ALIAS if backend == "local" else None)
+
+
 def check_llm_reachable(backend: str) -> None:
     """The ``openai`` backend needs a key or an endpoint: say so before any work.
 
