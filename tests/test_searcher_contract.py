@@ -12,6 +12,7 @@ from llm_server import FakeLLMServer
 from ray.tune.search import Searcher
 
 from ray_diffnas import ConfigError, GPT4Searcher, GraphDiffusionSearcher, MemorySearcher, Proposal, UNetSpace
+from ray_diffnas.searchers.evolution import RegularizedEvolution
 from ray_diffnas.searchers.graph.diffusion import GraphDiffusionConfig
 from ray_diffnas.searchers.memory import MemoryFileError
 
@@ -40,10 +41,13 @@ Factory = Callable[..., MemorySearcher]
 SMALL_GRAPH_MODEL = GraphDiffusionConfig(hidden=16, layers=1, heads=2, sampling_steps=5, batch_size=16)
 
 
-@pytest.fixture(params=["sampler", "gpt4", "graph"])
+@pytest.fixture(params=["sampler", "gpt4", "graph", "evolution"])
 def make(request) -> Iterator[Factory]:
     if request.param == "sampler":
         yield SpaceSampler
+        return
+    if request.param == "evolution":
+        yield lambda **kw: RegularizedEvolution(population_size=3, tournament_size=2, **kw)
         return
     if request.param == "graph":
         yield lambda **kw: GraphDiffusionSearcher(

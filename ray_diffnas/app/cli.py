@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, Union, get_args, get_origin, get_type_hints
 
 from ray_diffnas.app.job_env import check_output_survives_job, leave_job_working_dir
-from ray_diffnas.app.options import BenchTableOptions, SearchOptions, literal_choices, required_fields
+from ray_diffnas.app.options import (
+    BenchTableOptions,
+    BuildTableOptions,
+    SearchOptions,
+    literal_choices,
+    required_fields,
+)
 from ray_diffnas.errors import DiffNASError
 
 PATH_FLAGS = ("output", "resume", "data_root", "table")  # made absolute: trials run in other folders
@@ -57,12 +63,26 @@ def add_options(parser: argparse.ArgumentParser, options: type) -> None:
             kwargs.update(action="append", default=None)
         elif choices:
             kwargs["choices"] = choices
+        elif meta.get("parse"):
+            kwargs["type"] = _argparse_type(meta["parse"])
         elif hint in (int, float):
             minimum = meta.get("minimum")
             kwargs["type"] = hint if minimum is None else number_at_least(hint, minimum)
         if isinstance(f.default, Path):
             kwargs["default"] = str(f.default)
         parser.add_argument(flag, **kwargs)
+
+
+def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An option's ``parse`` as an argparse type: its ValueError becomes the parser's message."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
 
 
 def _optional_inner(hint: Any) -> Any:
@@ -110,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
         "bench.png to --output and prints median best / mean regret per searcher.",
     )
     add_options(bench, BenchTableOptions)
+    build = commands.add_parser(
+        "build-table",
+        help="train every architecture of a finite UNet space once and write a tabular benchmark",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="A Ray Tune grid over the space's architectures, each trained with the search's trainable at "
+        "one budget. Writes --output/table.parquet (one row per architecture: RFID after every iteration, final "
+        "and best RFID, latency, parameters, FLOPs, wall time); rerun the same command to resume a stopped build.",
+    )
+    add_options(build, BuildTableOptions)
     return parser
 
 
@@ -122,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_search_command(args)
         if args.command == "bench-table":
             return run_bench_table_command(args)
+        if args.command == "build-table":
+            return run_build_table_command(args)
     except DiffNASError as error:
         print(f"ray-diffnas: error: {error}", file=sys.stderr)
         return 2
@@ -180,13 +211,29 @@ def run_bench_table_command(args: argparse.Namespace) -> int:
     summary = result.summary
     constraints = f", {', '.join(summary['constraints'])}" if summary["constraints"] else ""
     print(
-        f"\n{len(summary['searchers'])} searcher(s) x {options.seeds} seed(s) x {options.budget} queries on "
+        f"\n{len(summary['searchers'])} searcher(s) x {len(summary['seeds'])} seed(s) x {options.budget} queries on "
         f"{summary['table']['rows']} architectures in {summary['wall_seconds']:.0f} s "
-        f"({options.objective}{constraints}):"
+        f"({summary['objective']}:{summary['mode']}{constraints}):"
     )
     print(result.table_text())
     print("Files: " + ", ".join(str(p) for p in result.paths.values()))
     return 0
+
+
+def run_build_table_command(args: argparse.Namespace) -> int:
+    options = options_from_args(BuildTableOptions, args)
+    options.check()  # a bad option answers at once, before Ray and torch are imported
+    from ray_diffnas.bench.build import build_table
+
+    result = build_table(options)
+    meta = result.metadata
+    print(
+        f"\n{meta['rows_complete']} of {meta['architectures']} architectures trained in full "
+        f"({meta['build_wall_seconds']:.0f} s of build time, {meta['train_seconds_total']:.0f} s of trial time)."
+    )
+    print(f"Table: {result.path}")
+    print(f"Judge searchers on it: ray-diffnas bench-table --table {result.path} --objective {meta['objective']}")
+    return 0 if meta["rows_complete"] == meta["architectures"] else 1
 
 
 if __name__ == "__main__":

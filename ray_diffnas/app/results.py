@@ -66,6 +66,7 @@ def _row(result: Any) -> dict[str, Any]:
         **{f"train.{k}": v for k, v in settings.items()},
         **{k: _number(metrics.get(k)) for k in METRICS},
         "best_rfid": _finite(OBJECTIVE.best(curve)),
+        "wall_seconds": _number(metrics.get("time_total_s")),  # the trial's own time, over every restore
         "rfid_curve": curve,
         "rfid_features": metrics.get("rfid_features"),
         "checkpoint": _best_checkpoint_path(result),

@@ -83,7 +83,8 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
 def warn_ignored_options(options: SearchOptions) -> None:
     """Logs each option the chosen searcher or scheduler does not use (a likely slip, not an error)."""
     if options.constraints and options.searcher not in CONSTRAINT_AWARE:
-        logger.warning("--constraint guides only the graph and LLM searchers; %s ignores it.", options.searcher)
+        aware = ", ".join(CONSTRAINT_AWARE)
+        logger.warning("--constraint guides only the %s searchers; %s ignores it.", aware, options.searcher)
     if options.scheduler != "asha" and options.reduction_factor != SearchOptions.reduction_factor:
         logger.warning("--reduction-factor is ASHA's; --scheduler %s ignores it.", options.scheduler)
 

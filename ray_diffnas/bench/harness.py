@@ -7,9 +7,16 @@ only without the training. The harness records, per query, the best objective fo
 the regret against the table's optimum, and writes:
 
 - ``trajectories.parquet``: one row per (searcher, seed, query);
-- ``summary.json``: per searcher, best and regret at 25/50/100/all queries, queries to reach the
-  optimum, the share of queries meeting the constraints, duplicate queries, wall time;
-- ``bench.png``: mean best-so-far against queries with the interquartile band over seeds.
+- ``summary.json``: per searcher, at 10/25/50/100/all queries: median best, mean and median regret
+  with bootstrap 95 % intervals over seeds; queries to reach the optimum, the share of queries
+  meeting the constraints, duplicate queries, wall time;
+- ``bench.png``: mean regret against queries with its bootstrap 95 % band over seeds.
+
+With ``scheduler="asha"`` (ASHA replay) a trial reports the table's curve of the objective one
+iteration at a time (``rfid@1``, ``rfid@2``, ... of a table ``build-table`` wrote) and ASHA stops
+weak trials as it would in a search; the budget is then counted in full trials' worth of
+iterations (a trial stopped after 2 of 8 iterations costs 0.25), and a searcher's pick after a
+budget is the trial with the best *reported* value, scored by its architecture's true final value.
 
 Nothing here knows a particular benchmark: the space parses the architecture column and every
 other numeric column is a metric.
@@ -30,14 +37,19 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.tune import Stopper
 
-from ray_diffnas.bench.table import ArchTable, TableError, load_table
-from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable
+from ray_diffnas.atomic import atomic_write
+from ray_diffnas.bench.stats import bootstrap_interval
+from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata
+from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.factory import SearcherSetup, check_searcher, make_searcher, parse_searchers
 from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Constraint, Objective
-from ray_diffnas.spaces.registry import space_from_spec
+from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
 from ray_diffnas.text_table import format_table
 
 if TYPE_CHECKING:
@@ -45,14 +57,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS = (25, 50, 100)
+CHECKPOINTS = (10, 25, 50, 100)
+RUNS_FOLDER = "runs"  # one finished run per file: a rerun of the benchmark resumes from them
+RUN_METADATA_KEY = b"ray_diffnas.bench_run"
+BENCH_SCHEDULERS = ("none", "asha")
 TRAJECTORY_COLUMNS = [
     "searcher",
     "seed",
     "query",
+    "budget_used",
     "trial_id",
     "arch_key",
     "objective",
+    "true_objective",
+    "iterations",
     "in_table",
     "feasible",
     "duplicate",
@@ -63,11 +81,11 @@ TRAJECTORY_COLUMNS = [
 
 
 def checkpoints(budget: int) -> list[int]:
-    """The query counts a summary reports: 25, 50, 100 (those within the budget) and the budget.
+    """The query counts a summary reports: 10, 25, 50, 100 (those within the budget) and the budget.
 
     Example:
         >>> checkpoints(60), checkpoints(8)
-        ([25, 50, 60], [8])
+        ([10, 25, 50, 60], [8])
     """
     return sorted({c for c in CHECKPOINTS if c <= budget} | {budget})
 
@@ -118,6 +136,9 @@ class TableBenchmark:
         max_concurrent_trials: Trials at once. 1 (default) lets a model-based searcher see every
             result before its next suggestion, as in a real sequential search.
         warmup: Warm-up queries for the graph searcher (default: its own default).
+        scheduler: ``none`` (each query looks a row up) or ``asha`` (replays each row's curve under
+            ASHA; needs a table ``build-table`` wrote).
+        reduction_factor: ASHA's reduction factor (as ``ray-diffnas search --reduction-factor``).
         llm: ``openai`` or ``local``, for the gpt4 searcher (as ``ray-diffnas search --llm``).
         model: The gpt4 searcher's model name.
         address: A Ray cluster address (default: a local Ray, started once for all runs).
@@ -145,6 +166,8 @@ class TableBenchmark:
         *,
         max_concurrent_trials: int = 1,
         warmup: int | None = None,
+        scheduler: str = "none",
+        reduction_factor: float = 2.0,
         llm: str = "openai",
         model: str | None = None,
         address: str | None = None,
@@ -161,6 +184,12 @@ class TableBenchmark:
             table.require_metric(constraint.metric, f"constraint {str(constraint)!r}")
         self.max_concurrent_trials = max_concurrent_trials
         self.warmup = warmup
+        if scheduler not in BENCH_SCHEDULERS:
+            raise ConfigError(f"scheduler must be one of {list(BENCH_SCHEDULERS)}, but got {scheduler!r}.")
+        if scheduler == "asha" and not reduction_factor > 1:
+            raise ConfigError(f"ASHA's reduction factor must be > 1, but got {reduction_factor}.")
+        self.scheduler, self.reduction_factor = scheduler, reduction_factor
+        self.curve = self._curve_columns() if scheduler == "asha" else ()
         self.llm, self.model, self.address = llm, model, address
         self.feasible = {key: self._row_feasible(row) for key, row in table.rows.items()}
         self.optimum, self.optimum_key = self._find_optimum()
@@ -172,20 +201,50 @@ class TableBenchmark:
     def from_file(
         cls,
         path: str | os.PathLike,
-        objective: str,
+        objective: str | None = None,
         *,
-        space: str | Any = "nb201",
-        arch_column: str = "arch",
+        space: str | Any | None = None,
+        arch_column: str | None = None,
         constraints: Sequence[str] = (),
         **kwargs: Any,
     ) -> TableBenchmark:
         """Loads a CSV/Parquet table; ``objective`` is ``"COL:max"`` / ``"COL:min"``; ``space`` a
-        space or its ``--space`` spelling (``nb201``, ``unet:32``)."""
+        space or its ``--space`` spelling (``nb201``, ``unet:32``, ``unet-bench:8``).
+
+        A table ``build-table`` wrote records its space, architecture column and objective; those
+        are the defaults. Otherwise the space defaults to ``nb201``, the column to ``arch``, and the
+        objective must be given."""
+        metadata = read_table_metadata(path) or {}
+        objective = objective or metadata.get("objective")
+        if objective is None:
+            raise ConfigError("--objective must be given (e.g. cifar10_valid_acc:max): the table records none.")
         target = Objective.parse(objective, constraints)  # a bad objective or constraint fails before the table is read
-        space = space_from_spec(space) if isinstance(space, str) else space
+        if space is None:
+            space = space_from_dict(metadata["space"]) if "space" in metadata else space_from_spec("nb201")
+        elif isinstance(space, str):
+            space = space_from_spec(space)
+        arch_column = arch_column or metadata.get("arch_column") or "arch"
         return cls(load_table(path, space, arch_column), target.metric, target.mode, target.constraints, **kwargs)
 
     # --- the table's side -----------------------------------------------------------------
+
+    def _curve_columns(self) -> tuple[str, ...]:
+        """The objective's value after each iteration (ASHA replays them), from the table's metadata."""
+        curve = self.table.metadata.get("curve") or {}
+        columns = tuple(curve.get("columns") or ())
+        if not columns:
+            raise TableError(
+                f"ASHA replay needs each architecture's curve (its objective after every iteration), which "
+                f"'ray-diffnas build-table' records; {self.table.source!r} has none: use --scheduler none."
+            )
+        for column in columns:
+            self.table.require_metric(column, "curve")
+        return columns
+
+    def _hidden_in_replay(self) -> tuple[str, ...]:
+        """Columns a replayed trial must not report before its last iteration (they tell its final value)."""
+        derived = tuple((self.table.metadata.get("curve") or {}).get("derived") or ())
+        return tuple(dict.fromkeys((*self.curve, *derived, self.objective)))
 
     def _row_feasible(self, row: dict[str, float]) -> bool:
         return self.target.value(row) is not None and self.target.feasible(row)
@@ -223,6 +282,9 @@ class TableBenchmark:
             "optimum": self.optimum,
             "optimum_arch": self.optimum_key,
             "optimum_row": self.table.row_numbers[self.optimum_key],
+            "built_with": {k: self.table.metadata.get(k) for k in ("dataset", "image_size", "training", "seed")}
+            if self.table.metadata
+            else None,
         }
 
     # --- searchers --------------------------------------------------------------------------
@@ -244,7 +306,7 @@ class TableBenchmark:
             self.table.space,
             self.target,
             seed=seed,
-            budget=budget,
+            budget=self.max_trials(budget),
             max_concurrent=self.max_concurrent_trials,
             warmup=self.warmup,
             llm_model=model,
@@ -284,11 +346,16 @@ class TableBenchmark:
         with self._llm_server(chosen) as llm_url:
             for name in chosen:
                 for seed in seed_list:
-                    runs.append(self.run_one(name, seed, budget, output / "tune", llm_url=llm_url))
+                    runs.append(self.cached_run(name, seed, budget, output, llm_url=llm_url))
         trajectories = pd.concat([r.trajectory for r in runs], ignore_index=True)
         summary = self.summarize(runs, budget)
         summary["wall_seconds"] = round(time.perf_counter() - start, 2)
         return self._write(BenchResult(trajectories, summary, runs), output, plot, budget)
+
+    def max_trials(self, budget: int) -> int:
+        """Trials a run may start: the budget, or under ASHA replay one per iteration of it (the
+        iteration budget stops the run first)."""
+        return budget * len(self.curve) if self.scheduler == "asha" else budget
 
     def _init_ray(self) -> None:
         import ray
@@ -301,23 +368,79 @@ class TableBenchmark:
             return contextlib.nullcontext(None)
         return local_llm_server(self.llm)  # one server for every gpt4 run (None: the OpenAI API)
 
+    def run_settings(self, budget: int) -> dict[str, Any]:
+        """What a finished run's result depends on besides its searcher and seed: a cached run counts
+        only when these match."""
+        return {
+            "table": self.table.source,
+            "rows": len(self.table),
+            "optimum": self.optimum,
+            "objective": self.objective,
+            "mode": self.mode,
+            "constraints": [str(c) for c in self.constraints],
+            "budget": budget,
+            "scheduler": self.scheduler,
+            "reduction_factor": self.reduction_factor,
+            "max_concurrent_trials": self.max_concurrent_trials,
+            "warmup": self.warmup,
+            "llm": self.llm,
+            "model": self.model,
+        }
+
+    def cached_run(self, name: str, seed: int, budget: int, output: Path, llm_url: str | None = None) -> RunRecord:
+        """:meth:`run_one`, kept in ``output/runs/<searcher>-seed<seed>.parquet``: a benchmark stopped
+        part-way and run again reruns only the runs it had not finished (with the same settings)."""
+        path = output / RUNS_FOLDER / f"{name}-seed{seed}.parquet"
+        settings = json.dumps(_jsonable(self.run_settings(budget)), sort_keys=True)
+        cached = _read_cached_run(path, settings)
+        if cached is not None:
+            logger.info("%s seed %d: kept from %s.", name, seed, path)
+            return cached
+        record = self.run_one(name, seed, budget, output / "tune", llm_url=llm_url)
+        meta = {"settings": settings, "wall_seconds": record.wall_seconds, "warmup": record.warmup}
+        table = pa.Table.from_pandas(record.trajectory, preserve_index=False)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), RUN_METADATA_KEY: json.dumps(meta)})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        return record
+
     def run_one(
         self, name: str, seed: int, budget: int, storage: str | os.PathLike[str], llm_url: str | None = None
     ) -> RunRecord:
         """One Tune run of one searcher; returns its trajectory (Ray must be initialised)."""
         from ray import tune
         from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+        from ray.tune.schedulers import ASHAScheduler
 
         search_alg, param_space = self.make_searcher(name, seed, budget, llm_url)
         generator = type(search_alg).__name__ == "BasicVariantGenerator"
+        lookup = self._trial_lookup(flat="arch" not in param_space)
+        if self.scheduler == "asha":
+            trainable = tune.with_parameters(
+                replay_trainable,
+                lookup=lookup,
+                curve=self.curve,
+                hidden=self._hidden_in_replay(),
+                metric=self.objective,
+            )
+            scheduler: Any = ASHAScheduler(
+                time_attr="training_iteration",
+                max_t=len(self.curve),
+                grace_period=1,
+                reduction_factor=self.reduction_factor,
+            )
+            stop: Any = IterationBudget(budget * len(self.curve))
+        else:
+            trainable, scheduler, stop = tune.with_parameters(lookup_trainable, lookup=lookup), None, None
         tuner = tune.Tuner(
-            tune.with_parameters(lookup_trainable, lookup=self._trial_lookup(flat="arch" not in param_space)),
+            trainable,
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 metric=self.objective,
                 mode=self.mode,
-                num_samples=budget,
+                num_samples=self.max_trials(budget),
                 search_alg=search_alg,
+                scheduler=scheduler,
                 max_concurrent_trials=None if generator else self.max_concurrent_trials,
                 reuse_actors=True,  # one worker per run: a fresh actor per trial costs seconds
             ),
@@ -325,6 +448,7 @@ class TableBenchmark:
                 storage_path=str(Path(storage).resolve()),
                 name=f"{name}-seed{seed}",
                 verbose=0,
+                stop=stop,
                 callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
             ),
         )
@@ -365,6 +489,7 @@ class TableBenchmark:
             row = self.table.rows.get(key) if key is not None else None
             value = self.target.value(metrics)
             objective = value if error is None and value is not None else math.nan
+            true_value = self.target.value(row or {})
             rows.append(
                 {
                     "searcher": name,
@@ -372,28 +497,37 @@ class TableBenchmark:
                     "trial_id": str(metrics.get("trial_id", "")),
                     "arch_key": key,
                     "objective": objective,
+                    "true_objective": math.nan if true_value is None else true_value,
+                    "iterations": int(metrics.get("training_iteration") or 0),
                     "in_table": row is not None,
                     "feasible": bool(row is not None and key is not None and error is None and self.feasible[key]),
                     "error": None if error is None else f"{type(error).__name__}: {str(error)[:300]}",
                     **{c.metric: (row or {}).get(c.metric, math.nan) for c in self.constraints},
                 }
             )
-        measured = ["searcher", "seed", "trial_id", "arch_key", "objective", "in_table", "feasible", "error"]
+        measured = ["searcher", "seed", "trial_id", "arch_key", "objective", "true_objective", "iterations"]
+        measured += ["in_table", "feasible", "error"]
         frame = pd.DataFrame(rows, columns=measured + list(dict.fromkeys(c.metric for c in self.constraints)))
         # Tune numbers trials in the order the searcher suggested them: <experiment>_<00000 counter>.
         frame = frame.iloc[np.argsort([_trial_number(t) for t in frame["trial_id"]], kind="stable")]
         return self._with_progress(frame.reset_index(drop=True))
 
     def _with_progress(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Adds the query number, the budget used (queries; under ASHA replay, full trials' worth of
+        iterations), duplicates, the pick so far (best reported value) scored by its true value, and regret."""
         frame["query"] = np.arange(1, len(frame) + 1)
+        if self.scheduler == "asha":
+            frame["budget_used"] = frame["iterations"].clip(lower=1).cumsum() / len(self.curve)
+        else:
+            frame["budget_used"] = frame["query"].astype(float)
         keys = frame["arch_key"]
         frame["duplicate"] = keys.notna() & keys.duplicated()
-        best: float | None = None
-        best_so_far = []
-        for value, feasible in zip(frame["objective"], frame["feasible"]):
-            if feasible and self.target.better(value, best):
-                best = float(value)
-            best_so_far.append(math.nan if best is None else best)
+        picked: float | None = None  # the best reported value so far: what the search would pick
+        best_so_far, true_of_pick = [], math.nan
+        for value, true_value, feasible in zip(frame["objective"], frame["true_objective"], frame["feasible"]):
+            if feasible and self.target.better(value, picked):
+                picked, true_of_pick = float(value), float(true_value)
+            best_so_far.append(true_of_pick)
         frame["best_so_far"] = best_so_far
         frame["regret"] = (self.optimum - frame["best_so_far"]).abs()  # the optimum is the best feasible row
         return frame[TRAJECTORY_COLUMNS + [c for c in frame.columns if c not in TRAJECTORY_COLUMNS]]
@@ -408,6 +542,8 @@ class TableBenchmark:
             "mode": self.mode,
             "constraints": [str(c) for c in self.constraints],
             "budget": budget,
+            "scheduler": self.scheduler,
+            "reduction_factor": self.reduction_factor if self.scheduler == "asha" else None,
             "seeds": sorted({r.seed for r in runs}),
             "table": self.table_info(),
             "searchers": {name: self._summarize_searcher(group, budget) for name, group in by_searcher.items()},
@@ -423,6 +559,9 @@ class TableBenchmark:
                 "median_best": _stat(np.nanmedian, best),
                 "mean_best": _stat(np.nanmean, best),
                 "mean_regret": _stat(np.nanmean, regret),
+                "mean_regret_ci95": bootstrap_interval(regret, np.mean),
+                "median_regret": _stat(np.nanmedian, regret),
+                "median_regret_ci95": bootstrap_interval(regret, np.median),
                 "seeds_with_a_feasible_query": int(np.sum(~np.isnan(best))),
             }
         reached = [self._queries_to_optimum(r.trajectory) for r in runs]
@@ -446,9 +585,10 @@ class TableBenchmark:
             "seconds_per_query": round(sum(wall) / max(queries, 1), 4),
         }
 
-    def _queries_to_optimum(self, trajectory: pd.DataFrame) -> int | None:
-        hit = trajectory["feasible"] & np.isclose(trajectory["objective"], self.optimum, rtol=1e-12, atol=0.0)
-        return int(trajectory.loc[hit, "query"].iloc[0]) if hit.any() else None
+    def _queries_to_optimum(self, trajectory: pd.DataFrame) -> float | None:
+        """The budget used when the search's pick first was the optimum (None: never)."""
+        hit = np.isclose(trajectory["best_so_far"], self.optimum, rtol=1e-12, atol=0.0)
+        return float(trajectory.loc[hit, "budget_used"].iloc[0]) if hit.any() else None
 
     # --- files ------------------------------------------------------------------------------
 
@@ -463,8 +603,8 @@ class TableBenchmark:
                 self.optimum,
                 output / "bench.png",
                 objective=self.objective,
-                mode=self.mode,
                 budget=budget,
+                asha=self.scheduler == "asha",
             )
         result.summary["files"] = {name: str(path) for name, path in paths.items()}
         paths["summary"].write_text(json.dumps(_jsonable(result.summary), indent=1))
@@ -481,7 +621,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         cells = [name]
         for c in counts:
             point = stats["checkpoints"][str(c)]
-            cells.append(f"{_fmt(point['median_best'])} / {_fmt(point['mean_regret'])}")
+            interval = point.get("mean_regret_ci95")
+            spread = f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
+            cells.append(f"{_fmt(point['median_best'])} / {_fmt(point['mean_regret'])}{spread}")
         reached = stats["median_queries_to_optimum"]
         cells += [
             "never" if reached is None else f"{reached:g}",
@@ -490,7 +632,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         ]
         lines.append(cells)
     text = [
-        f"median best {summary['objective']} / mean regret after q queries, over {len(summary['seeds'])} seed(s):",
+        f"median best {summary['objective']} / mean regret [bootstrap 95 % interval] after q "
+        f"{'full trials of compute (ASHA replay)' if summary.get('scheduler') == 'asha' else 'queries'}, "
+        f"over {len(summary['seeds'])} seed(s):",
         format_table(header, lines),
     ]
     table = summary["table"]
@@ -499,6 +643,20 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{table['optimum_row']}: {table['optimum_arch']}"
     )
     return "\n".join(text)
+
+
+class IterationBudget(Stopper):
+    """Stops a run once its trials have reported ``limit`` iterations in all (ASHA replay's budget)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self.used += 1
+        return False
+
+    def stop_all(self) -> bool:
+        return self.used >= self.limit
 
 
 @contextlib.contextmanager
@@ -515,6 +673,22 @@ def _without_tensorboard_logger() -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = before
+
+
+def _read_cached_run(path: Path, settings: str) -> RunRecord | None:
+    """A run saved by :meth:`TableBenchmark.cached_run` with these settings, else None."""
+    if not path.is_file():
+        return None
+    try:
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {})[RUN_METADATA_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None  # damaged or foreign: run it again
+    if meta.get("settings") != settings:
+        return None
+    frame = table.to_pandas()
+    name, seed = str(frame["searcher"].iloc[0]), int(frame["seed"].iloc[0])
+    return RunRecord(name, seed, frame, float(meta["wall_seconds"]), int(meta["warmup"]))
 
 
 def _seeds(seeds: int | Sequence[int]) -> list[int]:
@@ -534,8 +708,8 @@ def _trial_number(trial_id: str) -> int:
 
 
 def _value_at(trajectory: pd.DataFrame, column: str, count: int) -> float:
-    """The column's value after ``count`` queries (the last value when the run made fewer)."""
-    upto = trajectory[trajectory["query"] <= count]
+    """The column's value once ``count`` queries' budget was used (the last value when the run used less)."""
+    upto = trajectory[trajectory["budget_used"] <= count + 1e-9]
     return float(upto[column].iloc[-1]) if len(upto) else math.nan
 
 
@@ -545,7 +719,7 @@ def _stat(function: Any, values: np.ndarray) -> float | None:
     return float(function(values))
 
 
-def _median_or_none(reached: list[int | None]) -> float | None:
+def _median_or_none(reached: list[float | None]) -> float | None:
     """Median queries to the optimum; a seed that never reached it counts as infinitely many."""
     values = np.array([math.inf if r is None else r for r in reached], dtype=float)
     median = float(np.median(values)) if len(values) else math.inf
@@ -585,6 +759,8 @@ def run_bench_table(options: BenchTableOptions) -> BenchResult:
         constraints=options.constraints,
         max_concurrent_trials=options.max_concurrent,
         warmup=options.warmup,
+        scheduler=options.scheduler,
+        reduction_factor=options.reduction_factor,
         llm=options.llm,
         model=options.model,
         address=options.address,

@@ -1,4 +1,4 @@
-"""``bench.png``: best objective so far against queries, one line per searcher, for a tabular benchmark."""
+"""``bench.png``: regret against queries, one line per searcher, for a tabular benchmark."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ray_diffnas.searchers.objective import Objective
+from ray_diffnas.bench.stats import CONFIDENCE, bootstrap_interval
+
+POINTS = 100  # budgets at which the curves are drawn
 
 
 def plot_bench(
@@ -18,23 +20,23 @@ def plot_bench(
     path: str | Path,
     *,
     objective: str = "objective",
-    mode: str = "max",
     budget: int | None = None,
+    asha: bool = False,
 ) -> Path:
-    """Draws the mean best-so-far over seeds, with the interquartile band, and the table optimum.
+    """Draws each searcher's mean regret over seeds with its bootstrap 95 % band.
 
     Args:
-        trajectories: Rows of ``searcher``, ``seed``, ``query`` (1-based) and ``best_so_far``
-            (what :class:`~ray_diffnas.bench.harness.TableBenchmark` writes to ``trajectories.parquet``).
-        optimum: The table's best (feasible) objective value, drawn dashed.
+        trajectories: Rows of ``searcher``, ``seed``, ``budget_used`` and ``regret`` (what
+            :class:`~ray_diffnas.bench.harness.TableBenchmark` writes to ``trajectories.parquet``).
+        optimum: The table's best (feasible) objective value, named in the title.
         path: The PNG file to write.
         objective: The objective's name, for the axis label.
-        mode: ``max`` or ``min``, for the axis label.
-        budget: Queries per run (default: the largest query index).
+        budget: The largest budget drawn (default: the largest budget used).
+        asha: Whether the budget is full trials' worth of iterations (ASHA replay), for the axis label.
 
     Example:
-        >>> frame = pd.DataFrame({"searcher": "random", "seed": [0, 0, 1, 1], "query": [1, 2, 1, 2],
-        ...                       "best_so_far": [1.0, 2.0, 0.5, 2.5]})
+        >>> frame = pd.DataFrame({"searcher": "random", "seed": [0, 0, 1, 1], "budget_used": [1.0, 2, 1, 2],
+        ...                       "regret": [2.0, 1.0, 2.5, 0.5]})
         >>> import tempfile, os
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     plot_bench(frame, 3.0, os.path.join(folder, "bench.png")).exists()
@@ -44,20 +46,20 @@ def plot_bench(
     fig = Figure(figsize=(7.5, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    budget = int(budget or (trajectories["query"].max() if len(trajectories) else 1))
+    budget = float(budget or (trajectories["budget_used"].max() if len(trajectories) else 1))
+    grid = np.linspace(1.0, max(budget, 1.0), POINTS)
     for searcher, group in trajectories.groupby("searcher", sort=False):
-        queries, mean, low, high, seeds = _band(group, budget)
-        (line,) = ax.plot(queries, mean, lw=1.8, label=f"{searcher} ({seeds} seeds)")
-        ax.fill_between(queries, low, high, color=line.get_color(), alpha=0.2, lw=0)
-    ax.axhline(optimum, ls="--", color="k", lw=1, label=f"table optimum {optimum:.6g}")
-    better = Objective(objective, mode).direction
+        mean, low, high, seeds = _band(group, grid)
+        (line,) = ax.plot(grid, mean, lw=1.8, label=f"{searcher} ({seeds} seeds)")
+        ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.set(
-        xlabel="queries (table look-ups)",
-        ylabel=f"best {objective} so far ({better} is better)",
-        title="Best found vs queries: mean over seeds, band = interquartile range",
+        xlabel="full trials of compute (ASHA replay)" if asha else "queries (table look-ups)",
+        ylabel=f"regret in {objective} (0 = the table's best)",
+        title=f"Mean regret over seeds, band = bootstrap {CONFIDENCE:.0%} interval (optimum {optimum:.6g})",
         xlim=(1, max(budget, 2)),
     )
-    ax.legend(loc="lower right" if mode == "max" else "upper right", fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
@@ -66,14 +68,21 @@ def plot_bench(
     return path
 
 
-def _band(group: pd.DataFrame, budget: int) -> tuple[np.ndarray, ...]:
-    """Mean and quartiles across seeds at each query; a run that ended early keeps its last value."""
-    wide = group.pivot(index="query", columns="seed", values="best_so_far").reindex(range(1, budget + 1)).ffill()
-    values = wide.to_numpy(dtype=float)
-    with np.errstate(all="ignore"):
-        present = ~np.isnan(values).all(axis=1)  # before any seed's first feasible query: no point
-        mean = np.full(len(values), np.nan)
-        low, high = mean.copy(), mean.copy()
-        mean[present] = np.nanmean(values[present], axis=1)
-        low[present], high[present] = np.nanpercentile(values[present], [25, 75], axis=1)
-    return wide.index.to_numpy(), mean, low, high, wide.shape[1]
+def _band(group: pd.DataFrame, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Mean regret and its interval at each budget of ``grid``; a seed's regret at a budget is its
+    value after the last query that fit in it (NaN before its first feasible query)."""
+    runs = [run.sort_values("budget_used") for _, run in group.groupby("seed")]
+    values = np.full((len(grid), len(runs)), np.nan)
+    for j, run in enumerate(runs):
+        at = np.searchsorted(run["budget_used"].to_numpy(), grid + 1e-9, side="right") - 1
+        regret = run["regret"].to_numpy(dtype=float)
+        values[at >= 0, j] = regret[at[at >= 0]]
+    mean = np.full(len(grid), np.nan)
+    low, high = mean.copy(), mean.copy()
+    for i, row in enumerate(values):
+        if np.isnan(row).all():
+            continue
+        mean[i] = np.nanmean(row)
+        interval = bootstrap_interval(row)
+        low[i], high[i] = interval if interval else (mean[i], mean[i])
+    return mean, low, high, len(runs)

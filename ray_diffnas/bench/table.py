@@ -21,13 +21,17 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from ray_diffnas.atomic import atomic_write
 from ray_diffnas.bench.table_trainable import TableLookup, table_alias
 from ray_diffnas.errors import ConfigError, DiffNASError
 
 logger = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# Where build-table records how a table was made (space, data, budget, curve columns) in the Parquet file.
+TABLE_METADATA_KEY = b"ray_diffnas.table"
 # Flat spaces up to this many points get every flat config of a table row as an alias (NB201: 15,625).
 FLAT_ALIAS_LIMIT = 200_000
 
@@ -88,6 +92,7 @@ class ArchTable:
     skipped_rows: int = 0  # rows the space could not parse
     duplicate_rows: int = 0  # later rows of an architecture already seen (the first row is kept)
     aliases: dict[str, str] = field(default_factory=dict)  # JSON of arch.to_dict() -> key
+    metadata: dict[str, Any] = field(default_factory=dict)  # how build-table made it (empty for other tables)
     non_numeric: dict[str, Any] = field(default_factory=dict)  # other columns -> an example value
     _flat: tuple[tuple[str, ...], dict[str, str]] | None = field(default=None, repr=False)
 
@@ -156,6 +161,7 @@ def load_table(source: str | os.PathLike | pd.DataFrame, space: Any, arch_column
     """
     frame = source if isinstance(source, pd.DataFrame) else read_frame(source)
     name = "<DataFrame>" if isinstance(source, pd.DataFrame) else str(source)
+    metadata = {} if isinstance(source, pd.DataFrame) else read_table_metadata(source) or {}
     if frame.empty:
         raise TableError(f"Table {name!r} has no rows; it needs one row per architecture.")
     if arch_column not in frame.columns:
@@ -164,9 +170,31 @@ def load_table(source: str | os.PathLike | pd.DataFrame, space: Any, arch_column
             f"{[str(c) for c in frame.columns]}; name the right one with --arch-column."
         )
     numeric, non_numeric = _split_columns(frame, arch_column)
-    table = ArchTable(space, arch_column, {}, {}, tuple(numeric), source=name, non_numeric=non_numeric)
+    table = ArchTable(
+        space, arch_column, {}, {}, tuple(numeric), source=name, non_numeric=non_numeric, metadata=metadata
+    )
     _fill_rows(table, frame[arch_column].tolist(), frame[numeric].to_numpy(dtype=float))
     return table
+
+
+def read_table_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A table's build metadata (see ``ray_diffnas.bench.build``), or None for a file ``build-table``
+    did not write (a CSV, another Parquet file)."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in PARQUET_SUFFIXES or not path.is_file():
+        return None
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(TABLE_METADATA_KEY)
+        return None if raw is None else dict(json.loads(raw))
+    except (OSError, ValueError, pa.ArrowException):  # unreadable: read_frame says why
+        return None
+
+
+def write_table_file(frame: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> Path:
+    """Writes a table to Parquet with ``metadata`` under :data:`TABLE_METADATA_KEY`, atomically."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), TABLE_METADATA_KEY: json.dumps(metadata)})
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _split_columns(frame: pd.DataFrame, arch_column: str) -> tuple[list[str], dict[str, Any]]:

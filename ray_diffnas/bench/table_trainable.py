@@ -94,5 +94,19 @@ def lookup_trainable(config: dict[str, Any], lookup: TableLookup) -> None:
     tune.report(metrics)
 
 
+def replay_trainable(
+    config: dict[str, Any], lookup: TableLookup, curve: tuple[str, ...], hidden: tuple[str, ...], metric: str
+) -> None:
+    """The trainable of an ASHA replay: reports the row's curve (``curve`` columns) one iteration at a
+    time as ``metric``, beside the row's other columns except ``hidden`` (those that tell the final value).
+    A query outside the table reports NaN once."""
+    from ray import tune
+
+    key, row = lookup.query(config)
+    shown = {name: value for name, value in row.items() if name not in hidden}
+    for column in curve if key in lookup.rows else curve[:1]:
+        tune.report({**shown, metric: row.get(column, math.nan)})
+
+
 def table_alias(values: Any) -> str:
     return json.dumps(values, sort_keys=True, default=str)

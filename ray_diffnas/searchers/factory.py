@@ -18,10 +18,13 @@ from ray_diffnas.searchers.objective import Objective
 if TYPE_CHECKING:
     from ray_diffnas.spaces.protocol import SearchSpace
 
-SearcherName = Literal["graph", "gpt4", "random", "optuna"]
+SearcherName = Literal["graph", "gpt4", "random", "optuna", "evolution"]
 SEARCHERS: tuple[str, ...] = get_args(SearcherName)
+# What `ray-diffnas search` runs; Optuna's samplers search a flat form of the space that a trial
+# cannot train from, so they stay a bench-table baseline.
+SEARCH_COMMAND_SEARCHERS: tuple[str, ...] = ("graph", "gpt4", "random", "evolution")
 # The searchers that aim for the objective's constraints (Tune's random and Optuna's TPE do not see them).
-CONSTRAINT_AWARE = ("graph", "gpt4")
+CONSTRAINT_AWARE = ("graph", "gpt4", "evolution")
 # Optuna's samplers need one categorical choice per parameter: only spaces with a flat form.
 FLAT_ONLY = ("optuna",)
 
@@ -116,6 +119,10 @@ def make_searcher(
         "seed": seed,
         "max_trials": budget,
     }
+    if name == "evolution":
+        from ray_diffnas.searchers.evolution import RegularizedEvolution
+
+        return SearcherSetup(RegularizedEvolution(**model_based), param_space)
     if name == "graph":
         from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
 

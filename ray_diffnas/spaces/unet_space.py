@@ -215,6 +215,27 @@ class UNetSpace:
 
         return mutate(arch, self, rng)
 
+    # --- the whole space, and its flat form (see ray_diffnas.spaces.unet_enumeration) ------------
+
+    def enumerate(self) -> list[UNetArch]:
+        """Every architecture of the space, once each, sorted by key (for spaces of a handful of
+        values per field: a default space is far too large and raises a ConfigError)."""
+        from ray_diffnas.spaces.unet_enumeration import enumerate_space
+
+        return enumerate_space(self)
+
+    def flat_choices(self) -> dict[str, list[Any]]:
+        """One categorical choice per field and level (what Optuna's samplers search)."""
+        from ray_diffnas.spaces.unet_enumeration import flat_choices
+
+        return flat_choices(self)
+
+    def from_flat(self, values: Mapping[str, Any]) -> UNetArch:
+        """The architecture a flat config (see :meth:`flat_choices`) names."""
+        from ray_diffnas.spaces.unet_enumeration import from_flat
+
+        return from_flat(self, values)
+
     # --- graph encoding (the GraphSpace protocol, see ray_diffnas.spaces.unet_graph) -------------------
 
     @property

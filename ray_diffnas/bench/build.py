@@ -1,0 +1,320 @@
+"""``ray-diffnas build-table``: train every architecture of a finite space once, and write the table.
+
+The build is one Ray Tune run, a grid over the space's architectures with ``train_diffusion`` as
+the trainable: it runs on a laptop, a GPU box (``gpus_per_trial=0.1`` packs ten trials on a card)
+or a cluster without changes, and a rerun of the same command resumes it (finished architectures
+are kept, unfinished ones go on from their last checkpoint).
+
+The table (``table.parquet``) has one row per architecture: its JSON (``arch``), key and fields;
+RFID after every iteration (``rfid@1`` ... ``rfid@K``, so that schedulers such as ASHA can be
+replayed); ``rfid_final`` and ``rfid_best``; latency, parameters, FLOPs; wall seconds and images
+seen. The data set, space, budget, seed and feature extractor ride in the file's metadata
+(``ray_diffnas.bench.table.TABLE_METADATA_KEY``), where ``bench-table`` finds the space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from ray_diffnas.atomic import atomic_write
+from ray_diffnas.bench.table import write_table_file
+from ray_diffnas.errors import DiffNASError
+from ray_diffnas.spaces.registry import space_from_spec
+from ray_diffnas.spaces.unet_bench import BENCH_SPACE_KIND
+from ray_diffnas.spaces.unet_space import UNetSpace
+
+if TYPE_CHECKING:
+    from ray_diffnas.app.options import BuildTableOptions
+
+logger = logging.getLogger(__name__)
+
+TABLE_FILE = "table.parquet"
+BUILD_FILE = "build_options.json"  # the options a build started with: a rerun must match them to resume
+TUNE_FOLDER = "tune"
+TABLE_FORMAT = 1
+CURVE_METRIC = "rfid"
+ARCH_COLUMN = "arch"
+DEFAULT_OBJECTIVE = "rfid_final:min"
+COST_COLUMNS = ("latency_ms", "params_m", "gflops")
+
+
+def curve_column(iteration: int, metric: str = CURVE_METRIC) -> str:
+    """The column of ``metric`` after ``iteration`` iterations (``rfid@3``)."""
+    return f"{metric}@{iteration}"
+
+
+@dataclass
+class BuildResult:
+    """What a build produced: the table (as a frame), its path and its metadata."""
+
+    frame: pd.DataFrame
+    path: Path
+    metadata: dict[str, Any]
+
+
+def resolve_space(spec: str, image_size: int) -> UNetSpace:
+    """The space ``spec`` names, at ``image_size`` when the spec gives no size (``unet-bench``).
+
+    Raises:
+        DiffNASError: for a space that is not a UNet space, or one of another image size.
+    """
+    spec = spec.strip()
+    if spec in (UNetSpace.kind, BENCH_SPACE_KIND):  # a UNet space named without its size: the trials' size
+        spec = f"{spec}:{image_size}"
+    space = space_from_spec(spec)
+    if not isinstance(space, UNetSpace):
+        raise DiffNASError(f"build-table trains UNet denoisers: --space {spec!r} is not a UNet space.")
+    if space.image_size != image_size:
+        raise DiffNASError(
+            f"--space {spec!r} is for {space.image_size} px images, but trials train at {image_size} px; "
+            f"pass --image-size {space.image_size} or a space of size {image_size}."
+        )
+    return space
+
+
+def chosen_architectures(space: UNetSpace, sample: int | None, sample_seed: int) -> list[dict[str, Any]]:
+    """Every architecture of the space (sorted by key), or ``sample`` of them drawn at random."""
+    archs = space.enumerate()
+    if sample is not None and sample < len(archs):
+        picked = np.random.default_rng(sample_seed).choice(len(archs), size=sample, replace=False)
+        archs = [archs[int(i)] for i in sorted(picked)]
+    return [arch.to_dict() for arch in archs]
+
+
+def build_table(options: BuildTableOptions) -> BuildResult:
+    """Trains every architecture of the space (resuming a build in ``options.output``) and writes the table."""
+    options.check()
+    from ray_diffnas.data.datasets import load_dataset
+    from ray_diffnas.metrics.rfid import RFID
+
+    data = load_dataset(options.dataset, options.data_root, options.train_image_size)
+    space = resolve_space(options.space, data.image_size)
+    archs = chosen_architectures(space, options.sample, options.sample_seed)
+    output = Path(options.output).expanduser().resolve()
+    resume = _check_same_build(options, output)
+    logger.info(
+        "%s %d architectures of %s at %d px (%d x %d steps each) into %s.",
+        "Resuming the build of" if resume else "Training",
+        len(archs),
+        options.space,
+        data.image_size,
+        options.max_iterations,
+        options.steps_per_iteration,
+        output,
+    )
+    RFID(data, options.rfid_features)  # the reference statistics, cached once before the trials start
+    start = time.perf_counter()
+    grid = _tuner(options, space, archs, output, resume).fit()
+    seconds = time.perf_counter() - start
+    from ray_diffnas.app.results import results_frame
+
+    results = results_frame(grid)
+    frame = table_frame(results, options.max_iterations)
+    features = results["rfid_features"].dropna()
+    metadata = _metadata(options, space, data.image_size, len(archs), frame, _add_build_time(output, seconds))
+    metadata["rfid_features"] = str(features.iloc[0]) if len(features) else None
+    path = write_table_file(frame, output / TABLE_FILE, metadata)
+    return BuildResult(frame, path, metadata)
+
+
+def _check_same_build(options: BuildTableOptions, output: Path) -> bool:
+    """Whether ``output`` holds this build to resume (a different build there is an error)."""
+    saved = output / BUILD_FILE
+    wanted = _options_json(options)
+    if saved.is_file():
+        before = json.loads(saved.read_text())
+        changed = {k: (before.get(k), v) for k, v in wanted.items() if k not in ("address",) and before.get(k) != v}
+        if changed:
+            raise DiffNASError(
+                f"{str(output)!r} holds a build with other options ("
+                + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+                + "); rerun with its options to resume it, or pass another --output."
+            )
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write(saved, lambda tmp: Path(tmp).write_text(json.dumps(wanted, indent=1)))
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(output / TUNE_FOLDER))
+
+
+def _options_json(options: BuildTableOptions) -> dict[str, Any]:
+    values = dataclasses.asdict(options)
+    values.pop("output")
+    return json.loads(json.dumps(values, default=str))
+
+
+def _tuner(
+    options: BuildTableOptions, space: UNetSpace, archs: list[dict[str, Any]], output: Path, resume: bool
+) -> Any:
+    import ray
+    from ray import tune
+
+    from ray_diffnas.app.storage import atomic_local_filesystem, remove_partial_writes
+    from ray_diffnas.trainable.trial import train_diffusion
+
+    if not ray.is_initialized():
+        ray.init(address=options.address, include_dashboard=False, configure_logging=False)
+    trainable = tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    if resume:
+        remove_partial_writes(output / TUNE_FOLDER)
+        # Failed trials stay failed (the table records why); killed ones go on from their checkpoints.
+        return tune.Tuner.restore(
+            str(output / TUNE_FOLDER), trainable, resume_errored=False, storage_filesystem=atomic_local_filesystem()
+        )
+    data_root = None if options.data_root is None else str(Path(options.data_root).expanduser().resolve())
+    param_space = space.param_space(
+        dataset=options.dataset, data_root=data_root, image_size=space.image_size, **options.training_settings()
+    )
+    param_space["arch"] = tune.grid_search(archs)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(num_samples=1, trial_dirname_creator=trial_folder_name),
+        run_config=tune.RunConfig(
+            name=TUNE_FOLDER,
+            storage_path=str(output),
+            storage_filesystem=atomic_local_filesystem(),
+            # A resumed trial needs the last one; two, so that Tune does not snapshot its state at every save.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[BuildProgress(len(archs))],
+            verbose=0,
+        ),
+    )
+
+
+def trial_folder_name(trial: Trial) -> str:
+    """Short trial folders (Tune's default spells out the whole architecture)."""
+    return trial.trial_id
+
+
+def table_frame(results: pd.DataFrame, max_iterations: int) -> pd.DataFrame:
+    """The table from a build's ``results_frame``: one row per architecture, sorted by key.
+
+    A trial that did not run every iteration (failed, or not yet trained) keeps its partial curve
+    and has no ``rfid_final`` / ``rfid_best`` (NaN): a benchmark treats it as having no value.
+    """
+    rows = []
+    for _, trial in results.iterrows():
+        curve = list(trial["rfid_curve"])
+        complete = len(curve) >= max_iterations and all(math.isfinite(v) for v in curve[:max_iterations])
+        arch = json.loads(trial["arch"])
+        row: dict[str, Any] = {ARCH_COLUMN: json.dumps(arch, sort_keys=True), "arch_key": trial["arch_key"]}
+        row.update({name: _cell(value) for name, value in arch.items()})
+        for i in range(1, max_iterations + 1):
+            row[curve_column(i)] = curve[i - 1] if i <= len(curve) else math.nan
+        row["rfid_final"] = curve[max_iterations - 1] if complete else math.nan
+        row["rfid_best"] = min(curve[:max_iterations]) if complete else math.nan
+        row.update({name: trial[name] for name in COST_COLUMNS})
+        row["train_seconds"] = trial["wall_seconds"]
+        row["images_seen"] = trial["images_seen"]
+        row["iterations"] = len(curve)
+        row["status"] = trial["status"]
+        row["error"] = trial["error"]
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("arch_key", kind="stable").reset_index(drop=True)
+
+
+def _cell(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _add_build_time(output: Path, seconds: float) -> float:
+    """Adds this run's wall time to the build's (a resumed build counts every run); returns the total."""
+    path = output / "build_time.json"
+    runs = json.loads(path.read_text())["runs"] if path.is_file() else []
+    runs.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1)})
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps({"runs": runs}, indent=1)))
+    return float(sum(r["seconds"] for r in runs))
+
+
+def _metadata(
+    options: BuildTableOptions,
+    space: UNetSpace,
+    image_size: int,
+    count: int,
+    frame: pd.DataFrame,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    import platform
+
+    import ray
+    import torch
+
+    from ray_diffnas.trainable.settings import TrainingSettings
+
+    where = ("dataset", "data_root", "image_size")  # stated once, beside the settings
+    settings = {**TrainingSettings().to_dict(), **options.training_settings()}
+    settings = {k: v for k, v in settings.items() if k not in where}
+    return {
+        "format": TABLE_FORMAT,
+        "arch_column": ARCH_COLUMN,
+        "objective": DEFAULT_OBJECTIVE,
+        # The objective's value after each iteration, and the columns computed from the whole curve: an
+        # ASHA replay reports the former one iteration at a time and must not show the latter early.
+        "curve": {
+            "metric": CURVE_METRIC,
+            "columns": [curve_column(i) for i in range(1, options.max_iterations + 1)],
+            "derived": ["rfid_final", "rfid_best", "iterations", "train_seconds", "images_seen"],
+        },
+        "space": space.to_dict(),
+        "space_spec": options.space,
+        "dataset": options.dataset,
+        "image_size": image_size,
+        "training": settings,
+        "seed": options.seed,
+        "architectures": count,
+        "sample": options.sample,
+        "sample_seed": options.sample_seed if options.sample is not None else None,
+        "rows_complete": int(frame["rfid_final"].notna().sum()),
+        "build_wall_seconds": round(wall_seconds, 1),
+        "train_seconds_total": round(float(frame["train_seconds"].sum()), 1),
+        "cpus_per_trial": options.cpus_per_trial,
+        "gpus_per_trial": options.gpus_per_trial,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+        "versions": {"ray": ray.__version__, "torch": torch.__version__},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+class BuildProgress(Callback):
+    """A Tune callback that logs one line per finished architecture (the build runs at verbose=0)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._log(trials, trial, "trained")
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._log(trials, trial, "FAILED")
+
+    def _log(self, trials: list[Trial], trial: Trial, what: str) -> None:
+        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+        result = trial.last_result or {}
+        logger.info(
+            "%d/%d %s %s: RFID %.3f after %s iterations, %.0f s.",
+            done,
+            self.total,
+            what,
+            result.get("arch_key", trial.trial_id),
+            float(result.get("rfid", math.nan)),
+            result.get("training_iteration", 0),
+            float(result.get("time_total_s", math.nan)),
+        )

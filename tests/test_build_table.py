@@ -1,0 +1,116 @@
+"""``ray-diffnas build-table``: every architecture of a space trained once into one Parquet table, and a
+build killed with SIGKILL (the driver and the Ray it started) resumed by running the command again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ray_diffnas.bench.build import TABLE_FILE, TUNE_FOLDER, resolve_space
+from ray_diffnas.bench.harness import TableBenchmark
+from ray_diffnas.bench.table import read_table_metadata
+from ray_diffnas.errors import DiffNASError
+from ray_diffnas.spaces.unet_space import UNetSpace
+
+pytestmark = pytest.mark.slow  # trains architectures, kills and restarts a Ray: minutes
+
+SPACE = UNetSpace(
+    8,
+    base_channels=(8,),
+    channel_mults=(1, 2),
+    num_levels=(2,),
+    num_res_blocks=(1,),
+    attention_max_resolution=0,
+    num_heads=(1,),
+    dropout=(0.0,),
+    mid_attention=(False, True),
+)
+ITERATIONS = 2
+
+
+def _command(space_file: Path, output: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "ray_diffnas", "build-table",
+        "--space", str(space_file), "--output", str(output),
+        "--max-iterations", str(ITERATIONS), "--steps-per-iteration", "10", "--rfid-samples", "32",
+        "--sampler-steps", "2", "--batch-size", "16",
+        "--cpus-per-trial", "2",  # one trial at a time on CI's two cores: the kill finds trials done one by one
+    ]  # fmt: skip
+
+
+def _finished_trials(tune_folder: Path) -> dict[str, str]:
+    """Trial folder -> its result.json, for every trial that reported its last iteration."""
+    done = {}
+    for path in tune_folder.glob("*/result.json"):
+        text = path.read_text()
+        lines = [json.loads(line) for line in text.splitlines() if line.strip().endswith("}")]
+        if lines and lines[-1].get("training_iteration") == ITERATIONS:
+            done[path.parent.name] = text
+    return done
+
+
+def test_a_killed_build_resumes_without_losing_or_retraining_an_architecture(tmp_path: Path) -> None:
+    space_file = tmp_path / "space.json"
+    space_file.write_text(json.dumps(SPACE.to_dict()))
+    output = tmp_path / "build"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    driver = subprocess.Popen(
+        _command(space_file, output), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 400
+        while len(_finished_trials(output / TUNE_FOLDER)) < 2 and time.monotonic() < deadline:
+            assert driver.poll() is None, "the build ended before it could be killed"
+            time.sleep(0.5)
+        assert len(_finished_trials(output / TUNE_FOLDER)) >= 2, "no two architectures finished in time"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+        driver.wait()
+    before = _finished_trials(output / TUNE_FOLDER)
+    assert not (output / TABLE_FILE).exists()
+
+    run = subprocess.run(_command(space_file, output), env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    after = _finished_trials(output / TUNE_FOLDER)
+    for trial, text in before.items():  # finished before the kill: not one iteration trained again
+        assert after[trial] == text, trial
+    table = pd.read_parquet(output / TABLE_FILE)
+    expected = sorted(arch.key() for arch in SPACE.enumerate())
+    assert table["arch_key"].tolist() == expected  # every architecture once, none lost
+    assert table["rfid_final"].notna().all() and (table["status"] == "completed").all()
+    assert (table["rfid_final"] == table[f"rfid@{ITERATIONS}"]).all()
+    assert (table["rfid_best"] <= table["rfid_final"]).all()
+    assert (table[["latency_ms", "params_m", "gflops", "train_seconds"]] > 0).all().all()
+    metadata = read_table_metadata(output / TABLE_FILE)
+    assert metadata["dataset"] == "digits" and metadata["image_size"] == 8 and metadata["architectures"] == 4
+    assert metadata["training"]["max_iterations"] == ITERATIONS and metadata["rfid_features"]
+    assert len(json.loads((output / "build_time.json").read_text())["runs"]) == 1  # the killed run never finished
+
+    # The table as bench-table reads it: space, architecture column and objective from its metadata.
+    bench = TableBenchmark.from_file(output / TABLE_FILE)
+    assert (bench.objective, bench.mode, len(bench.table)) == ("rfid_final", "min", 4)
+    assert bench.table.space == SPACE
+
+    # Another build into the same folder is refused, with the fix.
+    rerun = subprocess.run(
+        [*_command(space_file, output), "--seed", "1"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert rerun.returncode == 2 and "holds a build with other options" in rerun.stderr and "seed" in rerun.stderr
+
+
+def test_the_space_must_be_a_unet_space_of_the_trial_size() -> None:
+    assert resolve_space("unet-bench", 16).image_size == 16
+    with pytest.raises(DiffNASError, match="--image-size 16"):
+        resolve_space("unet-bench:16", 8)
+    with pytest.raises(DiffNASError, match="not a UNet space"):
+        resolve_space("nb201", 8)
