@@ -216,15 +216,7 @@ BAD_INPUTS = {
     "no parseable row": ({}, ("t.csv", "arch,acc\nfoo,1\nbar,2\n"), ["No row", "'foo'", "--space"]),
     "unknown space": ({"--space": "nb301"}, "good", ["Unknown space 'nb301'", "unet:IMAGE_SIZE"]),
     "unknown searcher": ({"--searcher": "random,bayes"}, "good", ["Unknown searcher", "bayes", "optuna"]),
-    "optuna needs a flat space": (
-        {"--space": "unet:16", "--searcher": "optuna"},
-        (
-            "t.csv",
-            "arch,acc\n" + '"{""base_channels"": 8, ""channel_mult"": [1, 2], '
-            '""num_res_blocks"": [1, 1], ""attention_resolutions"": []}",1\n',
-        ),
-        ["optuna searcher needs a flat space"],
-    ),
+    "asha replay without a curve": ({"--scheduler": "asha"}, "good", ["ASHA replay", "curve", "--scheduler none"]),
 }
 
 
@@ -264,7 +256,7 @@ def test_search_command_takes_graph_default_and_constraints() -> None:
     from ray_diffnas.searchers.factory import SEARCHERS
 
     args = build_parser().parse_args(["search", "--constraint", "latency_ms<=5", "--constraint", "params_m<=1"])
-    assert args.searcher == "graph" and set(SEARCHERS) == {"random", "gpt4", "graph", "optuna"}
+    assert args.searcher == "graph" and set(SEARCHERS) == {"random", "gpt4", "graph", "optuna", "evolution"}
     assert args.constraints == ["latency_ms<=5", "params_m<=1"]
     assert build_parser().parse_args(["search"]).constraints is None
 
@@ -273,16 +265,24 @@ def test_checkpoints_and_objective_parsing() -> None:
     from ray_diffnas.bench.harness import checkpoints
     from ray_diffnas.searchers.objective import Objective
 
-    assert checkpoints(100) == [25, 50, 100] and checkpoints(120) == [25, 50, 100, 120] and checkpoints(3) == [3]
+    assert checkpoints(100) == [10, 25, 50, 100] and checkpoints(120) == [10, 25, 50, 100, 120]
+    assert checkpoints(3) == [3]
     objective = Objective.parse("a:b:min")
     assert (objective.metric, objective.mode) == ("a:b", "min")
 
 
-@pytest.mark.parametrize("flag", ["--budget", "--seeds"])
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--budget", "0", "expected a positive integer, but got 0"),
+        ("--seeds", "0", "expected a positive count or a range such as 100-119, but got '0'"),
+        ("--seeds", "119-100", "expected a positive count or a range such as 100-119, but got '119-100'"),
+    ],
+)
 def test_counts_below_one_are_refused_by_the_parser(
-    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    flag: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        run_cli("--table", str(tmp_path / "t.csv"), "--objective", "acc:max", flag, "0")
+        run_cli("--table", str(tmp_path / "t.csv"), "--objective", "acc:max", flag, value)
     assert exit_info.value.code == 2
-    assert f"argument {flag}: expected a positive integer, but got 0" in capsys.readouterr().err
+    assert f"argument {flag}: {message}" in capsys.readouterr().err

@@ -62,7 +62,9 @@ def test_space_specs_and_space_files(tmp_path: Path) -> None:
     path = tmp_path / "space.json"
     path.write_text(json.dumps(bench_space(16).to_dict()))
     assert space_from_spec(str(path)) == bench_space(16)
-    for text, words in [("{", "not valid JSON"), ("[1]", "one JSON object"), ('{"kind": "unet", "x": 1}', "does not describe a space")]:
+    bad = [("{", "not valid JSON"), ("[1]", "one JSON object")]
+    bad.append(('{"kind": "unet", "x": 1}', "does not describe a space"))
+    for text, words in bad:
         path.write_text(text)
         with pytest.raises(ConfigError, match=words):
             space_from_spec(str(path))

@@ -1,0 +1,115 @@
+"""Issue 17 end to end: build the digits UNet table and its noise floor, then judge every searcher on
+it and on the NAS-Bench-201 development table. Every step resumes: a build goes on from its Tune
+state, a comparison keeps each finished (searcher, seed) run, so a stopped run loses at most the
+trial or run in flight. Run it again to go on; ``--steps`` picks steps.
+
+Steps, in order (the commands are the ones a user would type):
+
+1. ``build``: ``ray-diffnas build-table --dataset digits --space unet-bench`` (320 architectures,
+   8 x 100 steps each, seed 0) into ``runs/table-digits8``; copied to ``benchmarks/tables/``.
+2. ``noise``: 30 of them drawn at random (``--sample 30 --sample-seed 0``) trained again with seed 1.
+3. ``floor``: ``benchmarks.noise_floor`` on the two tables.
+4. ``compare``: ``ray-diffnas bench-table`` for each table x scheduler x seed set: the UNet table plain
+   and with ASHA replay, the NAS-Bench-201 table plain; seeds 0-19 (where choices may be made) and
+   100-119 (reported only); random, optuna (TPE), evolution, graph first, then gpt4 with the local
+   model (the slowest) added to the same folders.
+
+    python -m benchmarks.unet_bench [--steps build noise floor compare] [--budget 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RUNS = Path("runs")
+TABLE = RUNS / "table-digits8" / "table.parquet"
+NOISE_TABLE = RUNS / "table-digits8-seed1" / "table.parquet"
+SHIPPED = Path("benchmarks/tables")
+NB201 = Path("../shared/data/nb201_cifar10_valid.csv")
+RESULTS = Path("benchmarks/results/unet_bench")
+BASELINES = "random,optuna,evolution,graph"
+SEED_SETS = ("0-19", "100-119")  # choose on the first, report on both
+
+
+def ray_diffnas(*args: str) -> int:
+    command = [sys.executable, "-m", "ray_diffnas", *args]
+    print(f"\n$ {' '.join(command[2:])}", flush=True)
+    start = time.perf_counter()
+    code = subprocess.call(command)
+    print(f"exit {code} after {time.perf_counter() - start:.0f} s", flush=True)
+    return code
+
+
+def build() -> None:
+    if ray_diffnas("build-table", "--dataset", "digits", "--space", "unet-bench", "--output", str(TABLE.parent)) == 0:
+        SHIPPED.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(TABLE, SHIPPED / "unet_digits8.parquet")
+
+
+def noise() -> None:
+    folder = NOISE_TABLE.parent
+    code = ray_diffnas(
+        "build-table", "--dataset", "digits", "--space", "unet-bench", "--sample", "30", "--sample-seed", "0",
+        "--seed", "1", "--output", str(folder),
+    )  # fmt: skip
+    if code == 0:
+        SHIPPED.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(NOISE_TABLE, SHIPPED / "unet_digits8_seed1_sample30.parquet")
+
+
+def floor() -> None:
+    subprocess.check_call(
+        [sys.executable, "-m", "benchmarks.noise_floor", "--table", str(TABLE), "--other", str(NOISE_TABLE),
+         "--output", "benchmarks/results/noise_floor_digits8.json"]
+    )  # fmt: skip
+
+
+def comparisons(budget: int) -> list[tuple[str, list[str]]]:
+    """(name, bench-table flags) for every comparison, fastest searchers first."""
+    plans = []
+    for searchers in (BASELINES, f"{BASELINES},gpt4"):
+        for seeds in SEED_SETS:
+            for name, flags in (
+                ("unet-plain", ["--table", str(TABLE)]),
+                ("unet-asha", ["--table", str(TABLE), "--scheduler", "asha"]),
+                ("nb201-plain", ["--table", str(NB201), "--space", "nb201", "--objective", "cifar10_valid_acc:max"]),
+            ):
+                folder = RUNS / "compare" / f"{name}-seeds{seeds}"
+                plans.append(
+                    (
+                        f"{name}-seeds{seeds}",
+                        [*flags, "--searcher", searchers, "--seeds", seeds, "--budget", str(budget), "--llm", "local",
+                         "--output", str(folder)],
+                    )
+                )  # fmt: skip
+    return plans
+
+
+def compare(budget: int) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name, flags in comparisons(budget):
+        if ray_diffnas("bench-table", *flags) == 0:
+            summary = json.loads((Path(flags[flags.index("--output") + 1]) / "summary.json").read_text())
+            (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", nargs="+", default=["build", "noise", "floor", "compare"])
+    parser.add_argument("--budget", type=int, default=100)
+    args = parser.parse_args()
+    for step in args.steps:
+        if step == "compare":
+            compare(args.budget)
+        else:
+            {"build": build, "noise": noise, "floor": floor}[step]()
+
+
+if __name__ == "__main__":
+    main()

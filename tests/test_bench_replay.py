@@ -1,0 +1,97 @@
+"""bench-table on a table build-table wrote: defaults from its metadata, ASHA replay of its curves,
+bootstrap intervals, seed ranges, and runs kept between invocations."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ray_diffnas.app.cli import main
+from ray_diffnas.bench.build import ARCH_COLUMN, DEFAULT_OBJECTIVE, curve_column
+from ray_diffnas.bench.harness import TableBenchmark
+from ray_diffnas.bench.table import write_table_file
+from ray_diffnas.spaces.unet_bench import bench_space
+
+pytestmark = pytest.mark.slow  # real Tune runs: about a minute in all
+
+ITERATIONS = 8
+SPACE = bench_space(8)
+
+
+@pytest.fixture(scope="module")
+def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A table shaped as build-table writes it, with made-up curves (wider nets learn faster)."""
+    rows = []
+    for arch in SPACE.enumerate():
+        final = 3.0 - 0.02 * arch.base_channels - 0.1 * sum(arch.num_res_blocks) + 0.05 * arch.mid_attention
+        start = 20.0 - arch.base_channels / 4
+        curve = [final + (start - final) / k**1.5 for k in range(1, ITERATIONS + 1)]
+        row = {ARCH_COLUMN: json.dumps(arch.to_dict(), sort_keys=True), "arch_key": arch.key()}
+        row.update({curve_column(k): v for k, v in enumerate(curve, start=1)})
+        row.update(rfid_final=curve[-1], rfid_best=min(curve), latency_ms=float(arch.base_channels), params_m=0.1)
+        rows.append(row)
+    metadata = {
+        "arch_column": ARCH_COLUMN,
+        "objective": DEFAULT_OBJECTIVE,
+        "space": SPACE.to_dict(),
+        "curve": {
+            "metric": "rfid",
+            "columns": [curve_column(k) for k in range(1, ITERATIONS + 1)],
+            "derived": ["rfid_final", "rfid_best"],
+        },
+        "dataset": "digits",
+    }
+    path = tmp_path_factory.mktemp("table") / "table.parquet"
+    return write_table_file(pd.DataFrame(rows), path, metadata)
+
+
+def test_asha_replay_reports_the_curve_and_counts_compute(table_path: Path, tmp_path: Path) -> None:
+    bench = TableBenchmark.from_file(table_path, scheduler="asha")  # objective, space and column from the file
+    assert (bench.objective, len(bench.table), bench.curve[-1]) == ("rfid_final", 320, "rfid@8")
+    result = bench.run(["random"], budget=6, seeds=1, output=tmp_path)
+    runs = result.trajectories
+    assert runs["budget_used"].iloc[-1] <= 6 + 1e-9
+    assert math.isclose(runs["iterations"].sum() / ITERATIONS, runs["budget_used"].iloc[-1])
+    assert (runs["iterations"] < ITERATIONS).any(), "ASHA stopped no trial"
+    assert len(runs) > 6  # more architectures looked at than a plain run of the same compute
+    # What a replayed trial reported: the curve one iteration at a time, never the final values early.
+    trial = next((tmp_path / "tune").glob("random-seed0/*/result.json"))
+    reports = [json.loads(line) for line in trial.read_text().splitlines()]
+    assert all("rfid_best" not in r and "rfid@8" not in r for r in reports)
+    key = json.dumps(reports[0]["config"]["arch"], sort_keys=True)
+    row = pd.read_parquet(table_path).set_index(ARCH_COLUMN).loc[key]
+    assert [r["rfid_final"] for r in reports] == [row[f"rfid@{i}"] for i in range(1, len(reports) + 1)]
+    # The pick is the best reported value, scored by its true final value.
+    picked = runs.loc[runs["objective"].idxmin()]
+    assert math.isclose(runs["best_so_far"].iloc[-1], picked["true_objective"])
+
+
+def test_plain_runs_report_intervals_and_are_kept_between_invocations(table_path: Path, tmp_path: Path) -> None:
+    bench = TableBenchmark.from_file(table_path)
+    first = bench.run(["random", "evolution"], budget=12, seeds=[3, 4], output=tmp_path)
+    point = first.summary["searchers"]["evolution"]["checkpoints"]["10"]
+    low, high = point["mean_regret_ci95"]
+    assert low <= point["mean_regret"] <= high and point["median_regret_ci95"] is not None
+    assert first.summary["seeds"] == [3, 4] and (tmp_path / "bench.png").stat().st_size > 0
+    trials_before = sorted(p.name for p in (tmp_path / "tune").glob("*/*"))
+    again = bench.run(["random", "evolution"], budget=12, seeds=[3, 4], output=tmp_path)  # every run kept
+    assert sorted(p.name for p in (tmp_path / "tune").glob("*/*")) == trials_before
+    pd.testing.assert_frame_equal(first.trajectories, again.trajectories)
+    other = bench.run(["random"], budget=10, seeds=[3], output=tmp_path)  # another budget: run again
+    assert other.trajectories["query"].max() == 10
+
+
+def test_the_command_takes_a_seed_range(table_path: Path, tmp_path: Path) -> None:
+    code = main(
+        ["bench-table", "--table", str(table_path), "--searcher", "optuna", "--budget", "5", "--seeds", "100-101",
+         "--output", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seeds"] == [100, 101] and summary["objective"] == "rfid_final"
+    assert np.isfinite(summary["searchers"]["optuna"]["checkpoints"]["5"]["mean_regret"])
