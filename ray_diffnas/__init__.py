@@ -38,6 +38,9 @@ _EXPORTS = {
     "train_diffusion": "trainable.trial",
     "UNet": "model.unet",
     "atomic_local_filesystem": "app.storage",
+    "RegularizedEvolution": "searchers.evolution",
+    "bench_space": "spaces.unet_bench",
+    "build_table": "bench.build",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -56,12 +59,14 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from ray_diffnas.app.storage import atomic_local_filesystem
+    from ray_diffnas.bench.build import build_table
     from ray_diffnas.bench.harness import TableBenchmark
     from ray_diffnas.data.datasets import ImageDataset, load_dataset
     from ray_diffnas.errors import ConfigError, DataError, DiffNASError, FeatureExtractorError, TrainingDivergedError
     from ray_diffnas.metrics.rfid import RFID
     from ray_diffnas.model.unet import UNet
     from ray_diffnas.searchers.base import MemorySearcher, Proposal
+    from ray_diffnas.searchers.evolution import RegularizedEvolution
     from ray_diffnas.searchers.factory import make_searcher
     from ray_diffnas.searchers.graph.diffusion import GraphDiffusion
     from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
@@ -70,6 +75,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from ray_diffnas.searchers.objective import Constraint, Objective
     from ray_diffnas.spaces.nb201 import NB201Space
     from ray_diffnas.spaces.unet_arch import UNetArch
+    from ray_diffnas.spaces.unet_bench import bench_space
     from ray_diffnas.spaces.unet_space import UNetSpace
     from ray_diffnas.trainable.settings import TrainingSettings
     from ray_diffnas.trainable.trial import load_checkpoint, train_diffusion

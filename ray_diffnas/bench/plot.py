@@ -46,8 +46,8 @@ def plot_bench(
     fig = Figure(figsize=(7.5, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    budget = float(budget or (trajectories["budget_used"].max() if len(trajectories) else 1))
-    grid = np.linspace(1.0, max(budget, 1.0), POINTS)
+    largest = float(budget or (trajectories["budget_used"].max() if len(trajectories) else 1))
+    grid = np.linspace(1.0, max(largest, 1.0), POINTS)
     for searcher, group in trajectories.groupby("searcher", sort=False):
         mean, low, high, seeds = _band(group, grid)
         (line,) = ax.plot(grid, mean, lw=1.8, label=f"{searcher} ({seeds} seeds)")
@@ -56,7 +56,7 @@ def plot_bench(
         xlabel="full trials of compute (ASHA replay)" if asha else "queries (table look-ups)",
         ylabel=f"regret in {objective} (0 = the table's best)",
         title=f"Mean regret over seeds, band = bootstrap {CONFIDENCE:.0%} interval (optimum {optimum:.6g})",
-        xlim=(1, max(budget, 2)),
+        xlim=(1, max(largest, 2)),
     )
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper right", fontsize=8)
