@@ -286,3 +286,14 @@ def test_counts_below_one_are_refused_by_the_parser(
         run_cli("--table", str(tmp_path / "t.csv"), "--objective", "acc:max", flag, value)
     assert exit_info.value.code == 2
     assert f"argument {flag}: {message}" in capsys.readouterr().err
+
+
+def test_the_search_command_runs_every_searcher_but_optuna() -> None:
+    from ray_diffnas.app.options import SearchOptions
+    from ray_diffnas.errors import DiffNASError
+    from ray_diffnas.searchers.factory import SEARCH_COMMAND_SEARCHERS, SEARCHERS
+
+    assert set(SEARCHERS) - set(SEARCH_COMMAND_SEARCHERS) == {"optuna"}
+    SearchOptions(searcher="evolution").check()
+    with pytest.raises(DiffNASError, match="bench-table"):
+        SearchOptions(searcher="optuna").check()

@@ -328,10 +328,11 @@ class TableBenchmark:
 
         Args:
             searchers: Names from ``SEARCHERS`` (a list or a comma-separated string).
-            budget: Queries (Tune trials) per run.
+            budget: Queries (Tune trials) per run; under ASHA replay, full trials' worth of iterations.
             seeds: A count K (seeds 0..K-1) or the seeds themselves.
-            output: The folder for ``trajectories.parquet``, ``summary.json``, ``bench.png`` and
-                Tune's own files (``tune/<searcher>-seed<seed>``).
+            output: The folder for ``trajectories.parquet``, ``summary.json``, ``bench.png``, each
+                finished run (``runs/<searcher>-seed<seed>.parquet``: run again, the benchmark keeps
+                the runs made with the same settings) and Tune's own files (``tune/<searcher>-seed<seed>``).
             plot: Whether to draw ``bench.png``.
         """
         if not isinstance(budget, int) or budget < 1:

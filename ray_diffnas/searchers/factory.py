@@ -91,7 +91,8 @@ def make_searcher(
         seed: Seeds the searcher.
         budget: Proposals before the model-based searchers finish (``max_trials``).
         max_concurrent: Trials at once, for Tune's random search (which Tune does not limit).
-        warmup: Random proposals before the graph searcher's model (default: its own default).
+        warmup: Random proposals before the graph searcher's model, or evolution's population size
+            (default: each searcher's own default).
         llm_model: The LLM searcher's model (default ``gpt-4o``).
         llm_url: The LLM searcher's endpoint: a URL, an :class:`EndpointFile`, or None for
             ``$OPENAI_BASE_URL`` / OpenAI's.
@@ -122,7 +123,9 @@ def make_searcher(
     if name == "evolution":
         from ray_diffnas.searchers.evolution import RegularizedEvolution
 
-        return SearcherSetup(RegularizedEvolution(**model_based), param_space)
+        # A warm-up is evolution's random phase: a population of that size, tournaments of half of it.
+        sizes = {} if warmup is None else {"population_size": max(2, warmup), "tournament_size": max(1, warmup // 2)}
+        return SearcherSetup(RegularizedEvolution(**sizes, **model_based), param_space)
     if name == "graph":
         from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
 
