@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 TABLE_FILE = "table.parquet"
 BUILD_FILE = "build_options.json"  # the options a build started with: a rerun must match them to resume
+RESUMABLE_CHANGES = ("address", "cpus_per_trial")  # what a resumed build may change: where it runs, not what
 TUNE_FOLDER = "tune"
 TABLE_FORMAT = 1
 CURVE_METRIC = "rfid"
@@ -135,7 +136,7 @@ def _check_same_build(options: BuildTableOptions, output: Path) -> bool:
     wanted = _options_json(options)
     if saved.is_file():
         before = json.loads(saved.read_text())
-        changed = {k: (before.get(k), v) for k, v in wanted.items() if k not in ("address",) and before.get(k) != v}
+        changed = {k: (before.get(k), v) for k, v in wanted.items() if k not in RESUMABLE_CHANGES and before.get(k) != v}
         if changed:
             raise DiffNASError(
                 f"{str(output)!r} holds a build with other options ("
