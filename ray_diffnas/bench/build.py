@@ -136,7 +136,9 @@ def _check_same_build(options: BuildTableOptions, output: Path) -> bool:
     wanted = _options_json(options)
     if saved.is_file():
         before = json.loads(saved.read_text())
-        changed = {k: (before.get(k), v) for k, v in wanted.items() if k not in RESUMABLE_CHANGES and before.get(k) != v}
+        changed = {
+            k: (before.get(k), v) for k, v in wanted.items() if k not in RESUMABLE_CHANGES and before.get(k) != v
+        }
         if changed:
             raise DiffNASError(
                 f"{str(output)!r} holds a build with other options ("

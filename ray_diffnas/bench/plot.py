@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from ray_diffnas.bench.stats import CONFIDENCE, bootstrap_interval
 
@@ -47,7 +48,7 @@ def plot_bench(
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     largest = float(budget or (trajectories["budget_used"].max() if len(trajectories) else 1))
-    grid = np.linspace(1.0, max(largest, 1.0), POINTS)
+    grid = np.geomspace(1.0, max(largest, 1.0), POINTS)  # a log axis: the early queries are where searchers differ
     for searcher, group in trajectories.groupby("searcher", sort=False):
         mean, low, high, seeds = _band(group, grid)
         (line,) = ax.plot(grid, mean, lw=1.8, label=f"{searcher} ({seeds} seeds)")
@@ -58,6 +59,8 @@ def plot_bench(
         title=f"Mean regret over seeds, band = bootstrap {CONFIDENCE:.0%} interval (optimum {optimum:.6g})",
         xlim=(1, max(largest, 2)),
     )
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # 1, 10, 100 rather than 10^0, 10^1, 10^2
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
