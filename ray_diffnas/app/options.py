@@ -104,7 +104,7 @@ class TrialOptions:
         "trials train through torch.compile: for a GPU or long trials; on a small CPU the "
         "first step compiles for minutes and later steps gain little",
     )
-    seed: int = option(_SETTINGS.seed, "seeds the searcher and every trial")
+    seed: int = option(_SETTINGS.seed, "seeds every trial (weights, data order, noise) and a search's searcher")
     cpus_per_trial: float = option(1.0, "CPUs Tune gives each trial")
     gpus_per_trial: float = option(0.0, "GPUs Tune gives each trial (fractions share one)")
     address: str | None = option(None, "Ray cluster address (default: a local Ray)")
