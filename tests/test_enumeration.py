@@ -22,6 +22,8 @@ def test_the_bench_space_is_listed_once_each_and_completely(image_size: int, cou
     keys = [arch.key() for arch in archs]
     assert len(archs) == count and len(set(keys)) == count and keys == sorted(keys)
     assert all(space.validate(arch.to_dict()) == arch for arch in archs)
+    default = UNetSpace(image_size)  # so a table of it reads with --space unet:SIZE as well
+    assert all(default.validate(arch.to_dict()) == arch for arch in archs)
     rng = np.random.default_rng(0)  # whatever the space's own sampler draws is listed
     assert {space.sample(rng).key() for _ in range(500)} <= set(keys)
 

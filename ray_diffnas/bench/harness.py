@@ -341,7 +341,6 @@ class TableBenchmark:
         chosen = self.check_searchers(searchers)
         output = Path(output).expanduser().resolve()
         output.mkdir(parents=True, exist_ok=True)
-        self._init_ray()
         runs: list[RunRecord] = []
         start = time.perf_counter()
         with self._llm_server(chosen) as llm_url:
@@ -408,11 +407,13 @@ class TableBenchmark:
     def run_one(
         self, name: str, seed: int, budget: int, storage: str | os.PathLike[str], llm_url: str | None = None
     ) -> RunRecord:
-        """One Tune run of one searcher; returns its trajectory (Ray must be initialised)."""
+        """One Tune run of one searcher; returns its trajectory (starts a local Ray, or joins ``address``,
+        unless Ray is running)."""
         from ray import tune
         from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
         from ray.tune.schedulers import ASHAScheduler
 
+        self._init_ray()  # here, not before the runs: a benchmark whose runs are all kept needs no Ray
         search_alg, param_space = self.make_searcher(name, seed, budget, llm_url)
         generator = type(search_alg).__name__ == "BasicVariantGenerator"
         lookup = self._trial_lookup(flat="arch" not in param_space)
