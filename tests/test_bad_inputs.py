@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -230,3 +231,16 @@ def test_an_option_the_search_would_ignore_is_named(
     with caplog.at_level(logging.WARNING, logger="ray_diffnas.app.run"):
         warn_ignored_options(SearchOptions())  # the defaults use everything they set
     assert not caplog.records
+
+
+@pytest.mark.parametrize("command", ["search", "bench-table", "build-table"])
+def test_every_flag_has_help_and_each_default_is_said_once(command: str) -> None:
+    from ray_diffnas.app.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for action in sub._actions:
+        assert action.help and len(action.help) > 10, action.option_strings
+    text = sub.format_help()
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert all(line.count("(default:") <= 1 for line in text.splitlines())

@@ -25,6 +25,17 @@ from ray_diffnas.errors import DiffNASError
 PATH_FLAGS = ("output", "resume", "data_root", "table")  # made absolute: trials run in other folders
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Tune's-style help: each flag's default once, and none for an absent default (None, False) or
+    for a help text that already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def number_at_least(kind: type, minimum: float) -> Callable[[str], Any]:
     """An argparse type: a number of ``kind`` >= ``minimum``, with a message that says so."""
     wanted = (
@@ -111,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser(
         "search",
         help="search UNet architectures for a diffusion model with Ray Tune",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_options(search, SearchOptions)
     search.add_argument(
@@ -124,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench-table",
         help="judge searchers on a tabular benchmark (a table of architectures and their metrics)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Each seed of each searcher is a Ray Tune run whose trials look their architecture up in "
         "the table (one look-up = one query). Writes trajectories.parquet, summary.json and "
         "bench.png to --output and prints median best / mean regret per searcher.",
@@ -133,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = commands.add_parser(
         "build-table",
         help="train every architecture of a finite UNet space once and write a tabular benchmark",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="A Ray Tune grid over the space's architectures, each trained with the search's trainable at "
         "one budget. Writes --output/table.parquet (one row per architecture: RFID after every iteration, final "
         "and best RFID, latency, parameters, FLOPs, wall time); rerun the same command to resume a stopped build.",
