@@ -73,3 +73,13 @@ def test_state_round_trip_keeps_the_settings(tmp_path) -> None:
 def test_bad_sizes_are_named(population: int, tournament: int) -> None:
     with pytest.raises(ConfigError, match="population_size"):
         RegularizedEvolution(space=SPACE, population_size=population, tournament_size=tournament)
+
+
+def test_the_factory_takes_a_warm_up_as_the_population() -> None:
+    from ray_diffnas.searchers.factory import make_searcher
+    from ray_diffnas.searchers.objective import Objective
+
+    default = make_searcher("evolution", SPACE, Objective("acc", "max")).search_alg
+    small = make_searcher("evolution", SPACE, Objective("acc", "max"), warmup=4).search_alg
+    assert (default.population_size, default.tournament_size) == (10, 5)
+    assert (small.population_size, small.tournament_size) == (4, 2)
