@@ -14,7 +14,9 @@ Steps, in order (the commands are the ones a user would type):
    100-119 (reported only); random, optuna (TPE), evolution, graph first, then gpt4 with the local
    model (the slowest) added to the same folders.
 
-    python -m benchmarks.unet_bench [--steps build noise floor compare] [--budget 100]
+5. ``tables``: the docs' markdown tables from the summaries.
+
+    python -m benchmarks.unet_bench [--steps build noise floor compare tables] [--budget 100]
 """
 
 from __future__ import annotations
@@ -99,16 +101,42 @@ def compare(budget: int) -> None:
             (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
 
 
+def markdown(summary: dict) -> str:
+    """The docs' table of one comparison: mean regret [bootstrap 95 %] and median regret per budget."""
+    counts = [c for c in ("10", "25", "50", "100") if c in next(iter(summary["searchers"].values()))["checkpoints"]]
+    lines = [
+        "| searcher | " + " | ".join(f"mean regret @{c} [95 %]" for c in counts) + " | median regret @100 | dup |",
+        "|---|" + "---|" * (len(counts) + 2),
+    ]
+    for name, stats in summary["searchers"].items():
+        cells = []
+        for c in counts:
+            point = stats["checkpoints"][c]
+            low, high = point["mean_regret_ci95"] or (None, None)
+            cells.append(f"{point['mean_regret']:.3g} [{low:.3g}, {high:.3g}]" if low is not None else "-")
+        last = stats["checkpoints"][counts[-1]]["median_regret"]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {last:.3g} | {sum(stats['duplicates'])} |")
+    return "\n".join(lines)
+
+
+def tables() -> None:
+    for path in sorted(RESULTS.glob("*.json")):
+        summary = json.loads(path.read_text())
+        seeds = f"{summary['seeds'][0]}-{summary['seeds'][-1]}"
+        print(f"\n{path.stem}: {summary['objective']}:{summary['mode']}, seeds {seeds}")
+        print(markdown(summary))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", nargs="+", default=["build", "noise", "floor", "compare"])
+    parser.add_argument("--steps", nargs="+", default=["build", "noise", "floor", "compare", "tables"])
     parser.add_argument("--budget", type=int, default=100)
     args = parser.parse_args()
     for step in args.steps:
         if step == "compare":
             compare(args.budget)
         else:
-            {"build": build, "noise": noise, "floor": floor}[step]()
+            {"build": build, "noise": noise, "floor": floor, "tables": tables}[step]()
 
 
 if __name__ == "__main__":
