@@ -95,3 +95,16 @@ def test_the_command_takes_a_seed_range(table_path: Path, tmp_path: Path) -> Non
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["seeds"] == [100, 101] and summary["objective"] == "rfid_final"
     assert np.isfinite(summary["searchers"]["optuna"]["checkpoints"]["5"]["mean_regret"])
+
+
+@pytest.mark.parametrize("searcher", ["evolution", "optuna", "random"])
+def test_queries_are_in_the_order_the_searcher_suggested_them(searcher: str, table_path: Path, tmp_path: Path) -> None:
+    """Tune's result grid is in no particular order and a Searcher's trial ids carry no counter; Tune's
+    trial folders do (``<trainable>_<trial id>_<counter>_<config>``): the queries must follow it."""
+    result = TableBenchmark.from_file(table_path).run([searcher], budget=15, seeds=[0], output=tmp_path, plot=False)
+    counters = {}
+    for folder in (tmp_path / "tune" / f"{searcher}-seed0").glob("lookup_trainable_*"):
+        trial_id = json.loads((folder / "result.json").read_text().splitlines()[0])["trial_id"]
+        counters[trial_id] = int(folder.name.split(f"{trial_id}_", 1)[1].split("_", 1)[0])
+    ordered = result.trajectories["trial_id"].tolist()
+    assert len(ordered) == 15 and [counters[t] for t in ordered] == sorted(counters.values())

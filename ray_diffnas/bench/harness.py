@@ -33,13 +33,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from ray.tune import Stopper
+from ray.tune import Callback, Stopper
 
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.bench.stats import bootstrap_interval
@@ -60,6 +60,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINTS = (10, 25, 50, 100)
 RUNS_FOLDER = "runs"  # one finished run per file: a rerun of the benchmark resumes from them
 RUN_METADATA_KEY = b"ray_diffnas.bench_run"
+# 2: queries in the order trials started (before, a Searcher's trials were left in the result grid's order).
+RUN_FORMAT = 2
 BENCH_SCHEDULERS = ("none", "asha")
 TRAJECTORY_COLUMNS = [
     "searcher",
@@ -372,6 +374,7 @@ class TableBenchmark:
         """What a finished run's result depends on besides its searcher and seed: a cached run counts
         only when these match."""
         return {
+            "format": RUN_FORMAT,
             "table": self.table.source,
             "rows": len(self.table),
             "optimum": self.optimum,
@@ -417,6 +420,7 @@ class TableBenchmark:
         search_alg, param_space = self.make_searcher(name, seed, budget, llm_url)
         generator = type(search_alg).__name__ == "BasicVariantGenerator"
         lookup = self._trial_lookup(flat="arch" not in param_space)
+        started = StartOrder()
         if self.scheduler == "asha":
             trainable = tune.with_parameters(
                 replay_trainable,
@@ -451,7 +455,7 @@ class TableBenchmark:
                 name=f"{name}-seed{seed}",
                 verbose=0,
                 stop=stop,
-                callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
+                callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), started],
             ),
         )
         start = time.perf_counter()
@@ -464,7 +468,10 @@ class TableBenchmark:
         warmup = getattr(search_alg, "warmup", 0)
         warmup = int(warmup) if isinstance(warmup, (int, np.integer)) else 0
         frame = self.trajectory(
-            name, seed, [(r.metrics or {}, r.config or {}, r.error) for r in (grid[i] for i in range(len(grid)))]
+            name,
+            seed,
+            [(r.metrics or {}, r.config or {}, r.error) for r in (grid[i] for i in range(len(grid)))],
+            order=started.order,
         )
         logger.info(
             "%s seed %d: %d queries in %.1f s (%.3f s per query).",
@@ -483,8 +490,12 @@ class TableBenchmark:
 
     # --- scoring ----------------------------------------------------------------------------
 
-    def trajectory(self, name: str, seed: int, trials: Sequence[tuple[dict, dict, Any]]) -> pd.DataFrame:
-        """Rows of one run from its trials' ``(last result, config, error)``, in suggestion order."""
+    def trajectory(
+        self, name: str, seed: int, trials: Sequence[tuple[dict, dict, Any]], order: Mapping[str, int] | None = None
+    ) -> pd.DataFrame:
+        """Rows of one run from its trials' ``(last result, config, error)``, in suggestion order:
+        ``order`` maps each trial id to its place (what :class:`StartOrder` saw); without it, the
+        counter in ``<experiment>_<00000>`` ids (Tune's random search names trials so)."""
         rows = []
         for metrics, config, error in trials:
             key = self._driver_lookup.key(config)
@@ -510,8 +521,9 @@ class TableBenchmark:
         measured = ["searcher", "seed", "trial_id", "arch_key", "objective", "true_objective", "iterations"]
         measured += ["in_table", "feasible", "error"]
         frame = pd.DataFrame(rows, columns=measured + list(dict.fromkeys(c.metric for c in self.constraints)))
-        # Tune numbers trials in the order the searcher suggested them: <experiment>_<00000 counter>.
-        frame = frame.iloc[np.argsort([_trial_number(t) for t in frame["trial_id"]], kind="stable")]
+        # Tune's result grid is not in suggestion order; a Searcher's trials have ids without a counter.
+        place = [order.get(t, 1 << 62) for t in frame["trial_id"]] if order else map(_trial_number, frame["trial_id"])
+        frame = frame.iloc[np.argsort(list(place), kind="stable")]
         return self._with_progress(frame.reset_index(drop=True))
 
     def _with_progress(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -645,6 +657,17 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{table['optimum_row']}: {table['optimum_arch']}"
     )
     return "\n".join(text)
+
+
+class StartOrder(Callback):
+    """Records the order in which trials start: with the searcher's trials started as it suggests
+    them, the suggestion order (Tune's result grid is in another order)."""
+
+    def __init__(self) -> None:
+        self.order: dict[str, int] = {}
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.order.setdefault(trial.trial_id, len(self.order))
 
 
 class IterationBudget(Stopper):
