@@ -282,7 +282,9 @@ class BenchTableOptions:
     reduction_factor: float = option(2.0, "ASHA replay: the reduction factor, as in 'search'", metavar="ETA")
     output: Path = option(Path("runs/bench-table"), "folder for the results and Tune's files")
     warmup: int | None = option(
-        None, "graph searcher: queries before it starts learning (default: its own default)", minimum=0
+        None,
+        "graph searcher: queries before it starts learning; evolution: its population (default: each one's own)",
+        minimum=0,
     )
     max_concurrent: int = option(
         1, "trials at once; 1 lets model-based searchers see every result before suggesting", minimum=1
