@@ -24,6 +24,7 @@ SCRIPTS = {
     "graph_sampling": "graph diffusion sampling speed and valid rate, UNet spaces (--table adds NB201; minutes)",
     "llm_faults": "GPT4Searcher under LLM endpoint faults in real Tune runs (minutes)",
     "kill_anywhere": "SIGKILL ray-diffnas search at random moments, resume, check (>= 30 kills per searcher: ~1 h)",
+    "unet_bench": "the digits UNet table, its noise floor, every searcher on it and on NB201 (resumable; many hours)",
 }
 
 
