@@ -41,9 +41,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ray.tune import Callback, Stopper
 
-from ray_diffnas.atomic import atomic_write
 from ray_diffnas.bench.stats import bootstrap_interval
-from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata
+from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, write_table_file
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.factory import SearcherSetup, check_searcher, make_searcher, parse_searchers
@@ -401,10 +400,8 @@ class TableBenchmark:
             return cached
         record = self.run_one(name, seed, budget, output / "tune", llm_url=llm_url)
         meta = {"settings": settings, "wall_seconds": record.wall_seconds, "warmup": record.warmup}
-        table = pa.Table.from_pandas(record.trajectory, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), RUN_METADATA_KEY: json.dumps(meta)})
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        write_table_file(record.trajectory, path, meta, key=RUN_METADATA_KEY)
         return record
 
     def run_one(

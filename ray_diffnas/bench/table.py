@@ -190,10 +190,12 @@ def read_table_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
-def write_table_file(frame: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> Path:
-    """Writes a table to Parquet with ``metadata`` under :data:`TABLE_METADATA_KEY`, atomically."""
+def write_table_file(
+    frame: pd.DataFrame, path: Path, metadata: dict[str, Any], key: bytes = TABLE_METADATA_KEY
+) -> Path:
+    """Writes a frame to Parquet with ``metadata`` (JSON) under ``key``, atomically."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), TABLE_METADATA_KEY: json.dumps(metadata)})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), key: json.dumps(metadata)})
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
