@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from ray_diffnas.bench.build import BUILD_FILE
+
 RUNS = Path("runs")
 TABLE = RUNS / "table-digits8" / "table.parquet"
 NOISE_TABLE = RUNS / "table-digits8-seed1" / "table.parquet"
@@ -43,26 +45,49 @@ def ray_diffnas(*args: str) -> int:
     command = [sys.executable, "-m", "ray_diffnas", *args]
     print(f"\n$ {' '.join(command[2:])}", flush=True)
     start = time.perf_counter()
-    code = subprocess.call(command)
+    process = subprocess.Popen(command)
+    while True:
+        try:
+            code = process.wait()
+            break
+        except KeyboardInterrupt:  # Ctrl-C reached the command too: let it write what it has, then stop
+            print("stopping: waiting for the command to write what it has", flush=True)
     print(f"exit {code} after {time.perf_counter() - start:.0f} s", flush=True)
     return code
 
 
+def build_into(table: Path, shipped: Path, *flags: str) -> int:
+    """Builds (or goes on building) ``table`` from what ``shipped`` already holds, then ships it.
+
+    The shipped file is the build's carry-over between machines and sessions: its finished rows are
+    reused (``--reuse-table``), and after a run that finished or was stopped with Ctrl-C (which still
+    writes the table, unfinished rows marked) the new table replaces it. A table that is not complete
+    says so in its metadata (``rows_complete`` of ``architectures``).
+    """
+    saved = table.parent / BUILD_FILE  # a build under way goes on with the options it started with
+    if saved.is_file():
+        reused = json.loads(saved.read_text()).get("reuse_table")
+    else:
+        reused = str(shipped.resolve()) if shipped.is_file() else None
+    reuse = ["--reuse-table", reused] if reused else []
+    before = table.stat().st_mtime if table.is_file() else None
+    code = ray_diffnas("build-table", "--dataset", "digits", "--space", "unet-bench", *flags, *reuse,
+                       "--output", str(table.parent))  # fmt: skip
+    if table.is_file() and table.stat().st_mtime != before:
+        shipped.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(table, shipped)
+    return code
+
+
 def build() -> None:
-    if ray_diffnas("build-table", "--dataset", "digits", "--space", "unet-bench", "--output", str(TABLE.parent)) == 0:
-        SHIPPED.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(TABLE, SHIPPED / "unet_digits8.parquet")
+    if build_into(TABLE, SHIPPED / "unet_digits8.parquet") != 0:
+        raise SystemExit("the table is not complete yet: rerun to go on")
 
 
 def noise() -> None:
-    folder = NOISE_TABLE.parent
-    code = ray_diffnas(
-        "build-table", "--dataset", "digits", "--space", "unet-bench", "--sample", "30", "--sample-seed", "0",
-        "--seed", "1", "--output", str(folder),
-    )  # fmt: skip
-    if code == 0:
-        SHIPPED.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(NOISE_TABLE, SHIPPED / "unet_digits8_seed1_sample30.parquet")
+    flags = ("--sample", "30", "--sample-seed", "0", "--seed", "1")
+    if build_into(NOISE_TABLE, SHIPPED / "unet_digits8_seed1_sample30.parquet", *flags) != 0:
+        raise SystemExit("the noise-floor table is not complete yet: rerun to go on")
 
 
 def floor() -> None:

@@ -114,3 +114,63 @@ def test_the_space_must_be_a_unet_space_of_the_trial_size() -> None:
         resolve_space("unet-bench:16", 8)
     with pytest.raises(DiffNASError, match="not a UNet space"):
         resolve_space("nb201", 8)
+
+
+def test_a_build_stopped_with_ctrl_c_writes_its_table_and_another_build_reuses_its_rows(tmp_path: Path) -> None:
+    """The carry-over between machines and sessions: Ctrl-C still writes the table (unfinished rows
+    marked); a build in a new folder with --reuse-table trains only what that table lacks."""
+    space_file = tmp_path / "space.json"
+    space_file.write_text(json.dumps(SPACE.to_dict()))
+    first, second = tmp_path / "first", tmp_path / "second"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    driver = subprocess.Popen(
+        _command(space_file, first), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 400
+    while len(_finished_trials(first / TUNE_FOLDER)) < 2 and time.monotonic() < deadline:
+        assert driver.poll() is None, "the build ended before it could be stopped"
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 1, stderr[-3000:]  # not complete: the command says so in its exit code
+
+    stopped = pd.read_parquet(first / TABLE_FILE)
+    expected = sorted(arch.key() for arch in SPACE.enumerate())
+    assert stopped["arch_key"].tolist() == expected  # every architecture has its row, finished or not
+    finished = stopped[stopped["status"] == "completed"]
+    assert 2 <= len(finished) < 4 and finished["rfid_final"].notna().all()
+    assert stopped.loc[stopped["status"] != "completed", "rfid_final"].isna().all()
+    assert read_table_metadata(first / TABLE_FILE)["rows_complete"] == len(finished)
+
+    run = subprocess.run(
+        [*_command(space_file, second), "--reuse-table", str(first / TABLE_FILE)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = pd.read_parquet(second / TABLE_FILE)
+    assert table["arch_key"].tolist() == expected and (table["status"] == "completed").all()
+    trained_here = len(list((second / TUNE_FOLDER).glob("*/result.json")))
+    assert trained_here == 4 - len(finished)  # the reused architectures did not train again
+    kept = table.set_index("arch_key").loc[finished["arch_key"]]
+    assert kept["rfid_final"].tolist() == finished["rfid_final"].tolist()
+    metadata = read_table_metadata(second / TABLE_FILE)
+    assert metadata["reused"] == {"table": str(first / TABLE_FILE), "rows": len(finished)}
+    assert metadata["rows_complete"] == 4
+
+
+def test_reuse_refuses_a_table_of_another_build(tmp_path: Path) -> None:
+    from ray_diffnas.bench.reuse import reused_rows
+    from ray_diffnas.bench.table import write_table_file
+
+    archs = [arch.to_dict() for arch in SPACE.enumerate()]
+    metadata = {"format": 1, "space": SPACE.to_dict(), "dataset": "digits", "image_size": 8, "seed": 0}
+    metadata["training"] = {"max_iterations": 2, "lr": 0.002}
+    frame = pd.DataFrame({"arch": [json.dumps(archs[0], sort_keys=True)], "status": ["completed"], "rfid_final": [3.0]})
+    path = write_table_file(frame, tmp_path / "table.parquet", metadata)
+    assert len(reused_rows(str(path), metadata, archs).frame) == 1
+    assert len(reused_rows(str(path), metadata, archs[1:]).frame) == 0  # not an architecture of this build
+    with pytest.raises(DiffNASError, match=r"built differently \(seed: 0 there, 1 here\)"):
+        reused_rows(str(path), {**metadata, "seed": 1}, archs)
+    (tmp_path / "plain.csv").write_text("arch,rfid_final\n{},1\n")
+    with pytest.raises(DiffNASError, match="not a table written by 'ray-diffnas build-table'"):
+        reused_rows(str(tmp_path / "plain.csv"), metadata, archs)

@@ -22,7 +22,7 @@ from ray_diffnas.app.options import (
 )
 from ray_diffnas.errors import DiffNASError
 
-PATH_FLAGS = ("output", "resume", "data_root", "table")  # made absolute: trials run in other folders
+PATH_FLAGS = ("output", "resume", "data_root", "table", "reuse_table")  # made absolute: trials run in other folders
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

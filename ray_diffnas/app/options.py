@@ -233,6 +233,13 @@ class BuildTableOptions(TrialOptions):
         None, "train only this many architectures of the space, drawn at random (e.g. a noise floor)", minimum=1
     )
     sample_seed: int = option(0, "which architectures --sample draws")
+    reuse_table: str | None = option(
+        None,
+        "the table.parquet of an earlier build with the same options: its finished architectures go into "
+        "this table as they are, and only the rest train (to finish a build on another machine, or one "
+        "whose folder is gone)",
+        metavar="TABLE",
+    )
     output: Path = option(Path("runs/build-table"), "folder for table.parquet and Tune's files (rerun to resume)")
 
     def check(self) -> None:

@@ -29,9 +29,11 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from ray_diffnas.atomic import atomic_write
+from ray_diffnas.bench.reuse import reused_rows
 from ray_diffnas.bench.table import write_table_file
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.spaces.registry import space_from_spec
+from ray_diffnas.spaces.unet_arch import UNetArch
 from ray_diffnas.spaces.unet_bench import BENCH_SPACE_KIND
 from ray_diffnas.spaces.unet_space import UNetSpace
 
@@ -49,6 +51,7 @@ CURVE_METRIC = "rfid"
 ARCH_COLUMN = "arch"
 DEFAULT_OBJECTIVE = "rfid_final:min"
 COST_COLUMNS = ("latency_ms", "params_m", "gflops")
+UNFINISHED = "unfinished"  # the status of a row whose architecture has not been trained in full yet
 
 
 def curve_column(iteration: int, metric: str = CURVE_METRIC) -> str:
@@ -95,7 +98,12 @@ def chosen_architectures(space: UNetSpace, sample: int | None, sample_seed: int)
 
 
 def build_table(options: BuildTableOptions) -> BuildResult:
-    """Trains every architecture of the space (resuming a build in ``options.output``) and writes the table."""
+    """Trains every architecture of the space (resuming a build in ``options.output``) and writes the table.
+
+    Architectures finished in ``options.reuse_table`` are taken from it, not trained. A build stopped
+    with Ctrl-C (SIGINT) still writes its table, with the architectures it has not finished as
+    ``unfinished`` rows; a rerun of the command goes on.
+    """
     options.check()
     from ray_diffnas.data.datasets import load_dataset
     from ray_diffnas.metrics.rfid import RFID
@@ -104,30 +112,73 @@ def build_table(options: BuildTableOptions) -> BuildResult:
     space = resolve_space(options.space, data.image_size)
     archs = chosen_architectures(space, options.sample, options.sample_seed)
     output = Path(options.output).expanduser().resolve()
+    metadata = _metadata(options, space, data.image_size, len(archs))
+    reused = reused_rows(options.reuse_table, metadata, archs)
+    to_train = [arch for arch in archs if json.dumps(arch, sort_keys=True) not in reused.arch_jsons]
     resume = _check_same_build(options, output)
     logger.info(
-        "%s %d architectures of %s at %d px (%d x %d steps each) into %s.",
+        "%s %d of the %d architectures of %s at %d px (%d x %d steps each; %d taken from %s) into %s.",
         "Resuming the build of" if resume else "Training",
+        len(to_train),
         len(archs),
         options.space,
         data.image_size,
         options.max_iterations,
         options.steps_per_iteration,
+        len(reused.frame),
+        reused.source,
         output,
     )
-    RFID(data, options.rfid_features)  # the reference statistics, cached once before the trials start
+    rfid = RFID(data, options.rfid_features)  # the reference statistics, cached once before the trials start
     start = time.perf_counter()
-    grid = _tuner(options, space, archs, output, resume).fit()
-    seconds = time.perf_counter() - start
-    from ray_diffnas.app.results import results_frame
-
-    results = results_frame(grid)
-    frame = table_frame(results, options.max_iterations)
-    features = results["rfid_features"].dropna()
-    metadata = _metadata(options, space, data.image_size, len(archs), frame, _add_build_time(output, seconds))
-    metadata["rfid_features"] = str(features.iloc[0]) if len(features) else None
+    trained = _train(options, space, to_train, output, resume)
+    seconds = _add_build_time(output, time.perf_counter() - start) + reused.build_wall_seconds
+    frame = _merge(trained, reused.frame, archs, data.image_size, options.max_iterations)
+    metadata.update(
+        rfid_features=rfid.features,
+        rows_complete=int(frame["rfid_final"].notna().sum()),
+        reused={"table": reused.source, "rows": len(reused.frame)} if reused.source else None,
+        build_wall_seconds=round(seconds, 1),
+        train_seconds_total=round(float(frame["train_seconds"].sum()), 1),
+    )
+    if metadata["rows_complete"] < len(archs):
+        logger.warning(
+            "%d of %d architectures are finished (the others are 'unfinished' or 'failed' rows); rerun the "
+            "command to go on.",
+            metadata["rows_complete"],
+            len(archs),
+        )
     path = write_table_file(frame, output / TABLE_FILE, metadata)
     return BuildResult(frame, path, metadata)
+
+
+def _merge(
+    trained: pd.DataFrame, reused: pd.DataFrame, archs: list[dict[str, Any]], image_size: int, max_iterations: int
+) -> pd.DataFrame:
+    """One row per architecture of the build, sorted by key: a finished row wins over an unfinished one
+    of the same architecture (a build resumed after its reused table was updated may hold both), and an
+    architecture with no row yet gets an ``unfinished`` one."""
+    chosen = {json.dumps(arch, sort_keys=True): arch for arch in archs}
+    frame = pd.concat([f for f in (trained, reused) if len(f)], ignore_index=True)
+    frame = frame[frame[ARCH_COLUMN].isin(list(chosen))] if len(frame) else frame
+    missing = sorted(set(chosen) - set(frame[ARCH_COLUMN] if len(frame) else ()))
+    rows = pd.DataFrame([unfinished_row(chosen[arch], image_size, max_iterations) for arch in missing])
+    frame = pd.concat([f for f in (frame, rows) if len(f)], ignore_index=True)
+    frame["_unfinished"] = frame["rfid_final"].isna()
+    frame = frame.sort_values(["arch_key", "_unfinished"], kind="stable").drop_duplicates(ARCH_COLUMN)
+    return frame.drop(columns="_unfinished").reset_index(drop=True)
+
+
+def _train(
+    options: BuildTableOptions, space: UNetSpace, archs: list[dict[str, Any]], output: Path, resume: bool
+) -> pd.DataFrame:
+    """Trains ``archs`` as one Tune run (resumed when ``resume``); their table rows."""
+    if not archs and not resume:
+        return pd.DataFrame()
+    from ray_diffnas.app.results import results_frame
+
+    grid = _tuner(options, space, archs, output, resume).fit()
+    return table_frame(results_frame(grid), options.max_iterations)
 
 
 def _check_same_build(options: BuildTableOptions, output: Path) -> bool:
@@ -205,29 +256,45 @@ def trial_folder_name(trial: Trial) -> str:
 def table_frame(results: pd.DataFrame, max_iterations: int) -> pd.DataFrame:
     """The table from a build's ``results_frame``: one row per architecture, sorted by key.
 
-    A trial that did not run every iteration (failed, or not yet trained) keeps its partial curve
-    and has no ``rfid_final`` / ``rfid_best`` (NaN): a benchmark treats it as having no value.
+    A trial that did not run every iteration (``failed``, or ``unfinished``: not yet trained) keeps
+    its partial curve and has no ``rfid_final`` / ``rfid_best`` (NaN): a benchmark treats it as having
+    no value. A trial that never reported (Tune has no config for it) has no row here.
     """
     rows = []
     for _, trial in results.iterrows():
-        curve = list(trial["rfid_curve"])
-        complete = len(curve) >= max_iterations and all(math.isfinite(v) for v in curve[:max_iterations])
         arch = json.loads(trial["arch"])
-        row: dict[str, Any] = {ARCH_COLUMN: json.dumps(arch, sort_keys=True), "arch_key": trial["arch_key"]}
-        row.update({name: _cell(value) for name, value in arch.items()})
-        for i in range(1, max_iterations + 1):
-            row[curve_column(i)] = curve[i - 1] if i <= len(curve) else math.nan
-        row["rfid_final"] = curve[max_iterations - 1] if complete else math.nan
-        row["rfid_best"] = min(curve[:max_iterations]) if complete else math.nan
+        if not arch:
+            continue
+        row = _table_row(arch, trial["arch_key"], list(trial["rfid_curve"]), max_iterations)
         row.update({name: trial[name] for name in COST_COLUMNS})
         row["train_seconds"] = trial["wall_seconds"]
         row["images_seen"] = trial["images_seen"]
-        row["iterations"] = len(curve)
-        row["status"] = trial["status"]
+        # No scheduler stops a build's trials: one that is not done was interrupted (Ctrl-C) or never started.
+        row["status"] = UNFINISHED if trial["status"] == "stopped" else trial["status"]
         row["error"] = trial["error"]
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame.sort_values("arch_key", kind="stable").reset_index(drop=True)
+    return frame.sort_values("arch_key", kind="stable").reset_index(drop=True) if rows else frame
+
+
+def unfinished_row(arch: dict[str, Any], image_size: int, max_iterations: int) -> dict[str, Any]:
+    """The row of an architecture the build has not trained yet."""
+    row = _table_row(arch, UNetArch.from_dict(arch, image_size).key(), [], max_iterations)
+    row.update({name: math.nan for name in (*COST_COLUMNS, "train_seconds", "images_seen")})
+    row.update(status=UNFINISHED, error=None)
+    return row
+
+
+def _table_row(arch: dict[str, Any], key: str, curve: list[float], max_iterations: int) -> dict[str, Any]:
+    complete = len(curve) >= max_iterations and all(math.isfinite(v) for v in curve[:max_iterations])
+    row: dict[str, Any] = {ARCH_COLUMN: json.dumps(arch, sort_keys=True), "arch_key": key}
+    row.update({name: _cell(value) for name, value in arch.items()})
+    for i in range(1, max_iterations + 1):
+        row[curve_column(i)] = curve[i - 1] if i <= len(curve) else math.nan
+    row["rfid_final"] = curve[max_iterations - 1] if complete else math.nan
+    row["rfid_best"] = min(curve[:max_iterations]) if complete else math.nan
+    row["iterations"] = len(curve)
+    return row
 
 
 def _cell(value: Any) -> Any:
@@ -248,9 +315,8 @@ def _metadata(
     space: UNetSpace,
     image_size: int,
     count: int,
-    frame: pd.DataFrame,
-    wall_seconds: float,
 ) -> dict[str, Any]:
+    """The build's record (the figures of its rows are added when they are known)."""
     import platform
 
     import ray
@@ -281,9 +347,6 @@ def _metadata(
         "architectures": count,
         "sample": options.sample,
         "sample_seed": options.sample_seed if options.sample is not None else None,
-        "rows_complete": int(frame["rfid_final"].notna().sum()),
-        "build_wall_seconds": round(wall_seconds, 1),
-        "train_seconds_total": round(float(frame["train_seconds"].sum()), 1),
         "cpus_per_trial": options.cpus_per_trial,
         "gpus_per_trial": options.gpus_per_trial,
         "machine": {
@@ -309,7 +372,7 @@ class BuildProgress(Callback):
         self._log(trials, trial, "FAILED")
 
     def _log(self, trials: list[Trial], trial: Trial, what: str) -> None:
-        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+        done = sum(t.status in ("TERMINATED", "ERROR") or t is trial for t in trials)  # Tune marks it after us
         result = trial.last_result or {}
         logger.info(
             "%d/%d %s %s: RFID %.3f after %s iterations, %.0f s.",
