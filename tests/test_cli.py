@@ -54,6 +54,14 @@ def test_tiny_search_writes_leaderboard_results_and_plots(tmp_path: Path) -> Non
     assert table["best_rfid"].is_monotonic_increasing  # sorted best first
     assert {"arch_key", "arch.channel_mult", "train.lr", "rfid", "latency_ms", "params_m", "rfid_curve"} <= set(table)
     assert all(len(curve) == it for curve, it in zip(table["rfid_curve"], table["training_iteration"]))
+    # What each trial cost, and who proposed it.
+    assert (table[["wall_seconds", "cpu_seconds", "images_seen"]] > 0).all().all()
+    assert set(table["proposer"]) <= {"sampler", "graph", "neighbour"}
+    # The console: one line per trial event with its key and proposer, the best so far, no config dumps.
+    for key, proposer in zip(table["arch_key"], table["proposer"]):
+        assert f"{key}  {proposer:<7s} started" in run.stdout
+    assert "best so far:" in run.stdout
+    assert "Current best trial" not in run.stdout and "params=" not in run.stdout and "Trial status" not in run.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_rfid"] == table["best_rfid"].iloc[0]
     assert summary["untrained_rfid"] > summary["best_rfid"]

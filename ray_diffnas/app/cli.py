@@ -14,6 +14,9 @@ from typing import Any, Callable, Sequence, Union, get_args, get_origin, get_typ
 
 from ray_diffnas.app.job_env import check_output_survives_job, leave_job_working_dir
 from ray_diffnas.app.options import (
+    CONSOLE,
+    QUIET,
+    TUNE_OUTPUT,
     BenchTableOptions,
     BuildTableOptions,
     SearchOptions,
@@ -132,6 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="finish the search whose --output is DIR (stopped or killed); its saved options "
         "are used and the other flags, except --address, are ignored",
     )
+    loudness = search.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=TUNE_OUTPUT,
+        default=CONSOLE,
+        help="Tune's own output (progress tables, trial configs) and what trials print, instead of one line "
+        "per trial event",
+    )
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=QUIET,
+        help="print only the final leaderboard",
+    )
     bench = commands.add_parser(
         "bench-table",
         help="judge searchers on a tabular benchmark (a table of architectures and their metrics)",
@@ -155,7 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet = getattr(args, "verbosity", CONSOLE) == QUIET
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "verbosity", CONSOLE) < TUNE_OUTPUT:  # Tune's notes on where its files are, at -v only
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)
     try:
         _resolve_paths_for_ray_job(args)
         if args.command == "search":
@@ -188,16 +213,16 @@ def run_search_command(args: argparse.Namespace) -> int:
     if args.resume is not None:
         options = load_options(args.resume)
         options = dataclasses.replace(options, address=args.address or options.address)
-        return _finish_search(options, resume=True)
-    return _finish_search(options_from_args(SearchOptions, args), resume=False)
+        return _finish_search(options, resume=True, verbosity=args.verbosity)
+    return _finish_search(options_from_args(SearchOptions, args), resume=False, verbosity=args.verbosity)
 
 
-def _finish_search(options: SearchOptions, resume: bool) -> int:
+def _finish_search(options: SearchOptions, resume: bool, verbosity: int) -> int:
     options.check()  # a bad option answers at once, before Ray and torch are imported
     from ray_diffnas.app.run import run_search
 
     start = time.perf_counter()
-    summary = run_search(options, resume=resume)
+    summary = run_search(options, resume=resume, verbosity=verbosity)
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     table = summary.pop("leaderboard")
     (options.output / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

@@ -27,6 +27,9 @@ from ray_diffnas.trainable.settings import TrainingSettings
 
 OPTIONS_FILE = "search_options.json"  # the options a search started with, for --resume
 SchedulerName = Literal["asha", "none"]
+# How loud a search is (search -q / default / -v): only the final leaderboard; one line per trial event
+# (ray_diffnas.app.console); Tune's own output and what trials print.
+QUIET, CONSOLE, TUNE_OUTPUT = 0, 1, 2
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 _SETTINGS = TrainingSettings()
 

@@ -17,22 +17,36 @@ from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.spaces.unet_arch import UNetArch
 from ray_diffnas.text_table import format_table
 from ray_diffnas.trainable.reports import METRIC, MODE
-from ray_diffnas.trainable.settings import TrainingSettings
+from ray_diffnas.trainable.settings import PROPOSER_KEY, TrainingSettings
 
 RESULTS_FILE = "results.parquet"
 OBJECTIVE = Objective(METRIC, MODE)  # what "best" means in the table
-METRICS = ("rfid", "loss", "latency_ms", "params_m", "gflops", "images_seen", "step", "training_iteration")
-LEADERBOARD_COLUMNS = [
-    "trial_id",
-    "status",
-    "best_rfid",
+METRICS = (
     "rfid",
-    "training_iteration",
+    "loss",
     "latency_ms",
     "params_m",
     "gflops",
+    "images_seen",
+    "cpu_seconds",
+    "step",
+    "training_iteration",
+)
+# What each trial cost beside its quality: its own wall time (over every restore), its process's CPU
+# time, and the images it trained on.
+COST_COLUMNS = ("wall_seconds", "cpu_seconds", "images_seen")
+LEADERBOARD_COLUMNS = [
+    "trial_id",
+    "proposer",
+    "status",
+    "best_rfid",
+    "training_iteration",
+    "latency_ms",
+    "params_m",
+    *COST_COLUMNS,
     "arch_key",
 ]
+INTEGER_COLUMNS = ("training_iteration", "wall_seconds", "cpu_seconds", "images_seen")  # shown without decimals
 
 
 def trial_status(error: Exception | None, iterations: int, max_iterations: int) -> str:
@@ -58,6 +72,7 @@ def _row(result: Any) -> dict[str, Any]:
     iterations = int(metrics.get("training_iteration") or 0)
     row: dict[str, Any] = {
         "trial_id": metrics.get("trial_id") or Path(result.path).name,
+        "proposer": config.get(PROPOSER_KEY),  # None for Tune's own searchers (random, Optuna)
         "status": trial_status(result.error, iterations, int(settings["max_iterations"])),
         "error": None if result.error is None else str(result.error).strip().splitlines()[-1][:500],
         "arch_key": _arch_key(arch, config.get("image_size")),
@@ -121,7 +136,7 @@ def leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
     """The best trials by best RFID, as a printable table."""
     shown = frame[LEADERBOARD_COLUMNS].head(top)
     rows = [
-        [str(rank)] + [_cell(row[c], integer=c == "training_iteration") for c in LEADERBOARD_COLUMNS]
+        [str(rank)] + [_cell(row[c], integer=c in INTEGER_COLUMNS) for c in LEADERBOARD_COLUMNS]
         for rank, (_, row) in enumerate(shown.iterrows(), start=1)
     ]
     return format_table(["rank", *LEADERBOARD_COLUMNS], rows, left=0)
@@ -130,6 +145,6 @@ def leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
 def _cell(value: Any, integer: bool = False) -> str:
     if isinstance(value, float):
         if math.isnan(value):
-            return "0" if integer else "NaN"
+            return "-"
         return str(int(value)) if integer else f"{value:.3f}"
-    return "None" if value is None else str(value)
+    return "-" if value is None else str(value)

@@ -17,7 +17,8 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from ray_diffnas.app.options import SearchOptions, save_options
+from ray_diffnas.app.console import SearchConsole
+from ray_diffnas.app.options import CONSOLE, TUNE_OUTPUT, SearchOptions, save_options
 from ray_diffnas.app.storage import atomic_local_filesystem, remove_partial_writes
 from ray_diffnas.app.summary import summarize
 from ray_diffnas.data.datasets import ImageDataset, load_dataset
@@ -35,6 +36,7 @@ from ray_diffnas.trainable.trial import train_diffusion
 logger = logging.getLogger(__name__)
 
 TUNE_FOLDER = "tune"  # Tune's experiment folder inside --output
+TUNE_VERBOSE = 3  # Tune's most detailed output, for -v
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,14 @@ class OutputPlan:
         return self.output / TUNE_FOLDER
 
 
-def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
+def run_search(options: SearchOptions, resume: bool = False, verbosity: int = CONSOLE) -> dict[str, Any]:
     """Runs the search and writes ``results.parquet``, ``search.png``, ``best_samples.png``.
 
     With ``resume``, finishes the search in ``options.output`` that was stopped or killed: Tune
     restores its trials (unfinished ones from their checkpoints) and the searcher with its memory.
     A search stopped before Tune's first save has nothing to restore; it starts again from the beginning.
+    ``verbosity``: what prints while it runs (:mod:`ray_diffnas.app.console`: ``QUIET``, ``CONSOLE``,
+    ``TUNE_OUTPUT``); a resumed search keeps the one it started with.
     Returns a JSON-able summary (best trial, its RFID, the untrained RFID, file paths).
     """
     options.check()
@@ -64,11 +68,11 @@ def run_search(options: SearchOptions, resume: bool = False) -> dict[str, Any]:
     if not resume:  # a resumed search, even one that starts over, keeps the options it started with
         save_options(options, plan.output)
     with llm_server(options, plan) as llm_url:
-        init_ray(options.address)
+        init_ray(options.address, trial_logs=verbosity >= TUNE_OUTPUT)
         tuner = (
             restore_tuner(plan, options)
             if plan.resume
-            else new_tuner(options, plan, build_search(options, data, llm_url))
+            else new_tuner(options, plan, build_search(options, data, llm_url), verbosity)
         )
         grid = tuner.fit()
     summary = summarize(grid, rfid, plan.output, options)
@@ -133,9 +137,11 @@ def llm_server(options: SearchOptions, plan: OutputPlan) -> Iterator[EndpointFil
         yield endpoint
 
 
-def init_ray(address: str | None) -> None:
+def init_ray(address: str | None, trial_logs: bool = True) -> None:
+    """Starts or joins Ray; ``trial_logs`` forwards what trials print (Ray Train's checkpoint lines, a
+    failing trial's traceback) to this console, as Tune's own output does."""
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, configure_logging=False)
+        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=trial_logs)
 
 
 def build_search(options: SearchOptions, data: ImageDataset, llm_url: str | EndpointFile | None) -> SearcherSetup:
@@ -179,7 +185,11 @@ def trainable_with_resources(options: SearchOptions) -> Any:
     return tune.with_resources(train_diffusion, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
 
 
-def new_tuner(options: SearchOptions, plan: OutputPlan, search: SearcherSetup) -> tune.Tuner:
+def new_tuner(options: SearchOptions, plan: OutputPlan, search: SearcherSetup, verbosity: int = CONSOLE) -> tune.Tuner:
+    default_proposer = "random" if options.searcher == "random" else options.searcher
+    console: list[tune.Callback] = (
+        [SearchConsole(options.max_iterations, default_proposer)] if verbosity == CONSOLE else []
+    )
     return tune.Tuner(
         trainable_with_resources(options),
         param_space=search.param_space,
@@ -198,6 +208,8 @@ def new_tuner(options: SearchOptions, plan: OutputPlan, search: SearcherSetup) -
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
             ),
+            callbacks=console,
+            verbose=TUNE_VERBOSE if verbosity >= TUNE_OUTPUT else 0,  # 0: no config dumps, no progress table
         ),
     )
 

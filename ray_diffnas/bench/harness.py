@@ -225,6 +225,14 @@ class TableBenchmark:
         elif isinstance(space, str):
             space = space_from_spec(space)
         arch_column = arch_column or metadata.get("arch_column") or "arch"
+        if metadata.get("rows_complete", 0) < metadata.get("architectures", 0):
+            logger.warning(
+                "%s is a build that is not complete: %d of %d architectures have a final value, and regret "
+                "is measured against the best of those; finish it with the command that built it.",
+                path,
+                metadata["rows_complete"],
+                metadata["architectures"],
+            )
         return cls(load_table(path, space, arch_column), target.metric, target.mode, target.constraints, **kwargs)
 
     # --- the table's side -----------------------------------------------------------------

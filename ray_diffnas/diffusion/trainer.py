@@ -62,6 +62,7 @@ class DiffusionTrainer:
         self.ema = EMA(self.model, settings.ema_decay)
         self.optimizer = make_optimizer(self.model, settings.lr, settings.weight_decay, self.device)
         self.step = 0
+        self.cpu_seconds = 0.0  # CPU time the trial spent on this model, kept across checkpoints
         self.index_generator = torch.Generator().manual_seed(settings.seed)
         self.noise_generator = torch.Generator(self.device).manual_seed(settings.seed + 1)
 
@@ -169,6 +170,7 @@ class DiffusionTrainer:
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
+            "cpu_seconds": self.cpu_seconds,
             "index_rng": self.index_generator.get_state(),
             "noise_rng": self.noise_generator.get_state(),
             "noise_rng_device": self.device.type,
@@ -182,6 +184,7 @@ class DiffusionTrainer:
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])  # moves its tensors to the parameters' device
         self.step = int(state["step"])
+        self.cpu_seconds = float(state.get("cpu_seconds", 0.0))  # checkpoints before 2026-12 lack it
         self.index_generator.set_state(state["index_rng"].cpu())
         # A CUDA generator's state does not fit a CPU generator (and back): resume it only on the
         # same kind of device; elsewhere the noise continues from a fresh seed.

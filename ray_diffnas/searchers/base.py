@@ -33,6 +33,7 @@ from ray_diffnas.searchers.tune_state import SavedTrial, iteration, saved_trials
 from ray_diffnas.spaces.domain import ArchDomain
 from ray_diffnas.spaces.protocol import Architecture, SearchSpace
 from ray_diffnas.spaces.registry import space_from_dict
+from ray_diffnas.trainable.settings import PROPOSER_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,8 @@ class MemorySearcher(Searcher):
         >>> from ray_diffnas.spaces.unet_space import UNetSpace
         >>> searcher = FirstOfSpace(space=UNetSpace(image_size=8), metric="rfid", mode="min")
         >>> config = searcher.suggest("t1")
-        >>> sorted(config)
-        ['arch']
+        >>> sorted(config)  # the architecture, and who proposed it (the console and results show it)
+        ['arch', 'proposer']
     """
 
     def __init__(
@@ -203,7 +204,7 @@ class MemorySearcher(Searcher):
                 return Searcher.FINISHED
             return None  # nothing new right now; Tune asks again when a trial ends
         key = proposal.arch.key()
-        config = {**self._config_for(proposal.arch), **proposal.settings}
+        config = {**self._config_for(proposal.arch), **proposal.settings, PROPOSER_KEY: proposal.proposer}
         self.memory.propose(
             trial_id,
             config,

@@ -15,5 +15,6 @@ METRIC_NOTES: dict[str, str] = {
         "was judged on a noisy, partly trained model. Cost matters too: latency_ms and params_m are reported"
     ),
 }
-# Cost figures every report carries; the prompt shows them beside each outcome.
-COST_METRICS: tuple[str, ...] = ("latency_ms", "params_m")
+# Cost figures every report carries; the prompt shows them beside each outcome: what the denoiser costs
+# to run (latency, size) and what its trial cost to train (CPU seconds of its process, so far).
+COST_METRICS: tuple[str, ...] = ("latency_ms", "params_m", "cpu_seconds")

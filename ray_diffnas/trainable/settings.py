@@ -11,8 +11,11 @@ from ray_diffnas.data.catalog import DATASETS, DatasetName
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.metrics.catalog import FEATURE_CHOICES, FeatureChoice
 
+# Who proposed a trial's architecture (graph, neighbour, llm, ...): a project searcher puts it in the
+# trial's config, where the console, the results and the report read it; the trainable ignores it.
+PROPOSER_KEY = "proposer"
 # Config keys that Tune search spaces add and the trainable does not use.
-SEARCH_ONLY_KEYS = frozenset({"space"})
+SEARCH_ONLY_KEYS = frozenset({"space", PROPOSER_KEY})
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -68,6 +69,9 @@ def run_training(config: Mapping[str, Any], checkpoint: tune.Checkpoint | None, 
 
 
 def _train_and_report(config: Mapping[str, Any], checkpoint: tune.Checkpoint | None, report: Reporter) -> None:
+    # CPU seconds of this trial's process (its own worker), setup included, over every run of it: what it
+    # cost beside its wall time (time_total_s), which other trials' load also stretches.
+    cpu = CpuClock()
     settings = TrainingSettings.from_config(config)
     data = load_dataset(settings.dataset, settings.data_root, settings.image_size)
     if "arch" not in config:
@@ -86,6 +90,7 @@ def _train_and_report(config: Mapping[str, Any], checkpoint: tune.Checkpoint | N
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             done = load_trainer(trainer, Path(folder))
+    cpu.before = trainer.cpu_seconds  # what the runs before this one spent (0 for a new trial)
     fixed = {
         "latency_ms": cost.latency_ms,
         "params_m": cost.params_m,
@@ -99,10 +104,28 @@ def _train_and_report(config: Mapping[str, Any], checkpoint: tune.Checkpoint | N
         check_memory(settings.max_memory_gb, trainer.step)
         score = rfid(trainer.sample(settings.rfid_samples, settings.sampler_steps, seed=EVAL_SEED))
         check_memory(settings.max_memory_gb, trainer.step)
-        metrics = {"rfid": score, "loss": loss, "images_seen": trainer.images_seen, "step": trainer.step, **fixed}
+        trainer.cpu_seconds = cpu.seconds()
+        metrics = {
+            "rfid": score,
+            "loss": loss,
+            "images_seen": trainer.images_seen,
+            "step": trainer.step,
+            "cpu_seconds": trainer.cpu_seconds,
+            **fixed,
+        }
         with tempfile.TemporaryDirectory() as folder:
             save_trainer(trainer, iteration, dict(config), Path(folder))
             report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+class CpuClock:
+    """CPU seconds (user + system, every thread) of this process since it was made, plus ``before``."""
+
+    def __init__(self, before: float = 0.0) -> None:
+        self.before, self.start = before, time.process_time()
+
+    def seconds(self) -> float:
+        return self.before + time.process_time() - self.start
 
 
 def _node_id() -> str | None:
