@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 import sys
-import time
 import types
 from pathlib import Path
 from typing import Any, Callable, Sequence, Union, get_args, get_origin, get_type_hints
@@ -16,6 +15,7 @@ from ray_diffnas.app.job_env import check_output_survives_job, leave_job_working
 from ray_diffnas.app.options import (
     CONSOLE,
     QUIET,
+    SUMMARY_FILE,
     TUNE_OUTPUT,
     BenchTableOptions,
     BuildTableOptions,
@@ -25,7 +25,14 @@ from ray_diffnas.app.options import (
 )
 from ray_diffnas.errors import DiffNASError
 
-PATH_FLAGS = ("output", "resume", "data_root", "table", "reuse_table")  # made absolute: trials run in other folders
+PATH_FLAGS = (
+    "output",
+    "resume",
+    "data_root",
+    "table",
+    "reuse_table",
+    "folder",
+)  # made absolute: trials run in other folders
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -172,6 +179,22 @@ def build_parser() -> argparse.ArgumentParser:
         "and best RFID, latency, parameters, FLOPs, wall time); rerun the same command to resume a stopped build.",
     )
     add_options(build, BuildTableOptions)
+    report = commands.add_parser(
+        "report",
+        help="rebuild the leaderboard and the HTML report of a search (finished, running, or killed)",
+        formatter_class=HelpFormatter,
+        description="Reads a search's --output folder (results.parquet, or Tune's experiment folder for a search "
+        "still running or whose driver was killed, and the search memory) and writes DIR/report.html: one "
+        "self-contained page that opens offline.",
+    )
+    report.add_argument("folder", metavar="DIR", help="the --output folder of a ray-diffnas search")
+    report.add_argument(
+        "--samples",
+        type=int,
+        default=3,
+        metavar="N",
+        help="draw samples from the best N models' checkpoints (0: none, and no model is loaded)",
+    )
     return parser
 
 
@@ -189,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bench_table_command(args)
         if args.command == "build-table":
             return run_build_table_command(args)
+        if args.command == "report":
+            return run_report_command(args)
     except DiffNASError as error:
         print(f"ray-diffnas: error: {error}", file=sys.stderr)
         return 2
@@ -221,11 +246,9 @@ def _finish_search(options: SearchOptions, resume: bool, verbosity: int) -> int:
     options.check()  # a bad option answers at once, before Ray and torch are imported
     from ray_diffnas.app.run import run_search
 
-    start = time.perf_counter()
     summary = run_search(options, resume=resume, verbosity=verbosity)
-    summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     table = summary.pop("leaderboard")
-    (options.output / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
     print(f"\nLeaderboard (lower RFID is better; features: {summary['rfid_features']}):")
     print(table)
     print(
@@ -234,6 +257,7 @@ def _finish_search(options: SearchOptions, resume: bool, verbosity: int) -> int:
         f"{summary['trials']} trials in {summary['wall_seconds']:.0f} s."
     )
     print(f"Results: {summary['results']}\nPlots: {summary['search_plot']}, {summary['samples_plot']}")
+    print(f"Report: {summary['report']}")
     if "search_memory" in summary:
         print(f"Search memory: {summary['search_memory']}")
     return 0 if summary["trials_with_rfid"] else 1
@@ -270,6 +294,21 @@ def run_build_table_command(args: argparse.Namespace) -> int:
     print(f"Table: {result.path}")
     print(f"Judge searchers on it: ray-diffnas bench-table --table {result.path} --objective {meta['objective']}")
     return 0 if meta["rows_complete"] == meta["architectures"] else 1
+
+
+def run_report_command(args: argparse.Namespace) -> int:
+    if args.samples < 0:
+        raise DiffNASError(f"--samples must be 0 or more, but got {args.samples}.")
+    from ray_diffnas.app.report.folder import read_search_folder
+    from ray_diffnas.app.report.page import write_report
+    from ray_diffnas.app.results import leaderboard
+
+    folder = read_search_folder(args.folder)
+    path = write_report(folder, samples=args.samples)
+    print(f"Leaderboard of {folder.path} ({folder.state}, {len(folder.trials)} trials; lower RFID is better):")
+    print(leaderboard(folder.trials))
+    print(f"Report: {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from ray_diffnas.spaces.registry import SPACE_SPECS
 from ray_diffnas.trainable.settings import TrainingSettings
 
 OPTIONS_FILE = "search_options.json"  # the options a search started with, for --resume
+TUNE_FOLDER = "tune"  # Tune's experiment folder inside a search's --output
+SUMMARY_FILE = "summary.json"  # a finished search's summary, in its --output
 SchedulerName = Literal["asha", "none"]
 # How loud a search is (search -q / default / -v): only the final leaderboard; one line per trial event
 # (ray_diffnas.app.console); Tune's own output and what trials print.

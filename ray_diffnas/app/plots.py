@@ -25,7 +25,7 @@ def pareto_front(latency: np.ndarray, rfid: np.ndarray) -> np.ndarray:
 
 def plot_search(frame: pd.DataFrame, path: Path) -> Path:
     """``search.png``: best RFID so far against trials (in start order), and RFID against latency."""
-    scored = frame.dropna(subset=["best_rfid"]).sort_values("trial_id")
+    scored = frame.dropna(subset=["best_rfid"]).sort_values("started", kind="stable")
     # Matplotlib's object API with its Agg canvas: files only, and no global backend switch.
     fig = Figure(figsize=(11, 4.2))
     FigureCanvasAgg(fig)

@@ -82,6 +82,7 @@ def _row(result: Any) -> dict[str, Any]:
         **{k: _number(metrics.get(k)) for k in METRICS},
         "best_rfid": _finite(OBJECTIVE.best(curve)),
         "wall_seconds": _number(metrics.get("time_total_s")),  # the trial's own time, over every restore
+        "started": _start_time(result.metrics_dataframe),
         "rfid_curve": curve,
         "rfid_features": metrics.get("rfid_features"),
         "checkpoint": _best_checkpoint_path(result),
@@ -99,6 +100,15 @@ def _rfid_curve(history: pd.DataFrame | None) -> list[float]:
     if "training_iteration" in history:
         history = history.drop_duplicates("training_iteration", keep="last").sort_values("training_iteration")
     return [float(v) for v in history["rfid"]]
+
+
+def _start_time(history: pd.DataFrame | None) -> float:
+    """When the trial started (Unix seconds): its first report's time less the time it took. Trial ids
+    of Searcher-made trials carry no counter, so this is what orders trials as they started."""
+    if history is None or not {"timestamp", "time_total_s"} <= set(history) or history.empty:
+        return math.nan
+    first = history.iloc[0]
+    return float(first["timestamp"]) - float(first["time_total_s"])
 
 
 def _arch_key(arch: dict[str, Any], image_size: int | None) -> str | None:

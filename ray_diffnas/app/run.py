@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,7 +19,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from ray_diffnas.app.console import SearchConsole
-from ray_diffnas.app.options import CONSOLE, TUNE_OUTPUT, SearchOptions, save_options
+from ray_diffnas.app.options import CONSOLE, TUNE_FOLDER, TUNE_OUTPUT, SearchOptions, save_options
 from ray_diffnas.app.storage import atomic_local_filesystem, remove_partial_writes
 from ray_diffnas.app.summary import summarize
 from ray_diffnas.data.datasets import ImageDataset, load_dataset
@@ -35,7 +36,6 @@ from ray_diffnas.trainable.trial import train_diffusion
 
 logger = logging.getLogger(__name__)
 
-TUNE_FOLDER = "tune"  # Tune's experiment folder inside --output
 TUNE_VERBOSE = 3  # Tune's most detailed output, for -v
 
 
@@ -59,8 +59,9 @@ def run_search(options: SearchOptions, resume: bool = False, verbosity: int = CO
     A search stopped before Tune's first save has nothing to restore; it starts again from the beginning.
     ``verbosity``: what prints while it runs (:mod:`ray_diffnas.app.console`: ``QUIET``, ``CONSOLE``,
     ``TUNE_OUTPUT``); a resumed search keeps the one it started with.
-    Returns a JSON-able summary (best trial, its RFID, the untrained RFID, file paths).
+    Returns a JSON-able summary (best trial, its RFID, the untrained RFID, wall time, file paths).
     """
+    start = time.perf_counter()
     options.check()
     warn_ignored_options(options)
     plan = prepare_output(options, resume)
@@ -76,9 +77,21 @@ def run_search(options: SearchOptions, resume: bool = False, verbosity: int = CO
         )
         grid = tuner.fit()
     summary = summarize(grid, rfid, plan.output, options)
+    summary["wall_seconds"] = round(time.perf_counter() - start, 1)  # the report's figure (without the report)
     if (plan.tune_folder / MEMORY_FILE).exists():
         summary["search_memory"] = str(plan.tune_folder / MEMORY_FILE)
+    summary["report"] = str(write_search_report(plan.output, summary))
     return summary
+
+
+def write_search_report(output: Path, summary: dict[str, Any]) -> Path:
+    """``report.html`` of the finished search (``ray-diffnas report`` rebuilds it)."""
+    from ray_diffnas.app.report.folder import read_search_folder
+    from ray_diffnas.app.report.page import write_report
+
+    folder = read_search_folder(output)
+    folder.summary = {**summary, **(folder.summary or {})}  # summary.json is written after this
+    return write_report(folder)
 
 
 # --- the steps --------------------------------------------------------------------------------

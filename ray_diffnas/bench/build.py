@@ -28,6 +28,7 @@ import pandas as pd
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from ray_diffnas.app.options import TUNE_FOLDER
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.bench.reuse import reused_rows
 from ray_diffnas.bench.table import write_table_file
@@ -45,7 +46,6 @@ logger = logging.getLogger(__name__)
 TABLE_FILE = "table.parquet"
 BUILD_FILE = "build_options.json"  # the options a build started with: a rerun must match them to resume
 RESUMABLE_CHANGES = ("address", "cpus_per_trial")  # what a resumed build may change: where it runs, not what
-TUNE_FOLDER = "tune"
 TABLE_FORMAT = 1
 CURVE_METRIC = "rfid"
 ARCH_COLUMN = "arch"

@@ -32,6 +32,7 @@ PRICES_PER_MILLION = {
 # grammar-constrained JSON (json_object with a schema); plain JSON mode; free text.
 RESPONSE_FORMATS = ("json_schema", "json_object_schema", "json_object", "text")
 CALL_LOG_SIZE = 1000
+REASONING_CHARS = 600  # of each reply's reasoning, kept in the call log
 
 
 class GPT4Searcher(MemorySearcher):
@@ -173,6 +174,7 @@ class GPT4Searcher(MemorySearcher):
         )
         reply, tokens = self._chat(messages, count)
         proposals, errors = self._parse(reply, count, "llm", tokens)
+        self._note_reply(reply, proposals, errors)
         if len(proposals) < count and errors:
             messages = messages + [
                 {"role": "assistant", "content": reply},
@@ -184,9 +186,23 @@ class GPT4Searcher(MemorySearcher):
                 logger.warning("GPT4Searcher: the repair call failed (%s).", reason)
                 return proposals
             taken = {p.arch.key() for p in proposals}
-            repaired, _ = self._parse(reply, count - len(proposals), "repair", tokens, taken)
+            repaired, repair_errors = self._parse(reply, count - len(proposals), "repair", tokens, taken)
+            self._note_reply(reply, repaired, repair_errors)
             proposals += repaired
         return proposals
+
+    def _note_reply(self, reply: str, proposals: Sequence[Proposal], errors: Sequence[str]) -> None:
+        """Adds to the last call's log entry what the LLM said and what came of it (for the report)."""
+        try:
+            answer = json.loads(reply)
+        except ValueError:
+            answer = None
+        reasoning = answer.get("reasoning") if isinstance(answer, dict) else None
+        self.calls[-1].update(
+            reasoning=str(reasoning)[:REASONING_CHARS] if reasoning else None,
+            proposed=[p.arch.key() for p in proposals],
+            rejected=len(errors),
+        )
 
     def _budget_text(self) -> str:
         total = "unlimited" if self.max_trials is None else str(self.max_trials)

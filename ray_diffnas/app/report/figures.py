@@ -1,0 +1,143 @@
+"""The report's figures, as PNG bytes: RFID curves with ASHA's rungs, RFID against cost with the Pareto
+front, sample grids, and the best UNet drawn level by level."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+
+from ray_diffnas.app.plots import pareto_front
+from ray_diffnas.spaces.unet_arch import UNetArch
+
+STATUS_COLORS = {"completed": "tab:green", "stopped": "tab:orange", "failed": "tab:red"}
+DPI = 110
+
+
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes (matplotlib's Agg canvas: no display, no global backend)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def asha_rungs(max_iterations: int, reduction_factor: float) -> list[int]:
+    """The iterations at which ASHA (grace period 1) compares trials: 1, ETA, ETA^2 ... below max_t.
+
+    Example:
+        >>> asha_rungs(8, 2.0)
+        [1, 2, 4]
+    """
+    rungs, rung = [], 1.0
+    while rung < max_iterations:
+        rungs.append(int(round(rung)))
+        rung *= reduction_factor
+    return rungs
+
+
+def curves_figure(trials: pd.DataFrame, rungs: list[int]) -> bytes:
+    """RFID after each iteration, one line per trial coloured by its status, ASHA's rungs dashed."""
+    fig = _figure(7.5, 3.8)
+    ax = fig.subplots()
+    for _, trial in trials.iterrows():
+        curve = list(trial["rfid_curve"])
+        if curve:
+            color = STATUS_COLORS.get(trial["status"], "tab:gray")
+            ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, lw=1, color=color, alpha=0.8)
+    for rung in rungs:
+        ax.axvline(rung, color="k", ls="--", lw=0.7, alpha=0.5)
+    handles = [ax.plot([], [], color=c, label=s)[0] for s, c in STATUS_COLORS.items()]
+    if rungs:
+        handles.append(ax.plot([], [], color="k", ls="--", lw=0.7, label="ASHA rung")[0])
+    ax.legend(handles=handles, fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="iteration", ylabel="RFID (lower is better)", title="RFID of every trial after each iteration")
+    fig.tight_layout()
+    return png(fig)
+
+
+def cost_figure(trials: pd.DataFrame) -> bytes:
+    """Best RFID against latency and against parameters, each with its Pareto front."""
+    fig = _figure(10, 3.8)
+    scored = trials.dropna(subset=["best_rfid"])
+    for ax, column, label in zip(
+        fig.subplots(1, 2), ("latency_ms", "params_m"), ("latency (ms, batch 1)", "parameters (millions)")
+    ):
+        for status, group in scored.groupby("status"):
+            ax.scatter(group[column], group["best_rfid"], s=22, color=STATUS_COLORS.get(status, "k"), label=status)
+        usable = scored.dropna(subset=[column])
+        if len(usable):
+            cost, rfid = usable[column].to_numpy(), usable["best_rfid"].to_numpy()
+            front = pareto_front(cost, rfid)
+            ax.plot(cost[front], rfid[front], color="tab:blue", lw=1, label="Pareto front")
+        ax.set(xlabel=label, ylabel="best RFID", title=f"RFID against {label.split(' (')[0]}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return png(fig)
+
+
+def samples_figure(images: Any, title: str) -> bytes:
+    """A grid of generated images in [-1, 1], shape (N, C, H, W)."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid((images.float().clamp(-1, 1) + 1) / 2, nrow=int(math.ceil(math.sqrt(len(images)))), padding=1)
+    fig = _figure(3.2, 3.4)
+    ax = fig.subplots()
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return png(fig)
+
+
+def unet_figure(arch: UNetArch, image_size: int) -> bytes:
+    """The UNet's levels left to right, down then up: each box's height is the level's channels, its label
+    the feature-map size, channels and residual blocks; attention is marked."""
+    levels = len(arch.channel_mult)
+    widths = [arch.base_channels * m for m in arch.channel_mult]
+    sizes = [image_size // 2**i for i in range(levels)]
+    # (height, label, attention, colour) of each box: the encoder, the middle, the decoder (one block more)
+    boxes = [
+        (widths[i], f"{sizes[i]}px\n{widths[i]} ch\n{arch.num_res_blocks[i]} blk",
+         sizes[i] in arch.attention_resolutions, "#e4ecd9")
+        for i in range(levels)
+    ]  # fmt: skip
+    boxes.append((widths[-1], "middle\n2 blk", arch.mid_attention, "#c9d9ef"))
+    boxes += [
+        (widths[i], f"{sizes[i]}px\n{widths[i]} ch\n{arch.num_res_blocks[i] + 1} blk",
+         sizes[i] in arch.attention_resolutions, "#f3e3cf")
+        for i in reversed(range(levels))
+    ]  # fmt: skip
+    tallest = max(widths)
+    fig = _figure(8, 3.4)
+    ax = fig.subplots()
+    for x, (channels, label, attention, color) in enumerate(boxes):
+        height = channels / tallest
+        y = 1 - height  # boxes hang from a common top line
+        ax.add_patch(Rectangle((x + 0.1, y), 0.8, height, facecolor=color, edgecolor="k", lw=0.8))
+        ax.text(x + 0.5, y + height / 2, label, ha="center", va="center", fontsize=7)
+        if attention:
+            ax.text(x + 0.5, y - 0.08, "attention", ha="center", va="top", fontsize=7, color="tab:purple")
+    for x in range(levels):  # the skip connections between a level's encoder and decoder
+        ax.annotate("", xy=(len(boxes) - 1 - x + 0.5, 1.04), xytext=(x + 0.5, 1.04),
+                    arrowprops={"arrowstyle": "->", "color": "0.5", "lw": 0.7,
+                                "connectionstyle": "arc3,rad=-0.15"})  # fmt: skip
+    ax.set_xlim(0, len(boxes))
+    ax.set_ylim(-0.25, 1.35)
+    ax.set_axis_off()
+    ax.set_title(f"{arch.key()}  (encoder, middle, decoder; heads {arch.num_heads}, dropout {arch.dropout:g})",
+                 fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    return png(fig)

@@ -1,0 +1,106 @@
+"""A search's folder read back: its trials, its searcher's memory, its options and summary.
+
+Works on a finished search, one still running, and one whose driver was killed: the trials come from
+Tune's experiment folder (``tune/``) when it is there (the freshest view: running trials included),
+else from ``results.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ray_diffnas.app.options import OPTIONS_FILE, SUMMARY_FILE, TUNE_FOLDER, SearchOptions, load_options
+from ray_diffnas.app.results import RESULTS_FILE, results_frame
+from ray_diffnas.errors import DiffNASError
+from ray_diffnas.searchers.base import MEMORY_FILE
+from ray_diffnas.searchers.memory import MemoryFileError, SearchMemory
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchFolder:
+    """What a search folder holds, as the report needs it.
+
+    Example:
+        >>> folder = SearchFolder(Path("runs/search"), pd.DataFrame({"trial_id": ["a"]}))
+        >>> folder.state, folder.options.searcher
+        ('running or stopped', 'graph')
+    """
+
+    path: Path
+    trials: pd.DataFrame  # one row per trial (ray_diffnas.app.results.results_frame)
+    memory: SearchMemory | None = None  # the project searchers' memory (None for Tune's random search)
+    searcher_state: dict[str, Any] = field(default_factory=dict)  # e.g. the LLM searcher's calls and usage
+    options: SearchOptions = field(default_factory=SearchOptions)
+    summary: dict[str, Any] | None = None  # summary.json of a finished search
+
+    @property
+    def state(self) -> str:
+        return "finished" if self.summary is not None else "running or stopped"
+
+
+def read_search_folder(path: str | Path) -> SearchFolder:
+    """Reads the ``--output`` folder of a ``ray-diffnas search``.
+
+    Raises:
+        DiffNASError: when ``path`` is not a search folder, naming what is missing.
+    """
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir():
+        raise DiffNASError(f"{str(path)!r} is not a folder; pass the --output folder of a ray-diffnas search.")
+    summary = _json(path / SUMMARY_FILE)
+    tune_folder = path / TUNE_FOLDER
+    if summary is None and any(tune_folder.glob("experiment_state-*.json")):
+        trials = _trials_from_tune(tune_folder)
+    elif (path / RESULTS_FILE).is_file():
+        trials = pd.read_parquet(path / RESULTS_FILE)
+    elif any(tune_folder.glob("experiment_state-*.json")):
+        trials = _trials_from_tune(tune_folder)
+    else:
+        raise DiffNASError(
+            f"{str(path)!r} holds no search: neither {RESULTS_FILE} nor a Tune experiment in {TUNE_FOLDER}/ (a "
+            f"search killed before Tune's first save leaves none); pass the --output folder of a ray-diffnas search."
+        )
+    memory, state = _memory(tune_folder / MEMORY_FILE)
+    options = _options(path / OPTIONS_FILE)
+    return SearchFolder(path, trials, memory, state, options, summary)
+
+
+def _trials_from_tune(tune_folder: Path) -> pd.DataFrame:
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    return results_frame(ResultGrid(ExperimentAnalysis(str(tune_folder))))
+
+
+def _memory(path: Path) -> tuple[SearchMemory | None, dict[str, Any]]:
+    if not path.is_file():
+        return None, {}
+    try:
+        return SearchMemory.load(path)
+    except MemoryFileError as error:  # the report goes on without what the memory adds, and says why
+        logger.warning("The search memory could not be read (%s); the report leaves out who proposed what.", error)
+        return None, {}
+
+
+def _options(path: Path) -> SearchOptions:
+    if not path.is_file():
+        return SearchOptions()
+    try:
+        return load_options(path.parent)
+    except DiffNASError as error:
+        logger.warning("%s; the report assumes the default options.", error)
+        return SearchOptions()
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(path.read_text())) if path.is_file() else None
+    except ValueError:
+        return None
