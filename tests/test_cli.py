@@ -67,6 +67,8 @@ def test_tiny_search_writes_leaderboard_results_and_plots(tmp_path: Path) -> Non
     assert summary["untrained_rfid"] > summary["best_rfid"]
     for name in ("search.png", "best_samples.png"):
         assert (out / name).stat().st_size > 10_000
+    report = (out / "report.html").read_text()  # written at the end of every search
+    assert "finished" in report and all(trial_id in report for trial_id in table["trial_id"])
 
 
 def test_search_as_a_ray_job_survives_its_working_dir_being_deleted(tmp_path: Path) -> None:

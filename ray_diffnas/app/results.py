@@ -49,6 +49,10 @@ LEADERBOARD_COLUMNS = [
 INTEGER_COLUMNS = ("training_iteration", "wall_seconds", "cpu_seconds", "images_seen")  # shown without decimals
 
 
+# A trial that has not ended: still running, waiting, or in flight when its driver was killed.
+UNFINISHED = "unfinished"
+
+
 def trial_status(error: Exception | None, iterations: int, max_iterations: int) -> str:
     """``failed`` (raised), ``completed`` (ran every iteration) or ``stopped`` (by the scheduler)."""
     if error is not None:
@@ -112,6 +116,8 @@ def _start_time(history: pd.DataFrame | None) -> float:
 
 
 def _arch_key(arch: dict[str, Any], image_size: int | None) -> str | None:
+    if not arch:  # Tune kept no config (a trial that never started): no architecture to name
+        return None
     try:
         return UNetArch.from_dict(arch, image_size or 32).key()
     except ValueError:

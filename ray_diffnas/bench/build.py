@@ -29,6 +29,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from ray_diffnas.app.options import TUNE_FOLDER
+from ray_diffnas.app.results import UNFINISHED
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.bench.reuse import reused_rows
 from ray_diffnas.bench.table import write_table_file
@@ -51,7 +52,6 @@ CURVE_METRIC = "rfid"
 ARCH_COLUMN = "arch"
 DEFAULT_OBJECTIVE = "rfid_final:min"
 COST_COLUMNS = ("latency_ms", "params_m", "gflops")
-UNFINISHED = "unfinished"  # the status of a row whose architecture has not been trained in full yet
 
 
 def curve_column(iteration: int, metric: str = CURVE_METRIC) -> str:

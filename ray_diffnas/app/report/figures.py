@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from ray_diffnas.app.plots import pareto_front
 from ray_diffnas.spaces.unet_arch import UNetArch
 
-STATUS_COLORS = {"completed": "tab:green", "stopped": "tab:orange", "failed": "tab:red"}
+STATUS_COLORS = {"completed": "tab:green", "stopped": "tab:orange", "failed": "tab:red", "unfinished": "tab:gray"}
 DPI = 110
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ray_diffnas.app.options import OPTIONS_FILE, SUMMARY_FILE, TUNE_FOLDER, SearchOptions, load_options
-from ray_diffnas.app.results import RESULTS_FILE, results_frame
+from ray_diffnas.app.results import RESULTS_FILE, UNFINISHED, results_frame
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.searchers.base import MEMORY_FILE
 from ray_diffnas.searchers.memory import MemoryFileError, SearchMemory
@@ -70,13 +70,38 @@ def read_search_folder(path: str | Path) -> SearchFolder:
         )
     memory, state = _memory(tune_folder / MEMORY_FILE)
     options = _options(path / OPTIONS_FILE)
-    return SearchFolder(path, trials, memory, state, options, summary)
+    return SearchFolder(path, _with_memory(trials.reset_index(drop=True), memory), memory, state, options, summary)
 
 
 def _trials_from_tune(tune_folder: Path) -> pd.DataFrame:
+    """The trials as Tune last saved them; one that had not ended (running, waiting, or in flight when the
+    driver was killed) is ``unfinished``."""
     from ray.tune import ExperimentAnalysis, ResultGrid
 
-    return results_frame(ResultGrid(ExperimentAnalysis(str(tune_folder))))
+    analysis = ExperimentAnalysis(str(tune_folder))
+    frame = results_frame(ResultGrid(analysis))
+    ended = {trial.trial_id for trial in analysis.trials if trial.status in ("TERMINATED", "ERROR")}
+    frame.loc[~frame["trial_id"].isin(ended), "status"] = UNFINISHED
+    return frame
+
+
+def _with_memory(trials: pd.DataFrame, memory: SearchMemory | None) -> pd.DataFrame:
+    """Fills in who proposed each trial, and its architecture, from the memory where Tune kept no config (a
+    trial that never started)."""
+    if memory is None or trials.empty:
+        return trials
+    records = {record.trial_id: record for record in memory.records()}
+    filled = trials.copy()
+    for i, trial_id in enumerate(filled["trial_id"]):
+        record = records.get(trial_id)
+        if record is None:
+            continue
+        if not isinstance(filled.at[i, "proposer"], str):
+            filled.at[i, "proposer"] = record.proposer
+        if not isinstance(filled.at[i, "arch_key"], str) and record.arch_key:
+            filled.at[i, "arch_key"] = record.arch_key
+            filled.at[i, "arch"] = json.dumps(record.config.get("arch") or {}, sort_keys=True)
+    return filled
 
 
 def _memory(path: Path) -> tuple[SearchMemory | None, dict[str, Any]]:

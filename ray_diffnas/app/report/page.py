@@ -291,7 +291,7 @@ th, td { padding: 3px 8px; border-bottom: 1px solid #e5e5e5; text-align: left; }
 table.sortable th { cursor: pointer; background: #f4f4f4; white-space: nowrap; }
 table.sortable td { font-variant-numeric: tabular-nums; }
 table.facts th { background: none; font-weight: 600; width: 14em; }
-tr.failed td { color: #a00; } tr.stopped td { color: #666; }
+tr.failed td { color: #a00; } tr.stopped td { color: #666; } tr.unfinished td { color: #666; font-style: italic; }
 img.figure { max-width: 100%; display: block; margin: 0.6em 0; }
 .samples { display: flex; flex-wrap: wrap; gap: 1em; } img.sample { width: 300px; }
 .note { color: #555; font-size: 12.5px; }
