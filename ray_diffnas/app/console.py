@@ -67,6 +67,13 @@ class SearchConsole(Callback):
 
     # --- Tune's calls ---------------------------------------------------------------------------
 
+    def setup(
+        self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None, **info: Any
+    ) -> None:
+        """At the start of every run of the experiment (a resumed one too: this object comes back from
+        Tune's saved state, made in another process): times count from now."""
+        self.start = self.clock()
+
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._say(trial, "started")
 

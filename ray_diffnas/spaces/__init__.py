@@ -10,8 +10,9 @@ answers without importing Ray.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ray_diffnas.lazy import lazy_exports
 
 _EXPORTS = {
     "ArchDomain": "domain",
@@ -28,12 +29,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'ray_diffnas.spaces' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"ray_diffnas.spaces.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
