@@ -8,14 +8,17 @@ parameters and elapsed time. ``ray-diffnas search -v`` gives Tune's own output i
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 import time
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from ray_diffnas.app.options import TUNE_OUTPUT
 from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.spaces.unet_arch import UNetArch
 from ray_diffnas.trainable.reports import METRIC, MODE
@@ -129,6 +132,25 @@ class SearchConsole(Callback):
             return UNetArch.from_dict(config.get("arch") or {}, config.get("image_size") or 32).key()
         except (TypeError, ValueError):
             return trial.trial_id
+
+
+# Ray's switch between Tune's output engines; its newer one prints an experiment box and file paths even
+# at verbose=0, the older one nothing.
+TUNE_OUTPUT_ENGINE_ENV = "RAY_AIR_NEW_OUTPUT"
+
+
+@contextlib.contextmanager
+def tune_output(verbosity: int) -> Iterator[None]:
+    """Runs the block (``Tuner.fit``) with Tune silent below ``TUNE_OUTPUT`` verbosity, then puts the
+    environment back as it was."""
+    if verbosity >= TUNE_OUTPUT or TUNE_OUTPUT_ENGINE_ENV in os.environ:  # -v, or the user chose an engine
+        yield
+        return
+    os.environ[TUNE_OUTPUT_ENGINE_ENV] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(TUNE_OUTPUT_ENGINE_ENV, None)
 
 
 def _number(value: Any, spec: str) -> str:

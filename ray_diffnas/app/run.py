@@ -18,7 +18,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from ray_diffnas.app.console import SearchConsole
+from ray_diffnas.app.console import SearchConsole, tune_output
 from ray_diffnas.app.options import CONSOLE, TUNE_FOLDER, TUNE_OUTPUT, SearchOptions, save_options
 from ray_diffnas.app.storage import atomic_local_filesystem, remove_partial_writes
 from ray_diffnas.app.summary import summarize
@@ -75,7 +75,10 @@ def run_search(options: SearchOptions, resume: bool = False, verbosity: int = CO
             if plan.resume
             else new_tuner(options, plan, build_search(options, data, llm_url), verbosity)
         )
-        grid = tuner.fit()
+        with tune_output(verbosity):
+            grid = tuner.fit()
+        if verbosity >= CONSOLE:
+            print(f"Tune's files: {plan.tune_folder}", flush=True)
     summary = summarize(grid, rfid, plan.output, options)
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)  # the report's figure (without the report)
     if (plan.tune_folder / MEMORY_FILE).exists():
