@@ -12,7 +12,8 @@ Steps, in order (the commands are the ones a user would type):
 4. ``compare``: ``ray-diffnas bench-table`` for each table x scheduler x seed set: the UNet table plain
    and with ASHA replay, the NAS-Bench-201 table plain; seeds 0-19 (where choices may be made) and
    100-119 (reported only); random, optuna (TPE), evolution, graph first, then gpt4 with the local
-   model (the slowest) added to the same folders.
+   model (the slowest) added to the same folders. Each finished (searcher, seed) run is also kept in
+   ``benchmarks/results/unet_bench/runs/`` and reused on a rerun, on any machine.
 
 5. ``tables``: the docs' markdown tables from the summaries.
 
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 from ray_diffnas.bench.build import BUILD_FILE
+from ray_diffnas.bench.harness import RUNS_FOLDER
 
 RUNS = Path("runs")
 TABLE = RUNS / "table-digits8" / "table.parquet"
@@ -118,11 +120,28 @@ def comparisons(budget: int) -> list[tuple[str, list[str]]]:
     return plans
 
 
+def carry_runs(source: Path, target: Path) -> None:
+    """Copies the finished (searcher, seed) runs of ``source`` that ``target`` lacks: bench-table reuses a
+    kept run instead of running it again, so runs kept in the repository carry a comparison over sessions
+    and machines (the LLM's runs take hours)."""
+    if not source.is_dir():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for run in source.glob("*.parquet"):
+        if not (target / run.name).exists():
+            shutil.copyfile(run, target / run.name)
+
+
 def compare(budget: int) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name, flags in comparisons(budget):
-        if ray_diffnas("bench-table", *flags) == 0:
-            summary = json.loads((Path(flags[flags.index("--output") + 1]) / "summary.json").read_text())
+        output = Path(flags[flags.index("--output") + 1])
+        kept = RESULTS / "runs" / name
+        carry_runs(kept, output / RUNS_FOLDER)
+        code = ray_diffnas("bench-table", *flags)
+        carry_runs(output / RUNS_FOLDER, kept)  # what finished, also when the command was stopped
+        if code == 0:
+            summary = json.loads((output / "summary.json").read_text())
             (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
 
 
