@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence, Union, get_args, get_origin, get_type_hints
 
@@ -204,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "verbosity", CONSOLE) < TUNE_OUTPUT:  # Tune's notes on where its files are, at -v only
         logging.getLogger("ray.tune").setLevel(logging.WARNING)
+        # torch-geometric's own use of torch.jit.script, on import: nothing a user of this command can act on.
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     try:
         _resolve_paths_for_ray_job(args)
         if args.command == "search":
