@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
 SAMPLED_MODELS = 3  # the best few models whose samples the report shows
-SAMPLES_PER_MODEL = 36
+SAMPLES_PER_MODEL = 25
 # The leaderboard's columns and their headings.
 COLUMNS = {
     "trial_id": "trial",
@@ -134,7 +134,8 @@ def _figures(folder: SearchFolder, trials: pd.DataFrame) -> Section:
 
 
 def _samples(trials: pd.DataFrame, folder: SearchFolder, count: int) -> Section | None:
-    """Samples of the best few models with a checkpoint (EMA weights, DDIM, the evaluation's seed)."""
+    """Samples of the best few models with a checkpoint: EMA weights, DDIM with the steps and seed of the
+    RFID evaluation (what the RFID beside them judged, and cheap at the end of a search)."""
     if count <= 0:
         return None
     from ray_diffnas.errors import DiffNASError
@@ -150,7 +151,7 @@ def _samples(trials: pd.DataFrame, folder: SearchFolder, count: int) -> Section 
         except (DiffNASError, OSError) as error:
             logger.warning("No samples of trial %s: %s", trial["trial_id"], error)
             continue
-        drawn = trainer.sample(SAMPLES_PER_MODEL, steps=max(folder.options.sampler_steps, 50), seed=EVAL_SEED)
+        drawn = trainer.sample(SAMPLES_PER_MODEL, steps=trainer.settings.sampler_steps, seed=EVAL_SEED)
         title = f"{trial['arch_key']}\nRFID {trial['best_rfid']:.2f}"
         images.append(_image(figures.samples_figure(drawn, title), f"samples of {trial['arch_key']}", "sample"))
     if not images:
