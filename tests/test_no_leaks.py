@@ -54,7 +54,13 @@ def test_plots_leave_matplotlibs_backend_alone(tmp_path) -> None:
     from ray_diffnas.app.plots import plot_search, save_image_grid
 
     frame = pd.DataFrame(
-        {"trial_id": ["a", "b"], "best_rfid": [3.0, 2.0], "latency_ms": [1.0, 2.0], "status": ["completed", "stopped"]}
+        {
+            "trial_id": ["a", "b"],
+            "best_rfid": [3.0, 2.0],
+            "latency_ms": [1.0, 2.0],
+            "status": ["completed", "stopped"],
+            "started": [2.0, 1.0],
+        }
     )
     plot_search(frame, tmp_path / "search.png")
     save_image_grid(torch.zeros(4, 1, 8, 8), tmp_path / "grid.png")

@@ -25,7 +25,9 @@ def pareto_front(latency: np.ndarray, rfid: np.ndarray) -> np.ndarray:
 
 def plot_search(frame: pd.DataFrame, path: Path) -> Path:
     """``search.png``: best RFID so far against trials (in start order), and RFID against latency."""
-    scored = frame.dropna(subset=["best_rfid"]).sort_values("started", kind="stable")
+    scored = frame.dropna(subset=["best_rfid"])
+    if "started" in scored:  # results_frame's start times (tables written before 2026-12-02 lack them)
+        scored = scored.sort_values("started", kind="stable")
     # Matplotlib's object API with its Agg canvas: files only, and no global backend switch.
     fig = Figure(figsize=(11, 4.2))
     FigureCanvasAgg(fig)
