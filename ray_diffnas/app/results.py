@@ -63,9 +63,15 @@ def trial_status(error: Exception | None, iterations: int, max_iterations: int) 
 def results_frame(grid: ResultGrid) -> pd.DataFrame:
     """One row per trial: architecture, settings, status, final and best metrics, RFID curve."""
     rows = [_row(grid[i]) for i in range(len(grid))]
-    frame = pd.DataFrame(rows)
+    return best_first(pd.DataFrame(rows))
+
+
+def best_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """Trials by best RFID, best first; trials without one last."""
+    if frame.empty:
+        return frame
     keys = frame["best_rfid"].map(OBJECTIVE.sort_key)  # NaN sorts last
-    return frame.iloc[keys.argsort(kind="stable")].reset_index(drop=True)  # best first
+    return frame.iloc[keys.argsort(kind="stable")].reset_index(drop=True)
 
 
 def _row(result: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ray_diffnas.app.report import figures
 from ray_diffnas.app.report.folder import SearchFolder
-from ray_diffnas.app.results import INTEGER_COLUMNS, OBJECTIVE
+from ray_diffnas.app.results import INTEGER_COLUMNS, best_first
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.spaces.unet_arch import UNetArch
 
@@ -57,7 +57,7 @@ class Section:
 def write_report(folder: SearchFolder, samples: int = SAMPLED_MODELS) -> Path:
     """Writes ``report.html`` into the search folder; returns its path. ``samples``: how many of the best
     models to draw samples from (0 for none: no model is loaded)."""
-    trials = _ranked(folder.trials)
+    trials = best_first(folder.trials)
     sections = [
         _overview(folder, trials),
         _leaderboard(trials),
@@ -68,14 +68,6 @@ def write_report(folder: SearchFolder, samples: int = SAMPLED_MODELS) -> Path:
     ]
     page = _page(f"Search report: {folder.path.name}", [s for s in sections if s is not None])
     return atomic_write(folder.path / REPORT_FILE, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
-
-
-def _ranked(trials: pd.DataFrame) -> pd.DataFrame:
-    """Best RFID first, trials without one last."""
-    if trials.empty:
-        return trials
-    keys = trials["best_rfid"].map(OBJECTIVE.sort_key)
-    return trials.iloc[keys.argsort(kind="stable")].reset_index(drop=True)
 
 
 # --- sections --------------------------------------------------------------------------------------
