@@ -20,6 +20,7 @@ SCRIPTS = {
     "rfid_fidelity": "Spearman rho of RFID vs full FID on 12 architectures (~1 h)",
     "searcher_overhead": "suggest() latency, re-training and memory save/load of both searchers (~10 min)",
     "end_to_end": "the README main command with ASHA and without (~20 min)",
+    "main_command": "pip install -e . && ray-diffnas search from nothing, timed, 3 seeds (~30 min)",
     "gpu_path": "the trainable's GPU path (bf16, channels-last); runs on the CPU where no GPU is (minutes)",
     "graph_sampling": "graph diffusion sampling speed and valid rate, UNet spaces (--table adds NB201; minutes)",
     "llm_faults": "GPT4Searcher under LLM endpoint faults in real Tune runs (minutes)",

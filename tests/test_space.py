@@ -10,6 +10,7 @@ import pytest
 from ray import tune
 
 from ray_diffnas import ConfigError, UNetArch, UNetSpace
+from ray_diffnas.spaces.unet_flops import unet_gflops
 
 
 def test_from_dict_normalizes_to_one_canonical_record() -> None:
@@ -95,3 +96,43 @@ def test_description_mentions_every_field_for_the_llm() -> None:
     text = UNetSpace(image_size=16).describe()
     for field in UNetArch.field_names():
         assert field in text
+
+
+def test_a_cost_bound_keeps_the_space_to_architectures_within_it() -> None:
+    bounded = UNetSpace(image_size=16, max_gflops=0.05)
+    rng = np.random.default_rng(0)
+    draws = [bounded.sample(rng) for _ in range(50)]
+    assert all(unet_gflops(arch, 16) <= 0.05 for arch in draws)
+    costly = UNetSpace(image_size=16).validate(
+        {
+            "base_channels": 32,
+            "channel_mult": [1, 3, 4, 4],
+            "num_res_blocks": 2,
+            "attention_resolutions": [],
+            "mid_attention": False,
+        }
+    )
+    with pytest.raises(ConfigError, match=r"GFLOPs per image, above this space's bound max_gflops=0\.05"):
+        bounded.validate(costly.to_dict())
+    assert all(unet_gflops(bounded.mutate(arch, rng), 16) <= 0.05 for arch in draws[:10])
+    assert "at most 0.05 GFLOPs" in bounded.describe()
+    # The bound travels with the space (trials and searchers rebuild it); a space without one keeps its old dict.
+    assert UNetSpace.from_dict(bounded.to_dict()) == bounded
+    assert "max_gflops" not in UNetSpace(image_size=16).to_dict()
+
+
+def test_a_cost_bound_no_architecture_meets_is_refused_with_the_cheapest_cost() -> None:
+    with pytest.raises(ConfigError, match=r"the cheapest \(c8_m1-1_r1-1_anone_h-_d0_mid0\) costs 0\.0039"):
+        UNetSpace(image_size=16, max_gflops=0.001)
+    with pytest.raises(ConfigError, match="max_gflops must be a number > 0"):
+        UNetSpace(image_size=16, max_gflops=-1)
+
+
+def test_a_bounded_enumeration_lists_only_the_architectures_within_the_bound() -> None:
+    from ray_diffnas.spaces.unet_bench import bench_space
+
+    everything = bench_space(8).enumerate()
+    bound = float(np.median([unet_gflops(arch, 8) for arch in everything]))
+    kept = UNetSpace.from_dict({**bench_space(8).to_dict(), "max_gflops": bound}).enumerate()
+    assert kept == [arch for arch in everything if unet_gflops(arch, 8) <= bound]
+    assert 0 < len(kept) < len(everything)

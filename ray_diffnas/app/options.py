@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Callable, Literal, get_args, get_origin, get_type_hints
 
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.data.catalog import DEFAULT_IMAGE_SIZE, DatasetName
@@ -24,6 +24,9 @@ from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_reachable
 from ray_diffnas.searchers.objective import parse_constraints
 from ray_diffnas.spaces.registry import SPACE_SPECS
 from ray_diffnas.trainable.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from ray_diffnas.spaces.unet_space import UNetSpace
 
 OPTIONS_FILE = "search_options.json"  # the options a search started with, for --resume
 TUNE_FOLDER = "tune"  # Tune's experiment folder inside a search's --output
@@ -181,6 +184,15 @@ class SearchOptions(TrialOptions):
     )
     model: str | None = option(None, "gpt4 searcher: model name (default gpt-4o; the local model for --llm local)")
     num_samples: int = option(8, "trials (architectures) to run", minimum=1)
+    # The slowest trial of a search is its costliest architecture: on the 2-core CPU the default space
+    # reaches 0.37 GFLOPs (507 s for two iterations). The bound keeps 71 % of the space, the best
+    # architectures of the earlier default searches among them (docs/benchmarks.md, the main command).
+    max_gflops: float = option(
+        0.15,
+        "architectures whose denoiser forward costs more GFLOPs per image are outside the space: a bound "
+        "for a quick CPU search; raise it on a GPU, 0 for none",
+        metavar="GFLOPS",
+    )
     scheduler: SchedulerName = option("asha", "asha stops weak trials early; none runs every trial in full")
     reduction_factor: float = option(
         2.0, "ASHA: each rung (1, ETA, ETA^2... iterations) lets the best 1/ETA of the trials go on", metavar="ETA"
@@ -199,6 +211,8 @@ class SearchOptions(TrialOptions):
         """
         self.check_trials()
         parse_constraints(self.constraints)  # a malformed bound fails now, not after the data has loaded
+        if not self.max_gflops >= 0:
+            raise DiffNASError(f"--max-gflops must be >= 0 (0: no bound), but got {self.max_gflops}.")
         if self.searcher == "gpt4":
             check_llm_reachable(self.llm)
         if self.searcher not in SEARCH_COMMAND_SEARCHERS:
@@ -212,10 +226,19 @@ class SearchOptions(TrialOptions):
                 f"but got {self.reduction_factor}."
             )
         from ray_diffnas.searchers.factory import check_searcher
-        from ray_diffnas.spaces.unet_space import UNetSpace
 
         # A size no UNet fits fails here, with the fix; so does a searcher that cannot search UNets.
-        check_searcher(self.searcher, UNetSpace(image_size=self.train_image_size or 32))
+        check_searcher(self.searcher, self.space(self.train_image_size or 32))
+
+    def space(self, image_size: int) -> UNetSpace:
+        """The space the search is over, for images of ``image_size`` pixels.
+
+        Raises:
+            ConfigError: when no architecture of the space is within ``max_gflops``.
+        """
+        from ray_diffnas.spaces.unet_space import UNetSpace
+
+        return UNetSpace(image_size=image_size, max_gflops=self.max_gflops or None)
 
 
 @dataclass(frozen=True)
@@ -379,6 +402,7 @@ def load_options(folder: str | os.PathLike[str]) -> SearchOptions:
         values["constraints"] = tuple(values.get("constraints") or ())
         if values.get("image_size") is None:  # files written before 2026-12-02: null meant "the data set's own size"
             values["image_size"] = 0
+        values.setdefault("max_gflops", 0)  # files written before the bound (2026-12-02) searched without one
         values["output"] = folder  # the folder may have moved since
         return SearchOptions(**values)
     except (ValueError, TypeError) as error:

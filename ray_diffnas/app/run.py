@@ -30,7 +30,6 @@ from ray_diffnas.searchers.factory import CONSTRAINT_AWARE, SearcherSetup, make_
 from ray_diffnas.searchers.llm.endpoint import ENDPOINT_FILE, EndpointFile, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.searchers.tune_state import has_saved_state
-from ray_diffnas.spaces.unet_space import UNetSpace
 from ray_diffnas.trainable.reports import METRIC, METRIC_NOTES, MODE
 from ray_diffnas.trainable.trial import train_diffusion
 
@@ -162,7 +161,7 @@ def init_ray(address: str | None, trial_logs: bool = True) -> None:
 
 def build_search(options: SearchOptions, data: ImageDataset, llm_url: str | EndpointFile | None) -> SearcherSetup:
     """The space, the searcher (with the ``param_space`` its trials run with)."""
-    space = UNetSpace(image_size=data.image_size)
+    space = options.space(data.image_size)
     objective = Objective(METRIC, MODE, options.constraints, METRIC_NOTES[METRIC])
     param_space = space.param_space(
         dataset=options.dataset, data_root=_absolute(options.data_root), **options.training_settings()

@@ -10,6 +10,7 @@ import numpy as np
 
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.spaces.unet_arch import MAX_LEVELS, MIN_LEVELS, UNetArch
+from ray_diffnas.spaces.unet_flops import unet_gflops
 
 if TYPE_CHECKING:  # torch-geometric is imported only when a graph is asked for
     from torch_geometric.data import Data
@@ -50,6 +51,7 @@ class UNetSpace:
         mid_attention: Sequence[bool] = (False, True),
         min_resolution: int = 2,
         first_mult_is_one: bool = True,
+        max_gflops: float | None = None,
     ) -> None:
         """Args:
         image_size: Side of the (square) training images, in pixels.
@@ -66,6 +68,10 @@ class UNetSpace:
         first_mult_is_one: Fix ``channel_mult[0] = 1`` (as DDPM and EDM do), so that
             ``base_channels`` alone sets the full-resolution width: no two records describe
             the same network, and the costliest level stays narrow.
+        max_gflops: A bound on the cost of one denoiser forward on one image
+            (:func:`~ray_diffnas.spaces.unet_flops.unet_gflops`, the ``gflops`` trials report):
+            costlier architectures are outside the space. A trial's time grows with it, so the
+            bound caps the slowest trial a search can start. None: no bound.
         """
         if not isinstance(image_size, numbers.Integral) or isinstance(image_size, bool) or image_size < 4:
             raise ConfigError(f"image_size must be an integer >= 4, but got {image_size!r}.")
@@ -107,6 +113,9 @@ class UNetSpace:
         self.attention_max_resolution: int = attention_max_resolution
         self.min_resolution: int = min_resolution
         self.first_mult_is_one: bool = first_mult_is_one
+        if max_gflops is not None and not (isinstance(max_gflops, numbers.Real) and max_gflops > 0):
+            raise ConfigError(f"max_gflops must be a number > 0 (or None for no bound), but got {max_gflops!r}.")
+        self.max_gflops: float | None = None if max_gflops is None else float(max_gflops)
         self._check_choices()
 
     def _check_choices(self) -> None:
@@ -133,6 +142,38 @@ class UNetSpace:
                 },
                 self.image_size,
             )
+        if self.max_gflops is not None and self._gflops(self.cheapest()) > self.max_gflops:
+            raise ConfigError(
+                f"No architecture of this space costs at most max_gflops={self.max_gflops:g} GFLOPs per image: "
+                f"the cheapest ({self.cheapest().key()}) costs {self._gflops(self.cheapest()):.4f}; "
+                f"raise max_gflops, or allow smaller base_channels or fewer levels."
+            )
+
+    def cheapest(self) -> UNetArch:
+        """The space's least costly architecture: narrowest, all multipliers and blocks at their least,
+        no attention, at whichever level count costs least (a deeper UNet moves its bottleneck blocks
+        to smaller feature maps, so it can cost less)."""
+        c = self.choices
+        first = 1 if self.first_mult_is_one else c["channel_mult"][0]
+        candidates = [
+            UNetArch.from_dict(
+                {
+                    "base_channels": c["base_channels"][0],
+                    "channel_mult": [first] + [c["channel_mult"][0]] * (levels - 1),
+                    "num_res_blocks": [c["num_res_blocks"][0]] * levels,
+                    "attention_resolutions": [],
+                    "num_heads": c["num_heads"][0],
+                    "dropout": c["dropout"][0],
+                    "mid_attention": False,
+                },
+                self.image_size,
+            )
+            for levels in c["num_levels"]
+        ]
+        return min(candidates, key=self._gflops)
+
+    def _gflops(self, arch: UNetArch) -> float:
+        return unet_gflops(arch, self.image_size)
 
     # --- membership -----------------------------------------------------------------------
 
@@ -167,6 +208,11 @@ class UNetSpace:
         for name in checked:
             if getattr(arch, name) not in c[name]:
                 problems.append(f"{name}={getattr(arch, name)!r} is not allowed; allowed values: {c[name]}.")
+        if self.max_gflops is not None and not problems and self._gflops(arch) > self.max_gflops:
+            problems.append(
+                f"it costs {self._gflops(arch):.3f} GFLOPs per image, above this space's bound "
+                f"max_gflops={self.max_gflops:g}; use fewer or narrower levels or blocks, or less attention."
+            )
         if problems:
             raise ConfigError("Architecture outside the search space:\n  - " + "\n  - ".join(problems))
         return arch
@@ -183,7 +229,26 @@ class UNetSpace:
     # --- sampling -------------------------------------------------------------------------
 
     def sample(self, rng: np.random.Generator) -> UNetArch:
-        """Draws one architecture uniformly per field (attention: each allowed size with p=0.3)."""
+        """Draws one architecture uniformly per field (attention: each allowed size with p=0.3); with
+        ``max_gflops``, draws again until one is within the bound.
+
+        Raises:
+            ConfigError: when 1,000 draws found none within ``max_gflops`` (a bound that leaves
+                almost nothing of the space).
+        """
+        if self.max_gflops is None:
+            return self._draw(rng)
+        for _ in range(1000):
+            try:  # a draw is in the space by construction: only the bound can reject it
+                return self._draw(rng)
+            except ConfigError:
+                continue
+        raise ConfigError(
+            f"1,000 random architectures of this space all cost more than max_gflops={self.max_gflops:g} "
+            f"GFLOPs per image (the cheapest costs {self._gflops(self.cheapest()):.4f}); raise max_gflops."
+        )
+
+    def _draw(self, rng: np.random.Generator) -> UNetArch:
         c = self.choices
         levels = int(rng.choice(c["num_levels"]))
         base = int(rng.choice(c["base_channels"]))
@@ -312,6 +377,8 @@ class UNetSpace:
             "mid_attention": c["mid_attention"],
             "min_resolution": self.min_resolution,
             "first_mult_is_one": self.first_mult_is_one,
+            # only when set: the dicts of spaces without a bound (saved in tables and trials) stay as they were
+            **({} if self.max_gflops is None else {"max_gflops": self.max_gflops}),
         }
 
     @classmethod
@@ -373,6 +440,14 @@ class UNetSpace:
                 f"- mid_attention: self-attention in the bottleneck, one of {c['mid_attention']}.",
                 "Wider and deeper models fit better but train and sample slower; attention at large "
                 "feature maps is expensive.",
+                *(
+                    []
+                    if self.max_gflops is None
+                    else [
+                        f"- cost bound: one forward pass on one image may cost at most {self.max_gflops:g} GFLOPs; "
+                        f"costlier architectures are rejected."
+                    ]
+                ),
                 "An architecture's key reads c=base_channels, m=channel_mult, r=num_res_blocks, "
                 "a=attention_resolutions, h=num_heads, d=dropout, mid=mid_attention.",
             ]
