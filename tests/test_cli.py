@@ -56,7 +56,7 @@ def test_tiny_search_writes_leaderboard_results_and_plots(tmp_path: Path) -> Non
     assert all(len(curve) == it for curve, it in zip(table["rfid_curve"], table["training_iteration"]))
     # What each trial cost, and who proposed it.
     assert (table[["wall_seconds", "cpu_seconds", "images_seen"]] > 0).all().all()
-    assert set(table["proposer"]) <= {"sampler", "graph", "neighbour"}
+    assert set(table["proposer"]) <= {"random", "graph", "neighbour"}
     # The console: one line per trial event with its key and proposer, the best so far, no config dumps.
     for key, proposer in zip(table["arch_key"], table["proposer"]):
         assert f"{key}  {proposer:<7s} started" in run.stdout

@@ -30,7 +30,7 @@ def test_children_are_one_mutation_from_a_member_of_the_recent_population() -> N
     searcher = RegularizedEvolution(space=SPACE, metric="acc", mode="max", population_size=5, tournament_size=3)
     _run(searcher, 30)
     records = searcher.memory.records()
-    assert [r.proposer for r in records[:5]] == ["sampler"] * 5
+    assert [r.proposer for r in records[:5]] == ["random"] * 5
     assert {r.proposer for r in records[5:]} == {"neighbour"}
     for i, record in enumerate(records[5:], start=5):
         child = record.config["arch"]["ops"]

@@ -70,7 +70,7 @@ def test_search_proposes_new_architectures_from_the_model_after_warmup(searched:
     assert len({r.arch_key for r in records}) == 20  # nothing proposed twice
     assert all(r.status == "completed" for r in records)
     proposers = [r.proposer for r in records]
-    assert proposers[:6] == ["sampler"] * 6
+    assert proposers[:6] == ["random"] * 6
     assert set(proposers[6:]) <= {"graph", "neighbour", "fallback"}, proposers
     assert proposers[6:].count("graph") + proposers[6:].count("neighbour") >= 10, proposers
     stats = searched.stats
@@ -310,6 +310,6 @@ def test_tuner_with_graph_searcher_and_asha(ray_session, tmp_path: Path) -> None
     assert len(records) == 5 and {r.status for r in records} <= {"completed", "stopped"}
     assert {r.arch_key for r in records} == set(keys)
     proposers = [r.proposer for r in records]
-    assert proposers[:2] == ["sampler", "sampler"] and "graph" in proposers, proposers
+    assert proposers[:2] == ["random", "random"] and "graph" in proposers, proposers
     assert state["graph"]["stats"]["trainings"] >= 1 and state["graph"]["model"] is not None
     assert state["space"] == TUNE_SPACE.to_dict()

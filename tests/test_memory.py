@@ -44,7 +44,7 @@ def test_top_k_ranks_by_best_value_in_the_search_mode() -> None:
     assert [r.trial_id for r in memory.top_k(5)] == ["a", "b"]
     maximize = SearchMemory(metric="acc", mode="max")
     for trial, value in (("x", 0.5), ("y", 0.9)):
-        maximize.propose(trial, {}, trial, proposer="sampler")
+        maximize.propose(trial, {}, trial, proposer="random")
         maximize.complete(trial, {"acc": value, "training_iteration": 1}, status="completed")
     assert maximize.best().trial_id == "y"
 
@@ -57,7 +57,7 @@ def test_de_duplication_by_architecture_key() -> None:
 
 def test_a_trial_without_a_finite_metric_is_recorded_as_failed() -> None:
     memory = SearchMemory()
-    memory.propose("n", {}, "k", proposer="sampler")
+    memory.propose("n", {}, "k", proposer="random")
     memory.complete("n", {"rfid": math.nan, "training_iteration": 1}, status="completed")
     assert memory.get("n").status == "failed" and "no finite 'rfid'" in memory.get("n").error
 
@@ -104,7 +104,7 @@ def test_numpy_metrics_count_as_numbers() -> None:
     import numpy as np
 
     memory = SearchMemory()
-    memory.propose("n", {}, "k", proposer="sampler")
+    memory.propose("n", {}, "k", proposer="random")
     memory.report("n", {"rfid": np.float32(4.5), "training_iteration": np.int64(1)})
     memory.complete("n", {"rfid": np.float32(4.5), "training_iteration": np.int64(1)}, status="completed")
     assert memory.get("n").status == "completed" and memory.get("n").curve == [4.5]
@@ -112,7 +112,7 @@ def test_numpy_metrics_count_as_numbers() -> None:
 
 def test_a_trial_re_run_from_its_checkpoint_keeps_one_value_per_iteration() -> None:
     memory = SearchMemory()
-    memory.propose("r", {}, "k", proposer="sampler")
+    memory.propose("r", {}, "k", proposer="random")
     for it, value in [(1, 30.0), (2, 20.0), (3, 15.0)]:
         memory.report("r", {"rfid": value, "training_iteration": it})
     memory.complete("r", None, status="failed", error="node died")
@@ -131,3 +131,14 @@ def test_failed_and_running_trials_are_not_in_the_top_k() -> None:
     memory.propose("live", {}, "k-l", proposer="llm")
     memory.report("live", {"rfid": 0.1, "training_iteration": 1})
     assert [r.trial_id for r in memory.top_k(5)] == ["a", "b"]
+
+
+def test_a_memory_saved_when_random_draws_were_named_sampler_reads_them_as_random(tmp_path: Path) -> None:
+    memory = SearchMemory(metric="rfid", mode="min")
+    memory.propose("t1", {}, "k", proposer="random")
+    path = memory.save(tmp_path / "memory.parquet")
+    table = pq.read_table(path)
+    old = table.set_column(table.schema.get_field_index("proposer"), "proposer", pa.array(["sampler"]))
+    pq.write_table(old.replace_schema_metadata(table.schema.metadata), path)
+    loaded, _ = SearchMemory.load(path)
+    assert [record.proposer for record in loaded.records()] == ["random"]

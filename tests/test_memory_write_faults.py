@@ -28,7 +28,7 @@ def _memory(trials: int) -> SearchMemory:
     memory = SearchMemory("rfid", "min")
     for i in range(trials):
         note = os.urandom(128).hex()  # incompressible: the file's size follows the record count
-        memory.propose(f"t{i}", {"arch": {"base_channels": 8 * (i + 1)}}, f"c{i}", "sampler", note=note)
+        memory.propose(f"t{i}", {"arch": {"base_channels": 8 * (i + 1)}}, f"c{i}", "random", note=note)
         memory.complete(f"t{i}", {"rfid": 10.0 + i, "training_iteration": 1}, status="completed")
     return memory
 

@@ -32,7 +32,7 @@ class SpaceSampler(MemorySearcher):
     """The smallest searcher: uniform samples of the space."""
 
     def propose(self, count: int) -> list[Proposal]:
-        return [Proposal(self.space.sample(self.rng), "sampler") for _ in range(count)]
+        return [Proposal(self.space.sample(self.rng), "random") for _ in range(count)]
 
 
 Factory = Callable[..., MemorySearcher]

@@ -9,6 +9,7 @@ parameters and elapsed time. ``ray-diffnas search -v`` gives Tune's own output i
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import sys
@@ -151,6 +152,27 @@ def tune_output(verbosity: int) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(TUNE_OUTPUT_ENGINE_ENV, None)
+
+
+class _UnstartedTrialsFilter(logging.Filter):
+    """Drops Tune's "Failed to fetch metrics" warning: a trial that never started has no results file, and
+    Tune lists each one with a traceback when it reads the experiment (a stopped search or build has many)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to fetch metrics")
+
+
+@contextlib.contextmanager
+def quiet_unstarted_trials() -> Iterator[None]:
+    """Runs the block (``Tuner.fit``, ``ExperimentAnalysis``) without that warning: the project's tables and
+    reports show such trials as ``unfinished`` rows instead."""
+    tune_logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    quiet = _UnstartedTrialsFilter()
+    tune_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        tune_logger.removeFilter(quiet)
 
 
 def _number(value: Any, spec: str) -> str:

@@ -184,9 +184,9 @@ class SearchOptions(TrialOptions):
     )
     model: str | None = option(None, "gpt4 searcher: model name (default gpt-4o; the local model for --llm local)")
     num_samples: int = option(8, "trials (architectures) to run", minimum=1)
-    # The slowest trial of a search is its costliest architecture: on the 2-core CPU the default space
-    # reaches 0.37 GFLOPs (507 s for two iterations). The bound keeps 71 % of the space, the best
-    # architectures of the earlier default searches among them (docs/benchmarks.md, the main command).
+    # The slowest trial of a search is its costliest architecture: on the 2-core CPU the unbounded space
+    # reaches 0.37 GFLOPs (507 s for two iterations). The bound's effect on the main command's time and
+    # best RFID: docs/benchmarks.md, "The README main command".
     max_gflops: float = option(
         0.15,
         "architectures whose denoiser forward costs more GFLOPs per image are outside the space: a bound "

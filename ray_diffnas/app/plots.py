@@ -28,9 +28,7 @@ def plot_search(frame: pd.DataFrame, path: Path) -> Path:
     scored = frame.dropna(subset=["best_rfid"])
     if "started" in scored:  # results_frame's start times (tables written before 2026-12-02 lack them)
         scored = scored.sort_values("started", kind="stable")
-    # Matplotlib's object API with its Agg canvas: files only, and no global backend switch.
-    fig = Figure(figsize=(11, 4.2))
-    FigureCanvasAgg(fig)
+    fig = agg_figure(11, 4.2)
     left, right = fig.subplots(1, 2)
     trials = np.arange(1, len(scored) + 1)
     rfid = scored["best_rfid"].to_numpy()
@@ -54,15 +52,27 @@ def plot_search(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def save_image_grid(images: torch.Tensor, path: Path, title: str = "") -> Path:
-    """Saves images in [-1, 1], shape (N, C, H, W), as one grid PNG."""
-    grid = make_grid((images.float().clamp(-1, 1) + 1) / 2, nrow=int(np.ceil(np.sqrt(len(images)))), padding=1)
-    fig = Figure(figsize=(6, 6.3))
+def agg_figure(width: float, height: float) -> Figure:
+    """A figure on matplotlib's Agg canvas (object API): files and bytes only, no display, no global
+    backend switch. Every figure of a search and its report starts here."""
+    fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
+    return fig
+
+
+def image_grid_figure(images: torch.Tensor, title: str, width: float = 6, height: float = 6.3) -> Figure:
+    """Images in [-1, 1], shape (N, C, H, W), as one square-ish grid with a title."""
+    grid = make_grid((images.float().clamp(-1, 1) + 1) / 2, nrow=int(np.ceil(np.sqrt(len(images)))), padding=1)
+    fig = agg_figure(width, height)
     ax = fig.subplots()
     ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=9 if width >= 5 else 8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
+
+
+def save_image_grid(images: torch.Tensor, path: Path, title: str = "") -> Path:
+    """Saves images in [-1, 1], shape (N, C, H, W), as one grid PNG."""
+    image_grid_figure(images, title).savefig(path, dpi=110)
     return path

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import pandas as pd
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from ray_diffnas.app.console import SearchConsole, tune_output
+from ray_diffnas.app.console import SearchConsole, quiet_unstarted_trials, tune_output
 from ray_diffnas.app.options import CONSOLE, TUNE_FOLDER, TUNE_OUTPUT, SearchOptions, save_options
 from ray_diffnas.app.storage import atomic_local_filesystem, remove_partial_writes
 from ray_diffnas.app.summary import summarize
@@ -74,7 +75,7 @@ def run_search(options: SearchOptions, resume: bool = False, verbosity: int = CO
             if plan.resume
             else new_tuner(options, plan, build_search(options, data, llm_url), verbosity)
         )
-        with tune_output(verbosity):
+        with tune_output(verbosity), quiet_unstarted_trials():
             grid = tuner.fit()
         if verbosity >= CONSOLE:
             print(f"Tune's files: {plan.tune_folder}", flush=True)
@@ -91,7 +92,7 @@ def write_search_report(output: Path, summary: dict[str, Any]) -> Path:
     from ray_diffnas.app.report.folder import read_search_folder
     from ray_diffnas.app.report.page import write_report
 
-    folder = read_search_folder(output)
+    folder = read_search_folder(output, trials=pd.read_parquet(summary["results"]))
     folder.summary = {**summary, **(folder.summary or {})}  # summary.json is written after this
     return write_report(folder)
 

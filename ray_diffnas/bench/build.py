@@ -175,9 +175,11 @@ def _train(
     """Trains ``archs`` as one Tune run (resumed when ``resume``); their table rows."""
     if not archs and not resume:
         return pd.DataFrame()
+    from ray_diffnas.app.console import quiet_unstarted_trials
     from ray_diffnas.app.results import results_frame
 
-    grid = _tuner(options, space, archs, output, resume).fit()
+    with quiet_unstarted_trials():  # after a Ctrl-C the rest of the grid never started: its rows say so
+        grid = _tuner(options, space, archs, output, resume).fit()
     return table_frame(results_frame(grid), options.max_iterations)
 
 

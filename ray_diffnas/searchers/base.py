@@ -45,7 +45,7 @@ class Proposal:
     """One architecture a proposer offers, with who made it and what it cost."""
 
     arch: Architecture
-    proposer: str  # llm | repair | fallback | warm_start | user | sampler
+    proposer: str  # one of ray_diffnas.searchers.memory.PROPOSERS
     prompt_tokens: int = 0
     completion_tokens: int = 0
     note: str | None = None  # Why this proposer (e.g. why a fallback was needed).
@@ -74,7 +74,7 @@ class MemorySearcher(Searcher):
     Example:
         >>> class FirstOfSpace(MemorySearcher):  # the smallest possible searcher
         ...     def propose(self, count):
-        ...         return [Proposal(self.space.sample(self.rng), "sampler") for _ in range(count)]
+        ...         return [Proposal(self.space.sample(self.rng), "random") for _ in range(count)]
         >>> from ray_diffnas.spaces.unet_space import UNetSpace
         >>> searcher = FirstOfSpace(space=UNetSpace(image_size=8), metric="rfid", mode="min")
         >>> config = searcher.suggest("t1")

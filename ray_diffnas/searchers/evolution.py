@@ -40,7 +40,7 @@ class RegularizedEvolution(MemorySearcher):
         ...     config = searcher.suggest(f"t{i}")
         ...     searcher.on_trial_complete(f"t{i}", {"acc": float(i)})
         >>> [r.proposer for r in searcher.memory.records()]
-        ['sampler', 'sampler', 'neighbour']
+        ['random', 'random', 'neighbour']
     """
 
     def __init__(
@@ -66,7 +66,7 @@ class RegularizedEvolution(MemorySearcher):
         population = self.population()
         for _ in range(count):
             if len(population) < self.population_size:
-                arch, proposer = self._neighbour([], taken), "sampler"
+                arch, proposer = self._neighbour([], taken), "random"
             else:
                 parent = self._tournament(population)
                 arch, proposer = self._neighbour([parent.config["arch"]], taken), "neighbour"

@@ -27,7 +27,9 @@ FORMAT_VERSION = 1
 METADATA_KEY = b"ray_diffnas.search_memory"
 STATUSES = ("running", "completed", "stopped", "failed", "invalid")
 # restored: a trial Tune restored that the memory had not recorded (the driver died between the two saves)
-PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "sampler", "graph", "neighbour", "restored")
+# random: a uniform draw from the space (a warm-up, or a searcher with nothing better to offer)
+PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "random", "graph", "neighbour", "restored")
+RENAMED_PROPOSERS = {"sampler": "random"}  # names in memories saved before 2026-12-02
 
 
 class MemoryFileError(DiffNASError):
@@ -45,7 +47,7 @@ class TrialRecord:
     trial_id: str
     config: dict[str, Any]  # What was proposed (the architecture, and any searched settings).
     arch_key: str | None  # Canonical architecture key; None for an invalid proposal.
-    proposer: str  # llm | repair | fallback | warm_start | user | sampler
+    proposer: str  # one of PROPOSERS
     status: str = "running"  # running | completed | stopped | failed | invalid
     curve: list[float] = field(default_factory=list)  # The objective at each report.
     best: float | None = None  # The best finite value of the curve (in the memory's mode).
@@ -303,6 +305,7 @@ class SearchMemory:
         for row in table.to_pylist():
             for name in _JSON_COLUMNS:
                 row[name] = json.loads(row[name]) if row[name] else {}
+            row["proposer"] = RENAMED_PROPOSERS.get(row["proposer"], row["proposer"])
             memory._add(TrialRecord(**row))
         return memory, dict(meta.get("state") or {})
 

@@ -4,16 +4,14 @@ front, sample grids, and the best UNet drawn level by level."""
 from __future__ import annotations
 
 import io
-import math
 from typing import Any
 
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from ray_diffnas.app.plots import pareto_front
+from ray_diffnas.app.plots import agg_figure, image_grid_figure, pareto_front
 from ray_diffnas.spaces.unet_arch import UNetArch
 
 STATUS_COLORS = {"completed": "tab:green", "stopped": "tab:orange", "failed": "tab:red", "unfinished": "tab:gray"}
@@ -25,12 +23,6 @@ def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
-
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def asha_rungs(max_iterations: int, reduction_factor: float) -> list[int]:
@@ -49,7 +41,7 @@ def asha_rungs(max_iterations: int, reduction_factor: float) -> list[int]:
 
 def curves_figure(trials: pd.DataFrame, rungs: list[int]) -> bytes:
     """RFID after each iteration, one line per trial coloured by its status, ASHA's rungs dashed."""
-    fig = _figure(7.5, 3.8)
+    fig = agg_figure(7.5, 3.8)
     ax = fig.subplots()
     for _, trial in trials.iterrows():
         curve = list(trial["rfid_curve"])
@@ -70,7 +62,7 @@ def curves_figure(trials: pd.DataFrame, rungs: list[int]) -> bytes:
 
 def cost_figure(trials: pd.DataFrame) -> bytes:
     """Best RFID against latency and against parameters, each with its Pareto front."""
-    fig = _figure(10, 3.8)
+    fig = agg_figure(10, 3.8)
     scored = trials.dropna(subset=["best_rfid"])
     for ax, column, label in zip(
         fig.subplots(1, 2), ("latency_ms", "params_m"), ("latency (ms, batch 1)", "parameters (millions)")
@@ -89,17 +81,8 @@ def cost_figure(trials: pd.DataFrame) -> bytes:
 
 
 def samples_figure(images: Any, title: str) -> bytes:
-    """A grid of generated images in [-1, 1], shape (N, C, H, W)."""
-    from torchvision.utils import make_grid
-
-    grid = make_grid((images.float().clamp(-1, 1) + 1) / 2, nrow=int(math.ceil(math.sqrt(len(images)))), padding=1)
-    fig = _figure(3.2, 3.4)
-    ax = fig.subplots()
-    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    return png(fig)
+    """A grid of generated images in [-1, 1], shape (N, C, H, W), sized for the report's row of three."""
+    return png(image_grid_figure(images, title, width=3.2, height=3.4))
 
 
 def unet_figure(arch: UNetArch, image_size: int) -> bytes:
@@ -121,7 +104,7 @@ def unet_figure(arch: UNetArch, image_size: int) -> bytes:
         for i in reversed(range(levels))
     ]  # fmt: skip
     tallest = max(widths)
-    fig = _figure(8, 3.4)
+    fig = agg_figure(8, 3.4)
     ax = fig.subplots()
     for x, (channels, label, attention, color) in enumerate(boxes):
         height = channels / tallest

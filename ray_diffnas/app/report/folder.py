@@ -46,8 +46,11 @@ class SearchFolder:
         return "finished" if self.summary is not None else "running or stopped"
 
 
-def read_search_folder(path: str | Path) -> SearchFolder:
+def read_search_folder(path: str | Path, trials: pd.DataFrame | None = None) -> SearchFolder:
     """Reads the ``--output`` folder of a ``ray-diffnas search``.
+
+    ``trials``: the search's trials frame where the caller has it (the search itself, at its end), so that
+    Tune's experiment is not read again.
 
     Raises:
         DiffNASError: when ``path`` is not a search folder, naming what is missing.
@@ -57,20 +60,25 @@ def read_search_folder(path: str | Path) -> SearchFolder:
         raise DiffNASError(f"{str(path)!r} is not a folder; pass the --output folder of a ray-diffnas search.")
     summary = _json(path / SUMMARY_FILE)
     tune_folder = path / TUNE_FOLDER
-    if summary is None and any(tune_folder.glob("experiment_state-*.json")):
-        trials = _trials_from_tune(tune_folder)
-    elif (path / RESULTS_FILE).is_file():
-        trials = pd.read_parquet(path / RESULTS_FILE)
-    elif any(tune_folder.glob("experiment_state-*.json")):
-        trials = _trials_from_tune(tune_folder)
-    else:
-        raise DiffNASError(
-            f"{str(path)!r} holds no search: neither {RESULTS_FILE} nor a Tune experiment in {TUNE_FOLDER}/ (a "
-            f"search killed before Tune's first save leaves none); pass the --output folder of a ray-diffnas search."
-        )
+    trials = _read_trials(path, finished=summary is not None) if trials is None else trials
     memory, state = _memory(tune_folder / MEMORY_FILE)
     options = _options(path / OPTIONS_FILE)
     return SearchFolder(path, _with_memory(trials.reset_index(drop=True), memory), memory, state, options, summary)
+
+
+def _read_trials(path: Path, finished: bool) -> pd.DataFrame:
+    """A finished search's ``results.parquet``; Tune's experiment for one that has not finished (it has
+    the trials that had not ended), or where the results table is missing."""
+    tune_folder = path / TUNE_FOLDER
+    has_tune = any(tune_folder.glob("experiment_state-*.json"))
+    if has_tune and not (finished and (path / RESULTS_FILE).is_file()):
+        return _trials_from_tune(tune_folder)
+    if (path / RESULTS_FILE).is_file():
+        return pd.read_parquet(path / RESULTS_FILE)
+    raise DiffNASError(
+        f"{str(path)!r} holds no search: neither {RESULTS_FILE} nor a Tune experiment in {TUNE_FOLDER}/ (a "
+        f"search killed before Tune's first save leaves none); pass the --output folder of a ray-diffnas search."
+    )
 
 
 def _trials_from_tune(tune_folder: Path) -> pd.DataFrame:
@@ -78,7 +86,10 @@ def _trials_from_tune(tune_folder: Path) -> pd.DataFrame:
     driver was killed) is ``unfinished``."""
     from ray.tune import ExperimentAnalysis, ResultGrid
 
-    analysis = ExperimentAnalysis(str(tune_folder))
+    from ray_diffnas.app.console import quiet_unstarted_trials
+
+    with quiet_unstarted_trials():
+        analysis = ExperimentAnalysis(str(tune_folder))
     frame = results_frame(ResultGrid(analysis))
     ended = {trial.trial_id for trial in analysis.trials if trial.status in ("TERMINATED", "ERROR")}
     frame.loc[~frame["trial_id"].isin(ended), "status"] = UNFINISHED

@@ -244,7 +244,8 @@ def _rejected(count: Any) -> str:
 def _cell(value: Any, column: str) -> str:
     text = _format(value, column)
     sort = value if isinstance(value, numbers.Real) and not isinstance(value, bool) and not _missing(value) else ""
-    return f'<td data-sort="{html.escape(str(sort))}">{html.escape(text)}</td>'
+    key = ' class="key"' if column == "arch_key" else ""  # a key reads as one token: never broken at its hyphens
+    return f'<td{key} data-sort="{html.escape(str(sort))}">{html.escape(text)}</td>'
 
 
 def _format(value: Any, column: str) -> str:
@@ -280,6 +281,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; margin-top: 1.6em; }
 h3 { font-size: 1em; }
 table { border-collapse: collapse; font-size: 12.5px; margin: 0.5em 0; }
+td.key { white-space: nowrap; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #e5e5e5; text-align: left; }
 table.sortable th { cursor: pointer; background: #f4f4f4; white-space: nowrap; }
 table.sortable td { font-variant-numeric: tabular-nums; }

@@ -180,7 +180,7 @@ class GraphDiffusionSearcher(MemorySearcher):
         finished = self._finished()
         if self._proposed < self.warmup or not finished:
             note = f"warm-up: {len(finished)} outcomes, the model starts after {self.warmup} proposals"
-            return [Proposal(self.space.sample(self.rng), "sampler", note=note) for _ in range(count)]
+            return [Proposal(self.space.sample(self.rng), "random", note=note) for _ in range(count)]
         if self._retrain_due(finished):
             self._train(finished)
         proposals = self._sample(count)
