@@ -25,6 +25,7 @@ _EXPORTS = {
     "TrainingDivergedError": "errors",
     "GPT4Searcher": "searchers.llm.searcher",
     "GraphDiffusionSearcher": "searchers.graph.searcher",
+    "HybridSearcher": "searchers.hybrid",
     "GraphDiffusion": "searchers.graph.diffusion",
     "Constraint": "searchers.objective",
     "Objective": "searchers.objective",
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from ray_diffnas.searchers.factory import make_searcher
     from ray_diffnas.searchers.graph.diffusion import GraphDiffusion
     from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
+    from ray_diffnas.searchers.hybrid import HybridSearcher
     from ray_diffnas.searchers.llm.searcher import GPT4Searcher
     from ray_diffnas.searchers.memory import SearchMemory
     from ray_diffnas.searchers.objective import Constraint, Objective

@@ -214,7 +214,7 @@ def test_bad_command_line_flag_gets_one_line_and_no_traceback(flags: list[str], 
 IGNORED_OPTIONS = [
     (
         SearchOptions(searcher="random", constraints=("latency_ms<=5",)),
-        "--constraint guides only the graph, gpt4, evolution searchers; random ignores it",
+        "--constraint guides only the graph, gpt4, hybrid, evolution searchers; random ignores it",
     ),
     (SearchOptions(scheduler="none", reduction_factor=3.0), "--reduction-factor is ASHA's; --scheduler none ignores"),
 ]

@@ -256,7 +256,7 @@ def test_search_command_takes_graph_default_and_constraints() -> None:
     from ray_diffnas.searchers.factory import SEARCHERS
 
     args = build_parser().parse_args(["search", "--constraint", "latency_ms<=5", "--constraint", "params_m<=1"])
-    assert args.searcher == "graph" and set(SEARCHERS) == {"random", "gpt4", "graph", "optuna", "evolution"}
+    assert args.searcher == "graph" and set(SEARCHERS) == {"random", "gpt4", "hybrid", "graph", "optuna", "evolution"}
     assert args.constraints == ["latency_ms<=5", "params_m<=1"]
     assert build_parser().parse_args(["search"]).constraints is None
 

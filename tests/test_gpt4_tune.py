@@ -79,3 +79,27 @@ def test_tuner_with_gpt4_searcher_and_asha(ray_session, tmp_path: Path) -> None:
     assert not grid.errors and len(grid) == 3
     assert len({SPACE.key(r.config["arch"]) for r in grid}) == 3
     assert _files_containing(tmp_path, SENTINEL_KEY.encode()) == []
+
+
+def test_tuner_with_the_hybrid_searcher_serves_llm_candidates_and_keeps_no_key(ray_session, tmp_path: Path) -> None:
+    from ray_diffnas.searchers.hybrid import HybridSearcher
+
+    with FakeLLMServer(SPACE) as server:
+        llm = GPT4Searcher(base_url=server.url, api_key=SENTINEL_KEY)
+        searcher = HybridSearcher(llm=llm, llm_candidates=3, warmup=2, train_steps=30, prior_graphs=64, max_trials=4)
+        tuner = tune.Tuner(
+            train_diffusion,
+            param_space=SPACE.param_space(**SMALL),
+            tune_config=tune.TuneConfig(
+                metric="rfid", mode="min", num_samples=4, search_alg=searcher, max_concurrent_trials=1
+            ),
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="hybrid_tuner"),
+        )
+        grid = tuner.fit()
+    assert not grid.errors and len(grid) == 4
+    memory, state = SearchMemory.load(tmp_path / "hybrid_tuner" / MEMORY_FILE)
+    proposers = [r.proposer for r in memory.records()]
+    assert proposers[:2] == ["llm", "llm"]  # the warm-up runs the LLM's candidates
+    assert set(proposers[2:]) <= {"llm", "graph", "neighbour", "fallback"}
+    assert state["llm"]["usage"]["calls"] >= 1 and state["llm_screen"]["received"] >= 3
+    assert _files_containing(tmp_path, SENTINEL_KEY.encode()) == []

@@ -154,7 +154,7 @@ def test_killed_script_resumes_with_tuner_restore(
 
 # The graph searcher's command is killed and resumed many times over in test_kill_anywhere.py; here the
 # LLM searcher's, whose API key must also stay out of every file and log.
-@pytest.mark.parametrize("searcher", ["gpt4"])
+@pytest.mark.parametrize("searcher", ["gpt4", "hybrid"])
 def test_killed_command_resumes_with_resume_flag(searcher: str, tmp_path: Path, llm_env: dict) -> None:
     output = tmp_path / "search"
     memory_file = output / TUNE_FOLDER / MEMORY_FILE

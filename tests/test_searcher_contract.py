@@ -11,7 +11,15 @@ import pytest
 from llm_server import FakeLLMServer
 from ray.tune.search import Searcher
 
-from ray_diffnas import ConfigError, GPT4Searcher, GraphDiffusionSearcher, MemorySearcher, Proposal, UNetSpace
+from ray_diffnas import (
+    ConfigError,
+    GPT4Searcher,
+    GraphDiffusionSearcher,
+    HybridSearcher,
+    MemorySearcher,
+    Proposal,
+    UNetSpace,
+)
 from ray_diffnas.searchers.evolution import RegularizedEvolution
 from ray_diffnas.searchers.graph.diffusion import GraphDiffusionConfig
 from ray_diffnas.searchers.memory import MemoryFileError
@@ -41,7 +49,7 @@ Factory = Callable[..., MemorySearcher]
 SMALL_GRAPH_MODEL = GraphDiffusionConfig(hidden=16, layers=1, heads=2, sampling_steps=5, batch_size=16)
 
 
-@pytest.fixture(params=["sampler", "gpt4", "graph", "evolution"])
+@pytest.fixture(params=["sampler", "gpt4", "graph", "evolution", "hybrid"])
 def make(request) -> Iterator[Factory]:
     if request.param == "sampler":
         yield SpaceSampler
@@ -62,6 +70,20 @@ def make(request) -> Iterator[Factory]:
         )
         return
     with FakeLLMServer(SPACE) as server:
+        if request.param == "hybrid":
+            yield lambda **kw: HybridSearcher(
+                llm=GPT4Searcher(base_url=server.url, api_key="sk-test"),
+                llm_candidates=2,
+                warmup=2,
+                retrain_every=1,
+                train_steps=10,
+                retrain_steps=5,
+                candidates=8,
+                prior_graphs=32,
+                model=SMALL_GRAPH_MODEL,
+                **kw,
+            )
+            return
         yield lambda **kw: GPT4Searcher(base_url=server.url, api_key="sk-test", **kw)
 
 

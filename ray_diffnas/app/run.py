@@ -27,7 +27,7 @@ from ray_diffnas.data.datasets import ImageDataset, load_dataset
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.metrics.rfid import RFID
 from ray_diffnas.searchers.base import MEMORY_FILE
-from ray_diffnas.searchers.factory import CONSTRAINT_AWARE, SearcherSetup, make_searcher
+from ray_diffnas.searchers.factory import CONSTRAINT_AWARE, LLM_SEARCHERS, SearcherSetup, make_searcher
 from ray_diffnas.searchers.llm.endpoint import ENDPOINT_FILE, EndpointFile, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.searchers.tune_state import has_saved_state
@@ -145,7 +145,7 @@ def load_data_and_reference(options: SearchOptions) -> tuple[ImageDataset, RFID]
 def llm_server(options: SearchOptions, plan: OutputPlan) -> Iterator[EndpointFile | None]:
     """The LLM searcher's endpoint for the length of the search: for ``--llm local`` a server this
     process runs, handed over as an :class:`EndpointFile` (a resumed search's server has a new port)."""
-    if options.searcher != "gpt4" or options.llm != "local":
+    if options.searcher not in LLM_SEARCHERS or options.llm != "local":
         yield None
         return
     endpoint = EndpointFile(plan.output / ENDPOINT_FILE)

@@ -45,7 +45,7 @@ from ray_diffnas.bench.stats import bootstrap_interval
 from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, write_table_file
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.searchers.factory import SearcherSetup, check_searcher, make_searcher, parse_searchers
+from ray_diffnas.searchers.factory import LLM_SEARCHERS, SearcherSetup, check_searcher, make_searcher, parse_searchers
 from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Constraint, Objective
 from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
@@ -140,8 +140,8 @@ class TableBenchmark:
         scheduler: ``none`` (each query looks a row up) or ``asha`` (replays each row's curve under
             ASHA; needs a table ``build-table`` wrote).
         reduction_factor: ASHA's reduction factor (as ``ray-diffnas search --reduction-factor``).
-        llm: ``openai`` or ``local``, for the gpt4 searcher (as ``ray-diffnas search --llm``).
-        model: The gpt4 searcher's model name.
+        llm: ``openai`` or ``local``, for the LLM searchers, gpt4 and hybrid (as ``ray-diffnas search --llm``).
+        model: The LLM searchers' model name.
         address: A Ray cluster address (default: a local Ray, started once for all runs).
 
     Example:
@@ -303,7 +303,7 @@ class TableBenchmark:
         chosen = parse_searchers(names if isinstance(names, str) else list(names))
         for name in chosen:
             check_searcher(name, self.table.space)
-        if "gpt4" in chosen:
+        if set(LLM_SEARCHERS) & set(chosen):
             check_llm_reachable(self.llm)
         return chosen
 
@@ -373,9 +373,9 @@ class TableBenchmark:
             ray.init(address=self.address, include_dashboard=False, configure_logging=False)
 
     def _llm_server(self, chosen: list[str]) -> contextlib.AbstractContextManager[str | None]:
-        if "gpt4" not in chosen:
+        if not set(LLM_SEARCHERS) & set(chosen):
             return contextlib.nullcontext(None)
-        return local_llm_server(self.llm)  # one server for every gpt4 run (None: the OpenAI API)
+        return local_llm_server(self.llm)  # one server for every LLM searcher's run (None: the OpenAI API)
 
     def run_settings(self, budget: int) -> dict[str, Any]:
         """What a finished run's result depends on besides its searcher and seed: a cached run counts

@@ -18,13 +18,15 @@ from ray_diffnas.searchers.objective import Objective
 if TYPE_CHECKING:
     from ray_diffnas.spaces.protocol import SearchSpace
 
-SearcherName = Literal["graph", "gpt4", "random", "optuna", "evolution"]
+SearcherName = Literal["graph", "gpt4", "hybrid", "random", "optuna", "evolution"]
 SEARCHERS: tuple[str, ...] = get_args(SearcherName)
+# The searchers that call an LLM (--llm, --model; a local server for --llm local).
+LLM_SEARCHERS: tuple[str, ...] = ("gpt4", "hybrid")
 # What `ray-diffnas search` runs; Optuna's samplers search a flat form of the space that a trial
 # cannot train from, so they stay a bench-table baseline.
-SEARCH_COMMAND_SEARCHERS: tuple[str, ...] = ("graph", "gpt4", "random", "evolution")
+SEARCH_COMMAND_SEARCHERS: tuple[str, ...] = ("graph", "gpt4", "hybrid", "random", "evolution")
 # The searchers that aim for the objective's constraints (Tune's random and Optuna's TPE do not see them).
-CONSTRAINT_AWARE = ("graph", "gpt4", "evolution")
+CONSTRAINT_AWARE = ("graph", "gpt4", "hybrid", "evolution")
 # Optuna's samplers need one categorical choice per parameter: only spaces with a flat form.
 FLAT_ONLY = ("optuna",)
 
@@ -126,13 +128,19 @@ def make_searcher(
         # A warm-up is evolution's random phase: a population of that size, tournaments of half of it.
         sizes = {} if warmup is None else {"population_size": max(2, warmup), "tournament_size": max(1, warmup // 2)}
         return SearcherSetup(RegularizedEvolution(**sizes, **model_based), param_space)
+    extra: dict[str, Any] = {} if warmup is None else {"warmup": warmup}
     if name == "graph":
         from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
 
-        extra: dict[str, Any] = {} if warmup is None else {"warmup": warmup}
         return SearcherSetup(GraphDiffusionSearcher(**extra, **model_based), param_space)
     from ray_diffnas.searchers.llm.searcher import DEFAULT_MODEL, GPT4Searcher
 
+    if name == "hybrid":
+        from ray_diffnas.searchers.hybrid import HybridSearcher
+
+        # The LLM writes prompts and calls the endpoint; the hybrid owns the space, objective and memory.
+        llm = GPT4Searcher(model=llm_model or DEFAULT_MODEL, base_url=llm_url, objective_note=objective.note)
+        return SearcherSetup(HybridSearcher(llm=llm, **extra, **model_based), param_space)
     return SearcherSetup(
         GPT4Searcher(model=llm_model or DEFAULT_MODEL, base_url=llm_url, objective_note=objective.note, **model_based),
         param_space,

@@ -24,6 +24,7 @@ from ray_diffnas.app.report import figures
 from ray_diffnas.app.report.folder import SearchFolder
 from ray_diffnas.app.results import INTEGER_COLUMNS, best_first
 from ray_diffnas.atomic import atomic_write
+from ray_diffnas.searchers.factory import LLM_SEARCHERS
 from ray_diffnas.spaces.unet_arch import UNetArch
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def _overview(folder: SearchFolder, trials: pd.DataFrame) -> Section:
     facts = {
         "folder": str(folder.path),
         "state": folder.state,
-        "searcher": options.searcher + (f" ({options.llm} LLM)" if options.searcher == "gpt4" else ""),
+        "searcher": options.searcher + (f" ({options.llm} LLM)" if options.searcher in LLM_SEARCHERS else ""),
         "data": f"{options.dataset} at {_image_size(trials) or options.image_size or 'its own size in'} px",
         "trials": f"{len(trials)} of {options.num_samples}: "
         + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
@@ -173,9 +174,13 @@ def _best_unet(trials: pd.DataFrame, folder: SearchFolder) -> Section | None:
 
 def _searcher(folder: SearchFolder, trials: pd.DataFrame) -> Section:
     parts = [_proposers(trials)]
-    calls = folder.searcher_state.get("calls") or []
-    if calls or folder.searcher_state.get("usage"):
-        parts.append(_llm_calls(folder.searcher_state, calls))
+    llm_state = folder.searcher_state.get("llm") or folder.searcher_state  # the hybrid keeps its LLM's apart
+    calls = llm_state.get("calls") or []
+    if calls or llm_state.get("usage"):
+        parts.append(_llm_calls(llm_state, calls))
+    screen = folder.searcher_state.get("llm_screen")
+    if screen:
+        parts.append(_llm_screen(screen))
     if folder.memory is not None:
         invalid = [r for r in folder.memory.records() if r.status == "invalid"]
         if invalid:
@@ -188,6 +193,20 @@ def _searcher(folder: SearchFolder, trials: pd.DataFrame) -> Section:
                 f"<table><thead><tr><th>from</th><th>why</th></tr></thead><tbody>{rows}</tbody></table>"
             )
     return Section("Who proposed what", "".join(parts))
+
+
+def _llm_screen(screen: dict[str, Any]) -> str:
+    """The hybrid's screen: how many LLM candidates it kept from running, and the latest with the reason."""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(item.get('key')))}</td><td>{html.escape(str(item.get('why')))}</td></tr>"
+        for item in screen.get("screened_out") or []
+    )
+    return (
+        f"<h3>LLM candidates screened by the graph model</h3><p>{screen.get('received', 0)} received; screened out "
+        f"before running: {screen.get('infeasible', 0)} predicted to break a constraint, {screen.get('poor', 0)} "
+        f"predicted poor. The latest:</p>"
+        f"<table><thead><tr><th>candidate</th><th>why</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _proposers(trials: pd.DataFrame) -> str:

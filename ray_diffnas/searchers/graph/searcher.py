@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import Any, Iterator, Mapping, Sequence, cast
@@ -229,13 +230,31 @@ class GraphDiffusionSearcher(MemorySearcher):
             arch = self._neighbour(parents, set(chosen))
             if self._is_new(arch.key()):
                 chosen.setdefault(arch.key(), arch)
+        outside = {key: p for key, p in self._outside_candidates().items() if self._is_new(key)}
+        for key, proposal in outside.items():
+            chosen.setdefault(key, proposal.arch)
         keys = list(chosen)
         # Strict: when no candidate passes the screen, the fallbacks try neighbours of feasible trials.
         ranked = self._rank([chosen[k] for k in keys], tie_break=[votes.get(k, 0) for k in keys], strict=True)
+        ranked = self._screen_outside(ranked, outside, sampled)
         return [
-            Proposal(arch, "graph" if arch.key() in sampled else "neighbour", note=f"condition score {score:.2f}")
+            dataclasses.replace(outside[arch.key()], note=f"condition score {score:.2f}")
+            if arch.key() in outside
+            else Proposal(arch, "graph" if arch.key() in sampled else "neighbour", note=f"condition score {score:.2f}")
             for arch, score in ranked
         ]
+
+    def _outside_candidates(self) -> dict[str, Proposal]:
+        """Candidates from another source (by key), ranked and screened with the model's own samples;
+        none here (see :class:`~ray_diffnas.searchers.hybrid.HybridSearcher`)."""
+        return {}
+
+    def _screen_outside(
+        self, ranked: list[tuple[Any, float]], outside: Mapping[str, Proposal], sampled: set[str]
+    ) -> list[tuple[Any, float]]:
+        """The ranked candidates, without the outside ones the screen rejects (none here). ``ranked`` already
+        lacks every candidate predicted to break a constraint; ``sampled``: the keys the model sampled."""
+        return ranked
 
     def _rank(
         self, archs: Sequence[Any], tie_break: Sequence[int] | None = None, strict: bool = False

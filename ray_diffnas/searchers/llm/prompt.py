@@ -49,6 +49,7 @@ def build_messages(
     budget: str,
     live_keys: Sequence[str],
     shown_metrics: Sequence[str] = (),
+    model_notes: Sequence[str] = (),
 ) -> list[dict[str, str]]:
     """The chat messages asking for ``count`` new architectures.
 
@@ -60,6 +61,8 @@ def build_messages(
         budget: The budget in words (e.g. "3 trials finished, 8 in all").
         live_keys: Keys of the architectures running now.
         shown_metrics: Metrics shown beside each outcome besides the objective (cost figures).
+        model_notes: What a model trained on the outcomes says of the LLM's earlier candidates (the
+            hybrid searcher's screen), one line each.
 
     Example:
         >>> from ray_diffnas.spaces.nb201 import NB201Space
@@ -77,6 +80,11 @@ def build_messages(
         "## Objective",
         f"Metric {objective.describe()}. Budget: {budget}.",
         _digest(memory, objective, live_keys, metrics),
+        *(
+            ["## What a model trained on these outcomes says of your earlier candidates", *model_notes]
+            if model_notes
+            else []
+        ),
         "## Task",
         f"Propose {count} new architectures, all different from each other and from every architecture "
         f"already tried or running. Balance exploiting what worked with exploring untried regions. "

@@ -103,6 +103,9 @@ class GPT4Searcher(MemorySearcher):
         self.response_format = RESPONSE_FORMATS[0]
         self._fallback_reason = "no LLM call made yet"
         self.usage = {"calls": 0, "failed_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+        # What a model trained on the outcomes says of earlier candidates (set by the hybrid searcher before
+        # each call; a GPT4Searcher alone has none)
+        self.prompt_notes: list[str] = []
         self.calls: list[dict[str, Any]] = []  # one entry per LLM call (the latest CALL_LOG_SIZE)
         super().__init__(**kwargs)
 
@@ -170,7 +173,14 @@ class GPT4Searcher(MemorySearcher):
             raise LLMUnavailable(f"the cost ceiling of ${self.max_cost_usd:.2f} is reached")
         shown = [m for m in COST_METRICS if any(m in r.last_metrics for r in self.memory.records())]
         messages = build_messages(
-            self.space, self.objective, self.memory, count, self._budget_text(), list(self.live.values()), shown
+            self.space,
+            self.objective,
+            self.memory,
+            count,
+            self._budget_text(),
+            list(self.live.values()),
+            shown,
+            getattr(self, "prompt_notes", []),  # a searcher pickled before 2026-12-02 has none
         )
         reply, tokens = self._chat(messages, count)
         proposals, errors = self._parse(reply, count, "llm", tokens)
@@ -318,8 +328,15 @@ class GPT4Searcher(MemorySearcher):
     # --- state ------------------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), **self.get_llm_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.set_llm_state(state)
+
+    def get_llm_state(self) -> dict[str, Any]:
+        """What this searcher keeps of its LLM: model, endpoint (no credentials), usage and the call log."""
         return {
-            **super().get_state(),
             "model": self.model,
             "base_url": _public_url(self.endpoint),
             "response_format": self.response_format,
@@ -327,8 +344,7 @@ class GPT4Searcher(MemorySearcher):
             "calls": self.calls,
         }
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
+    def set_llm_state(self, state: Mapping[str, Any]) -> None:
         self.model = state.get("model", self.model)
         if not self.endpoint:  # neither given nor in the environment: the saved one
             self.base_url = state.get("base_url")

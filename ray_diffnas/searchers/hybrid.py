@@ -1,0 +1,186 @@
+"""HybridSearcher: the LLM as one more candidate source of the graph searcher, screened before it costs a trial.
+
+DiffNAS trusts the LLM's proposals as they come; DiNAS trusts a model trained on the search's own
+outcomes. Here the LLM brings what it knows of good denoisers as *candidates*, and the graph model
+(trained on this data set, budget and machine) ranks them together with its own samples and
+neighbours: an LLM candidate runs only when the model ranks it among what it would propose itself.
+Before the model exists (the warm-up) the LLM's candidates run unscreened, in place of random draws.
+
+The LLM is asked for more candidates than a round needs, and asked again only when every earlier one
+has been served (run as a trial) or screened out. Its prompt carries what the screen said of its
+earlier candidates, so that a capable LLM can correct course. The search memory records who proposed
+each trial (``llm`` / ``repair`` for the LLM's), and the searcher's state how many LLM candidates
+were screened out and why (``llm_screen``), saved with the memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from typing import Any, Mapping
+
+from ray_diffnas.errors import ConfigError
+from ray_diffnas.searchers.base import Proposal
+from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
+from ray_diffnas.searchers.llm.searcher import GPT4Searcher, LLMUnavailable
+
+logger = logging.getLogger(__name__)
+
+LLM_PROPOSERS = ("llm", "repair")  # the memory's names for proposals that came from the LLM
+NOTES_SHOWN = 8  # screened-out and served candidates the prompt names, the latest of each
+
+
+class HybridSearcher(GraphDiffusionSearcher):
+    """A :class:`GraphDiffusionSearcher` whose candidates include an LLM's.
+
+    Args:
+        space, metric, mode: As in :class:`GraphDiffusionSearcher`.
+        llm: The LLM searcher that writes the prompts and talks to the endpoint (its model,
+            endpoint, retries, cost ceiling); it proposes from this search's memory.
+        llm_candidates: Architectures asked of the LLM at a time (more than a round serves: the
+            screen keeps the ones the model ranks well).
+        **graph_options: The rest of :class:`GraphDiffusionSearcher`'s options.
+
+    Example:
+        >>> from ray_diffnas.spaces.nb201 import NB201Space
+        >>> llm = GPT4Searcher(base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=0.5)
+        >>> searcher = HybridSearcher(space=NB201Space(), metric="acc", mode="max", llm=llm, warmup=2, seed=0)
+        >>> config = searcher.suggest("t1")  # no LLM listens there: a random draw takes its place
+        >>> searcher.memory.get("t1").proposer
+        'random'
+    """
+
+    def __init__(
+        self,
+        space: Any = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        *,
+        llm: GPT4Searcher,
+        llm_candidates: int = 8,
+        **graph_options: Any,
+    ) -> None:
+        if not isinstance(llm, GPT4Searcher):
+            raise ConfigError(f"HybridSearcher: llm must be a GPT4Searcher, but got {type(llm).__name__}.")
+        if not isinstance(llm_candidates, int) or isinstance(llm_candidates, bool) or llm_candidates < 1:
+            raise ConfigError(f"HybridSearcher: llm_candidates must be an integer >= 1, but got {llm_candidates!r}.")
+        self.llm = llm
+        self.llm_candidates = llm_candidates
+        self._pool: dict[str, Proposal] = {}  # the LLM's candidates not yet served nor screened out
+        # what the screen did with the LLM's candidates: counts, and the latest keys with the reason
+        self.llm_screen: dict[str, Any] = {"received": 0, "infeasible": 0, "poor": 0, "screened_out": []}
+        self._llm_failed_at: int | None = None  # finished trials when the LLM last failed: not asked again until more
+        super().__init__(space, metric, mode, **graph_options)
+
+    # --- proposing ------------------------------------------------------------------------------
+
+    def propose(self, count: int) -> list[Proposal]:
+        if self.model is None and (self._proposed < self.warmup or not self._finished()):
+            # No model to screen with yet: the LLM's prior knowledge takes the random draws' place.
+            served = list(self._outside_candidates().values())[:count]
+            for proposal in served:
+                self._pool.pop(proposal.arch.key(), None)
+            note = f"warm-up: {len(self._finished())} outcomes, no model to screen with yet"
+            served = [_with_note(p, note) for p in served]
+            return served + super().propose(count - len(served)) if len(served) < count else served
+        return super().propose(count)
+
+    def _outside_candidates(self) -> dict[str, Proposal]:
+        """The pool of LLM candidates, asked for again once every earlier one is served or screened out."""
+        self._pool = {key: p for key, p in self._pool.items() if self._is_new(key)}  # served ones are in memory
+        if not self._pool and self._llm_failed_at != len(self._finished()):
+            for proposal in self._ask_llm():
+                self._pool.setdefault(proposal.arch.key(), proposal)
+            self.llm_screen["received"] += len(self._pool)
+        return dict(self._pool)
+
+    def _screen_outside(
+        self, ranked: list[tuple[Any, float]], outside: Mapping[str, Proposal], sampled: set[str]
+    ) -> list[tuple[Any, float]]:
+        """Drops the LLM candidates predicted to break a constraint (absent from ``ranked``) or to be poor:
+        scored below the median of the model's own samples in the same round."""
+        kept_keys = {arch.key() for arch, _ in ranked}
+        for key in outside:
+            if key not in kept_keys:
+                self._screen_out(key, "infeasible", "predicted to break a constraint")
+        own = [score for arch, score in ranked if arch.key() in sampled and arch.key() not in outside]
+        bar = statistics.median(own) if own else None
+        kept = []
+        for arch, score in ranked:
+            key = arch.key()
+            if key in outside and bar is not None and score < bar:
+                self._screen_out(key, "poor", f"condition score {score:.2f}, below the model's own median {bar:.2f}")
+                continue
+            kept.append((arch, score))
+        return kept
+
+    def _screen_out(self, key: str, kind: str, why: str) -> None:
+        self._pool.pop(key, None)
+        self.llm_screen[kind] += 1
+        self.llm_screen["screened_out"] = [*self.llm_screen["screened_out"], {"key": key, "why": why}][-NOTES_SHOWN:]
+
+    def _ask_llm(self) -> list[Proposal]:
+        """New candidates from the LLM, prompted with this search's memory and what the screen said."""
+        llm = self.llm
+        # The LLM proposes from this search's state: its space, objective, memory and running trials.
+        llm.space, llm._metric, llm._mode = self._space, self._metric, self._mode
+        llm.constraints, llm.memory, llm.live, llm.max_trials = (
+            self.constraints,
+            self.memory,
+            self.live,
+            self.max_trials,
+        )
+        llm.prompt_notes = self._prompt_notes()
+        try:
+            return llm._ask_llm(self.llm_candidates)
+        except LLMUnavailable as reason:
+            llm.usage["failed_calls"] += 1
+            self._llm_failed_at = len(self._finished())
+            logger.warning("HybridSearcher: the LLM is unavailable (%s); the graph model proposes alone.", reason)
+            return []
+
+    def _prompt_notes(self) -> list[str]:
+        """What the model said of the LLM's earlier candidates: which it screened out, and which ran."""
+        notes = [f"- screened out, not run: {item['key']} ({item['why']})" for item in self.llm_screen["screened_out"]]
+        ran = [r for r in self.memory.records() if r.proposer in LLM_PROPOSERS and r.arch_key is not None]
+        notes += [f"- ran: {r.arch_key} [{r.status}] best {r.best}" for r in ran[-NOTES_SHOWN:]]
+        return notes
+
+    def llm_summary(self) -> dict[str, Any]:
+        """The LLM's share of the search: candidates received, served and screened out, and tokens per served trial."""
+        served = [r for r in self.memory.records() if r.proposer in LLM_PROPOSERS and r.arch_key is not None]
+        tokens = self.llm.usage["prompt_tokens"] + self.llm.usage["completion_tokens"]
+        return {
+            "received": self.llm_screen["received"],
+            "served": len(served),
+            "screened_out": {"infeasible": self.llm_screen["infeasible"], "poor": self.llm_screen["poor"]},
+            "calls": self.llm.usage["calls"],
+            "tokens_per_served_trial": tokens / len(served) if served else None,
+            "cost_usd_per_served_trial": self.llm.usage["cost_usd"] / len(served) if served else None,
+        }
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            **super().get_state(),
+            "llm": self.llm.get_llm_state(),
+            "llm_pool": [
+                {"arch": p.arch.to_dict(), "proposer": p.proposer, "tokens": [p.prompt_tokens, p.completion_tokens]}
+                for p in self._pool.values()
+            ],
+            "llm_screen": self.llm_screen,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.llm.set_llm_state(state.get("llm") or {})
+        self._pool = {}
+        for item in state.get("llm_pool") or []:
+            arch = self.space.validate(item["arch"])
+            self._pool[arch.key()] = Proposal(arch, item["proposer"], *item["tokens"])
+        self.llm_screen = dict(state.get("llm_screen") or self.llm_screen)
+
+
+def _with_note(proposal: Proposal, note: str) -> Proposal:
+    return Proposal(proposal.arch, proposal.proposer, proposal.prompt_tokens, proposal.completion_tokens, note)

@@ -1,0 +1,99 @@
+"""HybridSearcher: an LLM's candidates, screened by the graph model, over a scripted loopback LLM (the real
+openai client) on a hand-driven NAS-Bench-201 search whose objective the model can learn."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from llm_server import FakeLLMServer, Reply
+from test_graph_searcher import SMALL_MODEL, objective
+
+from ray_diffnas.errors import ConfigError
+from ray_diffnas.searchers.hybrid import HybridSearcher
+from ray_diffnas.searchers.llm.searcher import GPT4Searcher
+from ray_diffnas.spaces.nb201 import NB201Space
+
+SPACE = NB201Space()
+WARMUP = 8
+EXCELLENT = {"ops": ["nor_conv_3x3"] * 6}  # the most convolutions: the best accuracy under `objective`
+# No convolution at all: the worst accuracies (distinct cells of skips and pools)
+NO_CONV = itertools.product(["skip_connect", "avg_pool_3x3"], repeat=6)
+POOR = [{"ops": list(ops)} for ops in itertools.islice(NO_CONV, 6)]
+
+
+def _hybrid(server: FakeLLMServer, **overrides) -> HybridSearcher:
+    llm = GPT4Searcher(base_url=server.url, api_key="sk-test", max_retries=0, timeout=5.0)
+    options = dict(
+        space=SPACE,
+        metric="acc",
+        mode="max",
+        llm=llm,
+        llm_candidates=WARMUP,
+        warmup=WARMUP,
+        retrain_every=3,
+        train_steps=200,
+        retrain_steps=30,
+        candidates=16,
+        prior_graphs=128,
+        model=SMALL_MODEL,
+        seed=0,
+    )
+    return HybridSearcher(**{**options, **overrides})
+
+
+def _run(searcher: HybridSearcher, trials: int) -> None:
+    for i in range(trials):
+        config = searcher.suggest(f"t{i}")
+        searcher.on_trial_complete(f"t{i}", objective(SPACE.validate(config["arch"])))
+
+
+def test_the_hybrid_serves_the_llms_excellent_candidate_and_screens_out_its_poor_ones() -> None:
+    with FakeLLMServer(SPACE, seed=1) as server:
+        # The first reply (sampled by the server: a plain LLM) fills the warm-up; the second is scripted.
+        server.script = [Reply(), Reply(json.dumps({"reasoning": "r", "proposals": [*POOR[:3], EXCELLENT, *POOR[3:]]}))]
+        searcher = _hybrid(server)
+        _run(searcher, WARMUP + 6)
+        records = searcher.memory.records()
+        assert [r.proposer for r in records[:WARMUP]] == ["llm"] * WARMUP  # the warm-up is the LLM's
+        after = records[WARMUP:]
+        served_llm = [r.arch_key for r in after if r.proposer == "llm"]
+        poor_keys = {SPACE.key(p) for p in POOR}
+        assert SPACE.key(EXCELLENT) in served_llm, [(r.proposer, r.arch_key) for r in after]
+        assert not poor_keys & set(served_llm)  # the screen kept every poor candidate from running
+        screen = searcher.llm_screen
+        assert screen["received"] >= 2 * WARMUP - 1 and screen["poor"] >= len(POOR), screen
+        summary = searcher.llm_summary()
+        assert summary["served"] == WARMUP + len(served_llm) and summary["calls"] == len(server.requests)
+        assert summary["tokens_per_served_trial"] > 0
+        if len(server.requests) >= 3:  # asked again: its prompt names what the screen did with its candidates
+            prompt = server.user_prompts()[2]
+            assert "screened out, not run" in prompt and SPACE.key(EXCELLENT) in prompt
+
+
+def test_the_hybrid_state_survives_save_and_restore(tmp_path) -> None:
+    with FakeLLMServer(SPACE, seed=2) as server:
+        searcher = _hybrid(server)
+        _run(searcher, WARMUP + 2)
+        path = searcher.save(str(tmp_path / "memory.parquet"))
+        blank = _hybrid(server)
+        blank.restore(str(path))
+        assert blank.llm_screen == searcher.llm_screen
+        assert set(blank._pool) == set(searcher._pool)
+        assert blank.llm.usage == searcher.llm.usage and blank.llm.calls == searcher.llm.calls
+
+
+def test_an_unreachable_llm_leaves_the_graph_searcher_proposing_alone() -> None:
+    llm = GPT4Searcher(base_url="http://127.0.0.1:9/v1", api_key="sk-test", max_retries=0, timeout=0.5)
+    searcher = HybridSearcher(space=SPACE, metric="acc", mode="max", llm=llm, warmup=3, model=SMALL_MODEL, seed=0)
+    _run(searcher, 3)
+    assert [r.proposer for r in searcher.memory.records()] == ["random"] * 3
+    assert searcher.llm.usage["failed_calls"] == 3  # asked again only once more trials had finished
+
+
+def test_bad_hybrid_options_are_refused() -> None:
+    with pytest.raises(ConfigError, match="llm must be a GPT4Searcher"):
+        HybridSearcher(space=SPACE, metric="acc", mode="max", llm="gpt-4o")
+    with pytest.raises(ConfigError, match="llm_candidates must be an integer >= 1"):
+        HybridSearcher(space=SPACE, metric="acc", mode="max", llm=GPT4Searcher(), llm_candidates=0)
