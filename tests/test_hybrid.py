@@ -13,7 +13,7 @@ from test_graph_searcher import SMALL_MODEL, objective
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.hybrid import HybridSearcher
 from ray_diffnas.searchers.llm.searcher import GPT4Searcher
-from ray_diffnas.spaces.nb201 import NB201Space
+from ray_diffnas.spaces.nb201 import OPERATIONS, NB201Space
 
 SPACE = NB201Space()
 WARMUP = 8
@@ -97,3 +97,26 @@ def test_bad_hybrid_options_are_refused() -> None:
         HybridSearcher(space=SPACE, metric="acc", mode="max", llm="gpt-4o")
     with pytest.raises(ConfigError, match="llm_candidates must be an integer >= 1"):
         HybridSearcher(space=SPACE, metric="acc", mode="max", llm=GPT4Searcher(), llm_candidates=0)
+
+
+@pytest.mark.slow
+def test_a_table_benchmark_run_of_the_hybrid_keeps_what_its_screen_rejected(
+    ray_session, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench-table's runs keep the screened-out candidates, so the table can say what they would have scored."""
+    import pandas as pd
+
+    from ray_diffnas.bench.harness import RUNS_FOLDER, TableBenchmark, _jsonable, _read_cached_run
+    from ray_diffnas.bench.table import load_table
+
+    cells = [SPACE.validate({"ops": list(ops)}) for ops in itertools.product(OPERATIONS, repeat=6)]
+    table = load_table(pd.DataFrame([{"arch": cell.to_string(), **objective(cell)} for cell in cells]), SPACE)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    bench = TableBenchmark(table, "acc", "max", warmup=4)
+    with FakeLLMServer(SPACE, seed=3) as server:  # a plain LLM: valid, varied cells
+        record = bench.cached_run("hybrid", 0, 12, tmp_path, llm_url=server.url)
+    assert len(record.trajectory) == 12 and record.trajectory["in_table"].all()
+    assert record.screened_out and {item["kind"] for item in record.screened_out} <= {"poor", "infeasible"}
+    settings = json.dumps(_jsonable(bench.run_settings(12)), sort_keys=True)
+    kept = _read_cached_run(tmp_path / RUNS_FOLDER / "hybrid-seed0.parquet", settings)
+    assert kept is not None and kept.screened_out == record.screened_out

@@ -102,6 +102,8 @@ class RunRecord:
             ``TRAJECTORY_COLUMNS``).
         wall_seconds: Time of ``Tuner.fit`` (searcher and trials together).
         warmup: Queries the searcher declares as warm-up (its ``warmup`` attribute, else 0).
+        screened_out: The LLM candidates the hybrid searcher's screen kept from running (key, kind, why),
+            so that the table can say what they would have scored; empty for the other searchers.
     """
 
     searcher: str
@@ -109,6 +111,7 @@ class RunRecord:
     trajectory: pd.DataFrame
     wall_seconds: float
     warmup: int = 0
+    screened_out: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -407,7 +410,12 @@ class TableBenchmark:
             logger.info("%s seed %d: kept from %s.", name, seed, path)
             return cached
         record = self.run_one(name, seed, budget, output / "tune", llm_url=llm_url)
-        meta = {"settings": settings, "wall_seconds": record.wall_seconds, "warmup": record.warmup}
+        meta = {
+            "settings": settings,
+            "wall_seconds": record.wall_seconds,
+            "warmup": record.warmup,
+            "screened_out": record.screened_out,
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         write_table_file(record.trajectory, path, meta, key=RUN_METADATA_KEY)
         return record
@@ -486,7 +494,8 @@ class TableBenchmark:
             wall,
             wall / max(len(frame), 1),
         )
-        return RunRecord(name, seed, frame, wall, warmup)
+        screen = getattr(search_alg, "llm_screen", None)  # the hybrid's: what it kept the LLM from running
+        return RunRecord(name, seed, frame, wall, warmup, list(screen["screened_out"]) if screen else [])
 
     def _trial_lookup(self, flat: bool) -> TableLookup:
         if flat not in self._lookups:
@@ -718,7 +727,8 @@ def _read_cached_run(path: Path, settings: str) -> RunRecord | None:
         return None
     frame = table.to_pandas()
     name, seed = str(frame["searcher"].iloc[0]), int(frame["seed"].iloc[0])
-    return RunRecord(name, seed, frame, float(meta["wall_seconds"]), int(meta["warmup"]))
+    screened = list(meta.get("screened_out") or [])  # runs cached before the hybrid searcher have none
+    return RunRecord(name, seed, frame, float(meta["wall_seconds"]), int(meta["warmup"]), screened)
 
 
 def _seeds(seeds: int | Sequence[int]) -> list[int]:

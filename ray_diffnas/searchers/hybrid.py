@@ -67,7 +67,7 @@ class HybridSearcher(GraphDiffusionSearcher):
         self.llm = llm
         self.llm_candidates = llm_candidates
         self._pool: dict[str, Proposal] = {}  # the LLM's candidates not yet served nor screened out
-        # what the screen did with the LLM's candidates: counts, and the latest keys with the reason
+        # what the screen did with the LLM's candidates: counts, and every one it screened out with the reason
         self.llm_screen: dict[str, Any] = {"received": 0, "infeasible": 0, "poor": 0, "screened_out": []}
         self._llm_failed_at: int | None = None  # finished trials when the LLM last failed: not asked again until more
         super().__init__(space, metric, mode, **graph_options)
@@ -117,7 +117,8 @@ class HybridSearcher(GraphDiffusionSearcher):
     def _screen_out(self, key: str, kind: str, why: str) -> None:
         self._pool.pop(key, None)
         self.llm_screen[kind] += 1
-        self.llm_screen["screened_out"] = [*self.llm_screen["screened_out"], {"key": key, "why": why}][-NOTES_SHOWN:]
+        # all of them, with the reason: a table benchmark judges the screen by the true values of what it rejected
+        self.llm_screen["screened_out"].append({"key": key, "kind": kind, "why": why})
 
     def _ask_llm(self) -> list[Proposal]:
         """New candidates from the LLM, prompted with this search's memory and what the screen said."""
@@ -141,7 +142,10 @@ class HybridSearcher(GraphDiffusionSearcher):
 
     def _prompt_notes(self) -> list[str]:
         """What the model said of the LLM's earlier candidates: which it screened out, and which ran."""
-        notes = [f"- screened out, not run: {item['key']} ({item['why']})" for item in self.llm_screen["screened_out"]]
+        notes = [
+            f"- screened out, not run: {item['key']} ({item['why']})"
+            for item in self.llm_screen["screened_out"][-NOTES_SHOWN:]
+        ]
         ran = [r for r in self.memory.records() if r.proposer in LLM_PROPOSERS and r.arch_key is not None]
         notes += [f"- ran: {r.arch_key} [{r.status}] best {r.best}" for r in ran[-NOTES_SHOWN:]]
         return notes
@@ -179,7 +183,8 @@ class HybridSearcher(GraphDiffusionSearcher):
         for item in state.get("llm_pool") or []:
             arch = self.space.validate(item["arch"])
             self._pool[arch.key()] = Proposal(arch, item["proposer"], *item["tokens"])
-        self.llm_screen = dict(state.get("llm_screen") or self.llm_screen)
+        saved = state.get("llm_screen") or {}
+        self.llm_screen = {**self.llm_screen, **saved, "screened_out": list(saved.get("screened_out") or [])}
 
 
 def _with_note(proposal: Proposal, note: str) -> Proposal:

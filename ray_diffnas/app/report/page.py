@@ -195,11 +195,14 @@ def _searcher(folder: SearchFolder, trials: pd.DataFrame) -> Section:
     return Section("Who proposed what", "".join(parts))
 
 
+SCREENED_SHOWN = 20  # the latest LLM candidates the hybrid's screen rejected, in the report
+
+
 def _llm_screen(screen: dict[str, Any]) -> str:
     """The hybrid's screen: how many LLM candidates it kept from running, and the latest with the reason."""
     rows = "".join(
         f"<tr><td>{html.escape(str(item.get('key')))}</td><td>{html.escape(str(item.get('why')))}</td></tr>"
-        for item in screen.get("screened_out") or []
+        for item in (screen.get("screened_out") or [])[-SCREENED_SHOWN:]
     )
     return (
         f"<h3>LLM candidates screened by the graph model</h3><p>{screen.get('received', 0)} received; screened out "
