@@ -120,3 +120,6 @@ def test_a_table_benchmark_run_of_the_hybrid_keeps_what_its_screen_rejected(
     settings = json.dumps(_jsonable(bench.run_settings(12)), sort_keys=True)
     kept = _read_cached_run(tmp_path / RUNS_FOLDER / "hybrid-seed0.parquet", settings)
     assert kept is not None and kept.screened_out == record.screened_out
+    screen = bench.summarize([record], 12)["searchers"]["hybrid"]["llm_screen"]
+    assert screen["screened_out"] == len(record.screened_out) and screen["screened_out_share"] > 0
+    assert screen["screened_out_mean_regret"] is not None  # every candidate of this table has its true value

@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ray.tune import Callback, Stopper
 
+from ray_diffnas.bench.screen import screen_summary
 from ray_diffnas.bench.stats import bootstrap_interval
 from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, write_table_file
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
@@ -50,6 +51,7 @@ from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, l
 from ray_diffnas.searchers.objective import Constraint, Objective
 from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
 from ray_diffnas.text_table import format_table
+from ray_diffnas.trainable.settings import PROPOSER_KEY
 
 if TYPE_CHECKING:
     from ray_diffnas.app.options import BenchTableOptions
@@ -527,13 +529,14 @@ class TableBenchmark:
                     "true_objective": math.nan if true_value is None else true_value,
                     "iterations": int(metrics.get("training_iteration") or 0),
                     "in_table": row is not None,
+                    "proposer": config.get(PROPOSER_KEY),  # the project searchers say who proposed each trial
                     "feasible": bool(row is not None and key is not None and error is None and self.feasible[key]),
                     "error": None if error is None else f"{type(error).__name__}: {str(error)[:300]}",
                     **{c.metric: (row or {}).get(c.metric, math.nan) for c in self.constraints},
                 }
             )
         measured = ["searcher", "seed", "trial_id", "arch_key", "objective", "true_objective", "iterations"]
-        measured += ["in_table", "feasible", "error"]
+        measured += ["in_table", "proposer", "feasible", "error"]
         frame = pd.DataFrame(rows, columns=measured + list(dict.fromkeys(c.metric for c in self.constraints)))
         # Tune's result grid is not in suggestion order; a Searcher's trials have ids without a counter.
         place = [order.get(t, 1 << 62) for t in frame["trial_id"]] if order else map(_trial_number, frame["trial_id"])
@@ -611,7 +614,13 @@ class TableBenchmark:
             "queries": [len(r.trajectory) for r in runs],
             "wall_seconds": wall,
             "seconds_per_query": round(sum(wall) / max(queries, 1), 4),
+            **({"llm_screen": screen} if (screen := screen_summary(runs, self._true_value, self.optimum)) else {}),
         }
+
+    def _true_value(self, key: str) -> float | None:
+        """The table's value of the objective for an architecture key (None: not in the table)."""
+        row = self.table.rows.get(key)
+        return None if row is None else self.target.value(row)
 
     def _queries_to_optimum(self, trajectory: pd.DataFrame) -> float | None:
         """The budget used when the search's pick first was the optimum (None: never)."""
