@@ -12,7 +12,7 @@ Steps, in order (the commands are the ones a user would type):
 4. ``compare``: ``ray-diffnas bench-table`` for each table x scheduler x seed set: the UNet table plain
    and with ASHA replay, the NAS-Bench-201 table plain; seeds 0-19 (where choices may be made) and
    100-119 (reported only); random, optuna (TPE), evolution, graph first, then gpt4 with the local
-   model (the slowest) added to the same folders. Each finished (searcher, seed) run is also kept in
+   model (the slowest), then the hybrid (issue 19), added to the same folders. Each finished (searcher, seed) run is also kept in
    ``benchmarks/results/unet_bench/runs/`` and reused on a rerun, on any machine.
 
 5. ``tables``: the docs' markdown tables from the summaries.
@@ -102,7 +102,8 @@ def floor() -> None:
 def comparisons(budget: int) -> list[tuple[str, list[str]]]:
     """(name, bench-table flags) for every comparison, fastest searchers first."""
     plans = []
-    for searchers in (BASELINES, f"{BASELINES},gpt4"):
+    # The LLM searchers last: hours each (issue 19's hybrid beside issue 17's gpt4, on the same tables).
+    for searchers in (BASELINES, f"{BASELINES},gpt4", f"{BASELINES},gpt4,hybrid"):
         for seeds in SEED_SETS:
             for name, flags in (
                 ("unet-plain", ["--table", str(TABLE)]),
