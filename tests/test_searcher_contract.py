@@ -47,6 +47,10 @@ Factory = Callable[..., MemorySearcher]
 
 
 SMALL_GRAPH_MODEL = GraphDiffusionConfig(hidden=16, layers=1, heads=2, sampling_steps=5, batch_size=16)
+# The graph searcher's options here, and the hybrid's (a graph searcher with an LLM source): small and quick.
+SMALL_GRAPH_SEARCH = dict(
+    warmup=2, retrain_every=1, train_steps=10, retrain_steps=5, candidates=8, prior_graphs=32, model=SMALL_GRAPH_MODEL
+)
 
 
 @pytest.fixture(params=["sampler", "gpt4", "graph", "evolution", "hybrid"])
@@ -58,30 +62,12 @@ def make(request) -> Iterator[Factory]:
         yield lambda **kw: RegularizedEvolution(population_size=3, tournament_size=2, **kw)
         return
     if request.param == "graph":
-        yield lambda **kw: GraphDiffusionSearcher(
-            warmup=2,
-            retrain_every=1,
-            train_steps=10,
-            retrain_steps=5,
-            candidates=8,
-            prior_graphs=32,
-            model=SMALL_GRAPH_MODEL,
-            **kw,
-        )
+        yield lambda **kw: GraphDiffusionSearcher(**SMALL_GRAPH_SEARCH, **kw)
         return
     with FakeLLMServer(SPACE) as server:
         if request.param == "hybrid":
             yield lambda **kw: HybridSearcher(
-                llm=GPT4Searcher(base_url=server.url, api_key="sk-test"),
-                llm_candidates=2,
-                warmup=2,
-                retrain_every=1,
-                train_steps=10,
-                retrain_steps=5,
-                candidates=8,
-                prior_graphs=32,
-                model=SMALL_GRAPH_MODEL,
-                **kw,
+                llm=GPT4Searcher(base_url=server.url, api_key="sk-test"), llm_candidates=2, **SMALL_GRAPH_SEARCH, **kw
             )
             return
         yield lambda **kw: GPT4Searcher(base_url=server.url, api_key="sk-test", **kw)
