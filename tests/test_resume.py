@@ -175,6 +175,9 @@ def test_killed_command_resumes_with_resume_flag(searcher: str, tmp_path: Path, 
     assert set(results["status"]) <= {"completed", "stopped"}
     _check_memory_kept(memory_file, finished_before, total=4)
     assert SENTINEL_KEY not in resumed.stdout + resumed.stderr
+    page = (output / "report.html").read_text()
+    assert "tokens" in page  # the LLM's calls (and for the hybrid, its screen) in the report
+    assert ("LLM candidates screened by the graph model" in page) == (searcher == "hybrid")
     # The Rays the killed and the resumed driver started (and any a test running alongside started).
     logs = _ray_sessions() - sessions_before
     assert len(logs) >= 2

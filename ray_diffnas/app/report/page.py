@@ -25,6 +25,7 @@ from ray_diffnas.app.report.folder import SearchFolder
 from ray_diffnas.app.results import INTEGER_COLUMNS, best_first
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.searchers.factory import LLM_SEARCHERS
+from ray_diffnas.searchers.hybrid import LLM_PROPOSERS
 from ray_diffnas.spaces.unet_arch import UNetArch
 
 logger = logging.getLogger(__name__)
@@ -180,7 +181,9 @@ def _searcher(folder: SearchFolder, trials: pd.DataFrame) -> Section:
         parts.append(_llm_calls(llm_state, calls))
     screen = folder.searcher_state.get("llm_screen")
     if screen:
-        parts.append(_llm_screen(screen))
+        records = folder.memory.records() if folder.memory else []
+        served = [r for r in records if r.proposer in LLM_PROPOSERS and r.arch_key]
+        parts.append(_llm_screen(screen, llm_state.get("usage") or {}, len(served)))
     if folder.memory is not None:
         invalid = [r for r in folder.memory.records() if r.status == "invalid"]
         if invalid:
@@ -198,8 +201,9 @@ def _searcher(folder: SearchFolder, trials: pd.DataFrame) -> Section:
 SCREENED_SHOWN = 20  # the latest LLM candidates the hybrid's screen rejected, in the report
 
 
-def _llm_screen(screen: dict[str, Any]) -> str:
-    """The hybrid's screen: how many LLM candidates it kept from running, and the latest with the reason."""
+def _llm_screen(screen: dict[str, Any], usage: dict[str, Any], served: int) -> str:
+    """The hybrid's screen: how many LLM candidates it kept from running, and the latest with the reason; what
+    each LLM candidate that ran cost."""
     rows = "".join(
         f"<tr><td>{html.escape(str(item.get('key')))}</td><td>{html.escape(str(item.get('why')))}</td></tr>"
         for item in (screen.get("screened_out") or [])[-SCREENED_SHOWN:]
@@ -207,7 +211,14 @@ def _llm_screen(screen: dict[str, Any]) -> str:
     return (
         f"<h3>LLM candidates screened by the graph model</h3><p>{screen.get('received', 0)} received; screened out "
         f"before running: {screen.get('infeasible', 0)} predicted to break a constraint, {screen.get('poor', 0)} "
-        f"predicted poor. The latest:</p>"
+        f"predicted poor; {served} ran"
+        + (
+            f", at {(usage.get('prompt_tokens', 0) + usage.get('completion_tokens', 0)) / served:,.0f} tokens "
+            f"(${usage.get('cost_usd', 0.0) / served:.4f}) each"
+            if served
+            else ""
+        )
+        + ". The latest screened out:</p>"
         f"<table><thead><tr><th>candidate</th><th>why</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
