@@ -147,7 +147,10 @@ class HybridSearcher(GraphDiffusionSearcher):
             for item in self.llm_screen["screened_out"][-NOTES_SHOWN:]
         ]
         ran = [r for r in self.memory.records() if r.proposer in LLM_PROPOSERS and r.arch_key is not None]
-        notes += [f"- ran: {r.arch_key} [{r.status}] best {r.best}" for r in ran[-NOTES_SHOWN:]]
+        notes += [
+            f"- ran: {r.arch_key} [{r.status}] best {'-' if r.best is None else f'{r.best:.4g}'}"
+            for r in ran[-NOTES_SHOWN:]
+        ]
         return notes
 
     def llm_summary(self) -> dict[str, Any]:
