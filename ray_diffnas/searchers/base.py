@@ -396,16 +396,7 @@ class MemorySearcher(Searcher):
             "proposed": self._proposed,
             "live": self.live,
             "rng": self.rng.bit_generator.state,
-            "pending": [
-                {
-                    "arch": p.arch.to_dict(),
-                    "proposer": p.proposer,
-                    "note": p.note,
-                    "prompt_tokens": p.prompt_tokens,
-                    "completion_tokens": p.completion_tokens,
-                }
-                for p in self._pending
-            ],
+            "pending": [proposal_state(p) for p in self._pending],
             "stalled_at": self._stalled_at,
         }
 
@@ -419,16 +410,7 @@ class MemorySearcher(Searcher):
         self.live = dict(state["live"])
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = state["rng"]
-        self._pending = [
-            Proposal(
-                self.space.validate(p["arch"]),
-                p["proposer"],
-                p.get("prompt_tokens", 0),
-                p.get("completion_tokens", 0),
-                p.get("note"),
-            )
-            for p in state["pending"]
-        ]
+        self._pending = [proposal_from_state(p, self.space) for p in state["pending"]]
         self._stalled_at = state.get("stalled_at")
 
     def save(self, checkpoint_path: str) -> Path:
@@ -535,6 +517,28 @@ class MemorySearcher(Searcher):
 
     def _searched_settings(self) -> list[str]:
         return [name for name, value in self._base_config.items() if isinstance(value, Domain)]
+
+
+def proposal_state(proposal: Proposal) -> dict[str, Any]:
+    """A proposal not yet handed out, as JSON-able state (its training settings come from the base config)."""
+    return {
+        "arch": proposal.arch.to_dict(),
+        "proposer": proposal.proposer,
+        "note": proposal.note,
+        "prompt_tokens": proposal.prompt_tokens,
+        "completion_tokens": proposal.completion_tokens,
+    }
+
+
+def proposal_from_state(state: Mapping[str, Any], space: SearchSpace) -> Proposal:
+    """The proposal :func:`proposal_state` saved, validated against ``space``."""
+    return Proposal(
+        space.validate(state["arch"]),
+        state["proposer"],
+        state.get("prompt_tokens", 0),
+        state.get("completion_tokens", 0),
+        state.get("note"),
+    )
 
 
 def newest_searcher_state(folder: str | os.PathLike, template: str = Searcher.CKPT_FILE_TMPL) -> Path | None:

@@ -135,16 +135,16 @@ def make_searcher(
         return SearcherSetup(GraphDiffusionSearcher(**extra, **model_based), param_space)
     from ray_diffnas.searchers.llm.searcher import DEFAULT_MODEL, GPT4Searcher
 
+    def llm(**searcher: Any) -> GPT4Searcher:
+        model = llm_model or DEFAULT_MODEL
+        return GPT4Searcher(model=model, base_url=llm_url, objective_note=objective.note, **searcher)
+
     if name == "hybrid":
         from ray_diffnas.searchers.hybrid import HybridSearcher
 
         # The LLM writes prompts and calls the endpoint; the hybrid owns the space, objective and memory.
-        llm = GPT4Searcher(model=llm_model or DEFAULT_MODEL, base_url=llm_url, objective_note=objective.note)
-        return SearcherSetup(HybridSearcher(llm=llm, **extra, **model_based), param_space)
-    return SearcherSetup(
-        GPT4Searcher(model=llm_model or DEFAULT_MODEL, base_url=llm_url, objective_note=objective.note, **model_based),
-        param_space,
-    )
+        return SearcherSetup(HybridSearcher(llm=llm(), **extra, **model_based), param_space)
+    return SearcherSetup(llm(**model_based), param_space)
 
 
 def _optuna(space: Any, seed: int) -> SearcherSetup:

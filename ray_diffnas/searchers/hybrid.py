@@ -15,14 +15,16 @@ were screened out and why (``llm_screen``), saved with the memory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 from typing import Any, Mapping
 
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.searchers.base import Proposal
+from ray_diffnas.searchers.base import Proposal, proposal_from_state, proposal_state
 from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
 from ray_diffnas.searchers.llm.searcher import GPT4Searcher, LLMUnavailable
+from ray_diffnas.searchers.memory import SearchMemory, TrialRecord
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +77,13 @@ class HybridSearcher(GraphDiffusionSearcher):
     # --- proposing ------------------------------------------------------------------------------
 
     def propose(self, count: int) -> list[Proposal]:
-        if self.model is None and (self._proposed < self.warmup or not self._finished()):
+        if self._warming_up(self._finished()):
             # No model to screen with yet: the LLM's prior knowledge takes the random draws' place.
             served = list(self._outside_candidates().values())[:count]
             for proposal in served:
                 self._pool.pop(proposal.arch.key(), None)
             note = f"warm-up: {len(self._finished())} outcomes, no model to screen with yet"
-            served = [_with_note(p, note) for p in served]
+            served = [dataclasses.replace(p, note=note) for p in served]
             return served + super().propose(count - len(served)) if len(served) < count else served
         return super().propose(count)
 
@@ -146,7 +148,7 @@ class HybridSearcher(GraphDiffusionSearcher):
             f"- screened out, not run: {item['key']} ({item['why']})"
             for item in self.llm_screen["screened_out"][-NOTES_SHOWN:]
         ]
-        ran = [r for r in self.memory.records() if r.proposer in LLM_PROPOSERS and r.arch_key is not None]
+        ran = served_by_llm(self.memory)
         notes += [
             f"- ran: {r.arch_key} [{r.status}] best {'-' if r.best is None else f'{r.best:.4g}'}"
             for r in ran[-NOTES_SHOWN:]
@@ -155,7 +157,7 @@ class HybridSearcher(GraphDiffusionSearcher):
 
     def llm_summary(self) -> dict[str, Any]:
         """The LLM's share of the search: candidates received, served and screened out, and tokens per served trial."""
-        served = [r for r in self.memory.records() if r.proposer in LLM_PROPOSERS and r.arch_key is not None]
+        served = served_by_llm(self.memory)
         tokens = self.llm.usage["prompt_tokens"] + self.llm.usage["completion_tokens"]
         return {
             "received": self.llm_screen["received"],
@@ -172,23 +174,19 @@ class HybridSearcher(GraphDiffusionSearcher):
         return {
             **super().get_state(),
             "llm": self.llm.get_llm_state(),
-            "llm_pool": [
-                {"arch": p.arch.to_dict(), "proposer": p.proposer, "tokens": [p.prompt_tokens, p.completion_tokens]}
-                for p in self._pool.values()
-            ],
+            "llm_pool": [proposal_state(p) for p in self._pool.values()],
             "llm_screen": self.llm_screen,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.llm.set_llm_state(state.get("llm") or {})
-        self._pool = {}
-        for item in state.get("llm_pool") or []:
-            arch = self.space.validate(item["arch"])
-            self._pool[arch.key()] = Proposal(arch, item["proposer"], *item["tokens"])
+        pool = [proposal_from_state(item, self.space) for item in state.get("llm_pool") or []]
+        self._pool = {p.arch.key(): p for p in pool}
         saved = state.get("llm_screen") or {}
         self.llm_screen = {**self.llm_screen, **saved, "screened_out": list(saved.get("screened_out") or [])}
 
 
-def _with_note(proposal: Proposal, note: str) -> Proposal:
-    return Proposal(proposal.arch, proposal.proposer, proposal.prompt_tokens, proposal.completion_tokens, note)
+def served_by_llm(memory: SearchMemory) -> list[TrialRecord]:
+    """The trials the LLM proposed that ran (its invalid proposals are recorded too, without a key)."""
+    return [r for r in memory.records() if r.proposer in LLM_PROPOSERS and r.arch_key is not None]

@@ -146,7 +146,7 @@ class UNetSpace:
             raise ConfigError(
                 f"No architecture of this space costs at most max_gflops={self.max_gflops:g} GFLOPs per image: "
                 f"the cheapest ({self.cheapest().key()}) costs {self._gflops(self.cheapest()):.4f}; "
-                f"raise max_gflops, or allow smaller base_channels or fewer levels."
+                f"raise max_gflops, or allow smaller base_channels."
             )
 
     def cheapest(self) -> UNetArch:

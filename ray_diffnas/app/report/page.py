@@ -25,7 +25,7 @@ from ray_diffnas.app.report.folder import SearchFolder
 from ray_diffnas.app.results import INTEGER_COLUMNS, best_first
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.searchers.factory import LLM_SEARCHERS
-from ray_diffnas.searchers.hybrid import LLM_PROPOSERS
+from ray_diffnas.searchers.hybrid import served_by_llm
 from ray_diffnas.spaces.unet_arch import UNetArch
 
 logger = logging.getLogger(__name__)
@@ -181,9 +181,8 @@ def _searcher(folder: SearchFolder, trials: pd.DataFrame) -> Section:
         parts.append(_llm_calls(llm_state, calls))
     screen = folder.searcher_state.get("llm_screen")
     if screen:
-        records = folder.memory.records() if folder.memory else []
-        served = [r for r in records if r.proposer in LLM_PROPOSERS and r.arch_key]
-        parts.append(_llm_screen(screen, llm_state.get("usage") or {}, len(served)))
+        served = len(served_by_llm(folder.memory)) if folder.memory else 0
+        parts.append(_llm_screen(screen, llm_state.get("usage") or {}, served))
     if folder.memory is not None:
         invalid = [r for r in folder.memory.records() if r.status == "invalid"]
         if invalid:

@@ -179,7 +179,7 @@ class GraphDiffusionSearcher(MemorySearcher):
 
     def propose(self, count: int) -> list[Proposal]:
         finished = self._finished()
-        if self._proposed < self.warmup or not finished:
+        if self._warming_up(finished):
             note = f"warm-up: {len(finished)} outcomes, the model starts after {self.warmup} proposals"
             return [Proposal(self.space.sample(self.rng), "random", note=note) for _ in range(count)]
         if self._retrain_due(finished):
@@ -243,6 +243,10 @@ class GraphDiffusionSearcher(MemorySearcher):
             else Proposal(arch, "graph" if arch.key() in sampled else "neighbour", note=f"condition score {score:.2f}")
             for arch, score in ranked
         ]
+
+    def _warming_up(self, finished: list[TrialRecord]) -> bool:
+        """Whether proposals still come without the model: before ``warmup`` proposals, or any outcome."""
+        return self._proposed < self.warmup or not finished
 
     def _outside_candidates(self) -> dict[str, Proposal]:
         """Candidates from another source (by key), ranked and screened with the model's own samples;
