@@ -187,8 +187,8 @@ class SearchOptions(TrialOptions):
     )
     num_samples: int = option(8, "trials (architectures) to run", minimum=1)
     # The slowest trial of a search is its costliest architecture: on the 2-core CPU the unbounded space
-    # reaches 0.37 GFLOPs (507 s for two iterations). The bound's effect on the main command's time and
-    # best RFID: docs/benchmarks.md, "The README main command".
+    # reaches 0.37 GFLOPs (178 s for two iterations). The bound's effect on the main command's
+    # time and best RFID: docs/benchmarks.md, "The README main command".
     max_gflops: float = option(
         0.15,
         "architectures whose denoiser forward costs more GFLOPs per image are outside the space: a bound "
