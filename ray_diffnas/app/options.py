@@ -186,9 +186,9 @@ class SearchOptions(TrialOptions):
         None, "gpt4 and hybrid searchers: model name (default gpt-4o; the local model for --llm local)"
     )
     num_samples: int = option(8, "trials (architectures) to run", minimum=1)
-    # The slowest trial of a search is its costliest architecture: on the 2-core CPU the unbounded space
-    # reaches 0.37 GFLOPs (178 s for two iterations). The bound's effect on the main command's
-    # time and best RFID: docs/benchmarks.md, "The README main command".
+    # The slowest trial of a search is its costliest architecture: the unbounded space reaches 0.57 GFLOPs,
+    # and one of 0.37 took 178 s for two iterations on the 2-core CPU. The bound's effect on the main
+    # command's time and best RFID: docs/benchmarks.md, "The README main command".
     max_gflops: float = option(
         0.15,
         "architectures whose denoiser forward costs more GFLOPs per image are outside the space: a bound "
