@@ -186,8 +186,8 @@ class SearchOptions(TrialOptions):
         None, "gpt4 and hybrid searchers: model name (default gpt-4o; the local model for --llm local)"
     )
     num_samples: int = option(8, "trials (architectures) to run", minimum=1)
-    # The slowest trial of a search is its costliest architecture: the unbounded space reaches 0.57 GFLOPs,
-    # and one of 0.37 took 178 s for two iterations on the 2-core CPU. The bound's effect on the main
+    # The slowest trial of a search is its costliest architecture: in the unbounded space one of 0.37 GFLOPs
+    # took 178 s for two iterations on the 2-core CPU. The bound's effect on the main
     # command's time and best RFID: docs/benchmarks.md, "The README main command".
     max_gflops: float = option(
         0.15,
