@@ -24,6 +24,7 @@ SCRIPTS = {
     "gpu_path": "the trainable's GPU path (bf16, channels-last); runs on the CPU where no GPU is (minutes)",
     "graph_sampling": "graph diffusion sampling speed and valid rate, UNet spaces (--table adds NB201; minutes)",
     "llm_faults": "GPT4Searcher under LLM endpoint faults in real Tune runs (minutes)",
+    "llm_prompt_cache": "prompt tokens an LLM server with a prefix cache evaluates per call, two layouts (seconds; --time: ~30 min)",
     "kill_anywhere": "SIGKILL ray-diffnas search at random moments, resume, check (>= 30 kills per searcher: ~1 h)",
     "unet_bench": "the digits UNet table, its noise floor, every searcher on it and on NB201 (resumable; many hours)",
 }

@@ -1,11 +1,19 @@
 """The LLM's prompt: the space and the objective as they describe themselves, and a bounded digest of the memory.
 
 DiffNAS treats the LLM as a supernet that reads everything tried so far. The memory can grow to
-thousands of records, so each section shows a fixed number of entries (the best, the most recent,
-failures, early stops) and the "already tried" list is capped: the prompt's size has a bound that
-does not depend on the memory's size. Nothing here knows a particular space: what the architecture
-is, what its fields mean and how its keys read comes from the space; what the metric means, from
-the objective.
+thousands of records, so the prompt shows a bounded window of it: its size does not depend on the
+memory's size. Nothing here knows a particular space: what the architecture is, what its fields
+mean and how its keys read comes from the space; what the metric means, from the objective.
+
+**The prompt is laid out for prefix caching.** An LLM server that keeps the previous prompt's
+state (llama.cpp, vLLM) evaluates only the tokens after the first one that differs, and OpenAI
+bills a repeated prefix at a discount. So everything that only grows comes first and never changes
+once written: the space, the objective, then every outcome in the order it finished (a finished
+trial's line is final). The window over that log moves in steps of ``LOG_STEP`` lines, not one line
+at a time, so the prefix breaks once per step. What changes between calls (the budget, the best so
+far, what runs now, the hybrid's notes, the request) is a short tail at the end. With the local
+135M model on two CPU cores, prompt evaluation is nearly all of a call's time
+(``benchmarks/llm_prompt_cache.py`` measures it).
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ from ray_diffnas.searchers.memory import SearchMemory, TrialRecord
 from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.spaces.protocol import SearchSpace
 
-TOP, RECENT, FAILURES, PRUNED, TRIED = 8, 10, 6, 8, 60
+TOP = 5  # best architectures restated in the tail
+LOG_LINES, LOG_STEP = 32, 16  # the outcome log shows at most LOG_LINES lines; its start moves LOG_STEP at a time
+EARLIER = 32  # keys finished before the log's window, listed so that they are not proposed again
 CURVE_POINTS = 8
 ERROR_CHARS = 160
+FINISHED = ("completed", "stopped", "failed", "invalid")
 
 SYSTEM = (
     "You are an expert in neural architecture search. You act as a supernet: you propose "
@@ -72,14 +83,20 @@ def build_messages(
         (True, False)
     """
     metrics = list(dict.fromkeys([*(c.metric for c in objective.constraints), *shown_metrics]))
-    sections = [
+    stable = [  # only grows between calls: a server's prompt cache covers all of it
         "## Search space",
         space.describe(),
         "JSON schema of one architecture:",
         json.dumps(space.json_schema(), separators=(",", ":")),
         "## Objective",
-        f"Metric {objective.describe()}. Budget: {budget}.",
-        _digest(memory, objective, live_keys, metrics),
+        f"Metric {objective.describe()}.",
+        outcome_log(memory, objective, metrics),
+    ]
+    changing = [  # differs from call to call: kept short, and last
+        "## Now",
+        f"Budget: {budget}.",
+        _best_so_far(memory),
+        *([f"Running now: {', '.join(list(live_keys)[:EARLIER])}"] if live_keys else []),
         *(
             ["## What a model trained on these outcomes says of your earlier candidates", *model_notes]
             if model_notes
@@ -90,7 +107,8 @@ def build_messages(
         f"already tried or running. Balance exploiting what worked with exploring untried regions. "
         f'Answer with one JSON object: {{"reasoning": "...", "proposals": [{count} architecture objects]}}.',
     ]
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(sections)}]
+    content = "\n".join(line for line in (*stable, *changing) if line)
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
 
 
 def repair_message(errors: list[str], count: int) -> dict[str, str]:
@@ -103,46 +121,56 @@ def repair_message(errors: list[str], count: int) -> dict[str, str]:
     }
 
 
-def _digest(memory: SearchMemory, objective: Objective, live_keys: Sequence[str], metrics: list[str]) -> str:
-    records = memory.records()
-    if not records:
-        return "## Memory\nNothing has been tried yet: start with a diverse set."
-    lines = [f"## Memory ({len(records)} proposals so far)"]
-    best = memory.top_k(TOP)
-    lines.append(f"Best so far (top {len(best)}):")
-    lines += [_line(r, metrics) for r in best]
-    finished = [r for r in records if r.status in ("completed", "stopped")]
-    recent = finished[-RECENT:]
-    if recent:
-        lines.append(f"Most recent outcomes ({objective.metric} at each report):")
-        lines += [_line(r, metrics) for r in recent]
-    pruned = [r for r in records if r.status == "stopped"][-PRUNED:]
-    if pruned:
-        lines.append("Stopped early by the scheduler (rung = iterations reached):")
-        lines += [
-            f"- {r.arch_key}: stopped at rung {r.iterations}, last {objective.metric} {_num(r.last())}" for r in pruned
-        ]
-    failures = [r for r in records if r.status in ("failed", "invalid")][-FAILURES:]
-    if failures:
-        lines.append("Failures and invalid proposals (avoid repeating them):")
-        lines += [f"- {r.arch_key or json.dumps(r.config)[:120]}: {(r.error or '')[:ERROR_CHARS]}" for r in failures]
-    if live_keys:
-        lines.append("Running now: " + ", ".join(list(live_keys)[:TRIED]))
-    # The most recent keys: the LLM's own latest ideas are the ones it is likeliest to repeat.
-    tried = [r.arch_key for r in records if r.arch_key is not None][-TRIED:]
-    total = len(memory.keys())
-    more = f" (the latest {TRIED} of {total})" if total > TRIED else ""
-    lines.append(f"Already tried (do not propose again){more}: {', '.join(tried)}")
+def log_start(finished: int) -> int:
+    """Index of the first finished record the log shows: a multiple of ``LOG_STEP``, leaving at most
+    ``LOG_LINES`` lines. It moves by whole steps, so the log's first line stays put for ``LOG_STEP``
+    outcomes at a time.
+
+    Example:
+        >>> LOG_LINES, LOG_STEP
+        (32, 16)
+        >>> [log_start(n) for n in (0, 32, 33, 48, 49)]
+        [0, 0, 16, 16, 32]
+    """
+    overflow = finished - LOG_LINES
+    return 0 if overflow <= 0 else -(-overflow // LOG_STEP) * LOG_STEP
+
+
+def outcome_log(memory: SearchMemory, objective: Objective, metrics: Sequence[str] = ()) -> str:
+    """Every finished proposal in the order it finished (a bounded window), with the keys of those
+    before the window: the part of the prompt that a later call repeats word for word."""
+    # Finished records never change again; ordering them by when they finished makes the log append-only.
+    finished = sorted(memory.records(FINISHED), key=lambda r: r.updated)
+    if not finished:
+        return "## Outcomes\nNothing has been tried yet: start with a diverse set."
+    start = log_start(len(finished))
+    lines = [f"## Outcomes, in the order they finished ({objective.metric} at each report)"]
+    earlier = [r.arch_key for r in finished[:start] if r.arch_key is not None][-EARLIER:]
+    if earlier:
+        lines.append(f"Already tried before the outcomes listed below (do not propose again): {', '.join(earlier)}")
+    lines += [_line(r, metrics) for r in finished[start:]]
     return "\n".join(lines)
 
 
-def _line(record: TrialRecord, metrics: list[str]) -> str:
+def _best_so_far(memory: SearchMemory) -> str:
+    best = memory.top_k(TOP)
+    if not best:
+        return ""
+    entries = [f"- {r.arch_key}: best {_num(r.best)} ({r.status}, {r.iterations} it)" for r in best]
+    return "\n".join([f"Best so far (top {len(best)}):", *entries])
+
+
+def _line(record: TrialRecord, metrics: Sequence[str]) -> str:
+    if record.status == "invalid":
+        return f"- invalid proposal {json.dumps(record.config)[:120]}: {(record.error or '')[:ERROR_CHARS]}"
+    if record.status == "failed":
+        return f"- {record.arch_key} [failed after {record.iterations} it]: {(record.error or '')[:ERROR_CHARS]}"
+    # "stopped": the scheduler stopped it at the rung it reached
+    state = "completed" if record.status == "completed" else "stopped early by the scheduler"
     curve = record.curve[-CURVE_POINTS:]
     shown = "".join(f", {m} {_num(record.last_metrics.get(m))}" for m in metrics)
-    return (
-        f"- {record.arch_key} [{record.status}, {record.iterations} it] best {_num(record.best)}; "
-        f"curve {[round(v, 2) for v in curve]}" + shown
-    )
+    learning = f"; curve {[round(v, 2) for v in curve]}" if len(curve) > 1 else ""  # one value is the best
+    return f"- {record.arch_key} [{state}, {record.iterations} it] best {_num(record.best)}{learning}{shown}"
 
 
 def _num(value: float | None) -> str:
