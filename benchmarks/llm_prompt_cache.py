@@ -70,8 +70,8 @@ def replay_prompts(table_name: str, queries: int, per_call: int, seed: int, buil
     objective = Objective(metric, mode)
     calls = []
     for start in range(0, len(order), per_call):
-        finished = len(memory.records(["completed"]))
-        calls.append(build(table.space, objective, memory, per_call, f"{finished} trials finished, {queries} in all", []))
+        budget = f"{len(memory.records(['completed']))} trials finished, {queries} in all"
+        calls.append(build(table.space, objective, memory, per_call, budget, []))
         for key in order[start : start + per_call]:
             row = table.rows[key]
             trial = f"t{len(memory)}"
