@@ -256,7 +256,15 @@ def test_search_command_takes_graph_default_and_constraints() -> None:
     from ray_diffnas.searchers.factory import SEARCHERS
 
     args = build_parser().parse_args(["search", "--constraint", "latency_ms<=5", "--constraint", "params_m<=1"])
-    assert args.searcher == "graph" and set(SEARCHERS) == {"random", "gpt4", "hybrid", "graph", "optuna", "evolution"}
+    assert args.searcher == "graph" and set(SEARCHERS) == {
+        "random",
+        "gpt4",
+        "hybrid",
+        "graph",
+        "optuna",
+        "nsga2",
+        "evolution",
+    }
     assert args.constraints == ["latency_ms<=5", "params_m<=1"]
     assert build_parser().parse_args(["search"]).constraints is None
 
@@ -288,12 +296,13 @@ def test_counts_below_one_are_refused_by_the_parser(
     assert f"argument {flag}: {message}" in capsys.readouterr().err
 
 
-def test_the_search_command_runs_every_searcher_but_optuna() -> None:
+def test_the_search_command_runs_every_searcher_but_optunas() -> None:
     from ray_diffnas.app.options import SearchOptions
     from ray_diffnas.errors import DiffNASError
     from ray_diffnas.searchers.factory import SEARCH_COMMAND_SEARCHERS, SEARCHERS
 
-    assert set(SEARCHERS) - set(SEARCH_COMMAND_SEARCHERS) == {"optuna"}
+    assert set(SEARCHERS) - set(SEARCH_COMMAND_SEARCHERS) == {"optuna", "nsga2"}
     SearchOptions(searcher="evolution").check()
-    with pytest.raises(DiffNASError, match="bench-table"):
-        SearchOptions(searcher="optuna").check()
+    for name in ("optuna", "nsga2"):
+        with pytest.raises(DiffNASError, match="bench-table"):
+            SearchOptions(searcher=name).check()

@@ -281,10 +281,11 @@ class BenchTableOptions:
     """Everything ``ray-diffnas bench-table`` takes (``ray-diffnas bench-table --help`` is built from it)."""
 
     table: str = option(None, "CSV or Parquet file, one row per architecture")
-    objective: str | None = option(
-        None,
+    objective: tuple[str, ...] = option(
+        (),
         "the numeric column to optimise and its direction, e.g. cifar10_valid_acc:max (default: the one a "
-        "build-table table records)",
+        "build-table table records); repeat it for several objectives (--objective acc:max --objective "
+        "latency_ms:min): the searchers are then judged by the hypervolume and IGD of the front they find",
         metavar="COLUMN:max|min",
     )
     space: str | None = option(
@@ -333,6 +334,9 @@ class BenchTableOptions:
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "constraints", tuple(self.constraints))
+        if isinstance(self.objective, str) or self.objective is None:  # one objective, as Python callers give it
+            object.__setattr__(self, "objective", (self.objective,) if self.objective else ())
+        object.__setattr__(self, "objective", tuple(self.objective))
         if isinstance(self.seeds, str):
             object.__setattr__(self, "seeds", parse_seeds(self.seeds))
 

@@ -225,20 +225,8 @@ class TableBenchmark:
         if objective is None:
             raise ConfigError("--objective must be given (e.g. cifar10_valid_acc:max): the table records none.")
         target = Objective.parse(objective, constraints)  # a bad objective or constraint fails before the table is read
-        if space is None:
-            space = space_from_dict(metadata["space"]) if "space" in metadata else space_from_spec("nb201")
-        elif isinstance(space, str):
-            space = space_from_spec(space)
-        arch_column = arch_column or metadata.get("arch_column") or "arch"
-        if metadata.get("rows_complete", 0) < metadata.get("architectures", 0):
-            logger.warning(
-                "%s is a build that is not complete: %d of %d architectures have a final value, and regret "
-                "is measured against the best of those; finish it with the command that built it.",
-                path,
-                metadata["rows_complete"],
-                metadata["architectures"],
-            )
-        return cls(load_table(path, space, arch_column), target.metric, target.mode, target.constraints, **kwargs)
+        table = open_table(path, space, arch_column)
+        return cls(table, target.metric, target.mode, target.constraints, **kwargs)
 
     # --- the table's side -----------------------------------------------------------------
 
@@ -457,8 +445,7 @@ class TableBenchmark:
             trainable,
             param_space=param_space,
             tune_config=tune.TuneConfig(
-                metric=self.objective,
-                mode=self.mode,
+                **self.tune_objective(),
                 num_samples=self.max_trials(budget),
                 search_alg=search_alg,
                 scheduler=scheduler,
@@ -499,6 +486,19 @@ class TableBenchmark:
         screen = getattr(search_alg, "llm_screen", None)  # the hybrid's: what it kept the LLM from running
         return RunRecord(name, seed, frame, wall, warmup, list(screen["screened_out"]) if screen else [])
 
+    def regret_label(self) -> str:
+        """What a query's regret is, in words (the plot's axis)."""
+        return f"regret in {self.objective} (0 = the table's best)"
+
+    def tune_objective(self) -> dict[str, Any]:
+        """``TuneConfig``'s metric and mode (what ASHA and the searchers Tune configures go by)."""
+        return {"metric": self.objective, "mode": self.mode}
+
+    def scored_metrics(self) -> list[str]:
+        """The table's columns each query's row carries into the trajectory besides the objective
+        (the constraints' metrics: a feasible pick is judged by them)."""
+        return list(dict.fromkeys(c.metric for c in self.constraints))
+
     def _trial_lookup(self, flat: bool) -> TableLookup:
         if flat not in self._lookups:
             self._lookups[flat] = self.table.lookup(flat=flat)
@@ -532,12 +532,12 @@ class TableBenchmark:
                     "proposer": config.get(PROPOSER_KEY),  # the project searchers say who proposed each trial
                     "feasible": bool(row is not None and key is not None and error is None and self.feasible[key]),
                     "error": None if error is None else f"{type(error).__name__}: {str(error)[:300]}",
-                    **{c.metric: (row or {}).get(c.metric, math.nan) for c in self.constraints},
+                    **{metric: (row or {}).get(metric, math.nan) for metric in self.scored_metrics()},
                 }
             )
         measured = ["searcher", "seed", "trial_id", "arch_key", "objective", "true_objective", "iterations"]
         measured += ["in_table", "proposer", "feasible", "error"]
-        frame = pd.DataFrame(rows, columns=measured + list(dict.fromkeys(c.metric for c in self.constraints)))
+        frame = pd.DataFrame(rows, columns=measured + self.scored_metrics())
         # Tune's result grid is not in suggestion order; a Searcher's trials have ids without a counter.
         place = [order.get(t, 1 << 62) for t in frame["trial_id"]] if order else map(_trial_number, frame["trial_id"])
         frame = frame.iloc[np.argsort(list(place), kind="stable")]
@@ -583,8 +583,8 @@ class TableBenchmark:
     def _summarize_searcher(self, runs: list[RunRecord], budget: int) -> dict[str, Any]:
         at = {}
         for count in checkpoints(budget):
-            best = np.array([_value_at(r.trajectory, "best_so_far", count) for r in runs])
-            regret = np.array([_value_at(r.trajectory, "regret", count) for r in runs])
+            best = np.array([value_at(r.trajectory, "best_so_far", count) for r in runs])
+            regret = np.array([value_at(r.trajectory, "regret", count) for r in runs])
             at[str(count)] = {
                 "queries": count,
                 "median_best": _stat(np.nanmedian, best),
@@ -642,11 +642,33 @@ class TableBenchmark:
                 objective=self.objective,
                 budget=budget,
                 asha=self.scheduler == "asha",
+                ylabel=self.regret_label(),
             )
         result.summary["files"] = {name: str(path) for name, path in paths.items()}
         paths["summary"].write_text(json.dumps(_jsonable(result.summary), indent=1))
         result.paths = paths
         return result
+
+
+def open_table(path: str | os.PathLike, space: str | Any | None = None, arch_column: str | None = None) -> ArchTable:
+    """Reads a benchmark table. A table ``build-table`` wrote records its space and architecture
+    column (the defaults here); otherwise the space defaults to ``nb201`` and the column to ``arch``.
+    ``space`` is a space or its ``--space`` spelling (``nb201``, ``unet:32``, ``unet-bench:8``)."""
+    metadata = read_table_metadata(path) or {}
+    if space is None:
+        space = space_from_dict(metadata["space"]) if "space" in metadata else space_from_spec("nb201")
+    elif isinstance(space, str):
+        space = space_from_spec(space)
+    arch_column = arch_column or metadata.get("arch_column") or "arch"
+    if metadata.get("rows_complete", 0) < metadata.get("architectures", 0):
+        logger.warning(
+            "%s is a build that is not complete: %d of %d architectures have a final value, and regret "
+            "is measured against the best of those; finish it with the command that built it.",
+            path,
+            metadata["rows_complete"],
+            metadata["architectures"],
+        )
+    return load_table(path, space, arch_column)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -675,10 +697,17 @@ def format_summary(summary: dict[str, Any]) -> str:
         format_table(header, lines),
     ]
     table = summary["table"]
-    text.append(
-        f"table optimum {summary['objective']} = {_fmt(table['optimum'])} ({summary['mode']}) at row "
-        f"{table['optimum_row']}: {table['optimum_arch']}"
-    )
+    if "front" in table:  # several objectives (ParetoBenchmark)
+        reference = ", ".join(f"{m} {_fmt(v)}" for m, v in table["reference_point"].items())
+        text.append(
+            f"the table's true front: {len(table['front'])} architectures ({', '.join(summary['objectives'])}); "
+            f"hypervolume reference point: {reference}"
+        )
+    else:
+        text.append(
+            f"table optimum {summary['objective']} = {_fmt(table['optimum'])} ({summary['mode']}) at row "
+            f"{table['optimum_row']}: {table['optimum_arch']}"
+        )
     return "\n".join(text)
 
 
@@ -756,7 +785,7 @@ def _trial_number(trial_id: str) -> int:
     return int(suffix) if suffix.isdigit() else 1 << 62
 
 
-def _value_at(trajectory: pd.DataFrame, column: str, count: int) -> float:
+def value_at(trajectory: pd.DataFrame, column: str, count: int) -> float:
     """The column's value once ``count`` queries' budget was used (the last value when the run used less)."""
     upto = trajectory[trajectory["budget_used"] <= count + 1e-9]
     return float(upto[column].iloc[-1]) if len(upto) else math.nan
@@ -800,9 +829,7 @@ def run_bench_table(options: BenchTableOptions) -> BenchResult:
     """``ray-diffnas bench-table`` as a function: checks the options, reads the table, runs the searchers."""
     options.check()
     searchers = parse_searchers(options.searcher)  # a typo answers at once, before the table is read or Ray starts
-    bench = TableBenchmark.from_file(
-        options.table,
-        options.objective,
+    settings: dict[str, Any] = dict(
         space=options.space,
         arch_column=options.arch_column,
         constraints=options.constraints,
@@ -814,4 +841,11 @@ def run_bench_table(options: BenchTableOptions) -> BenchResult:
         model=options.model,
         address=options.address,
     )
+    if len(options.objective) > 1:
+        from ray_diffnas.bench.pareto_bench import ParetoBenchmark
+
+        bench: TableBenchmark = ParetoBenchmark.from_file(options.table, options.objective, **settings)
+    else:
+        objective = options.objective[0] if options.objective else None
+        bench = TableBenchmark.from_file(options.table, objective, **settings)
     return bench.run(searchers, budget=options.budget, seeds=options.seeds, output=options.output)

@@ -23,6 +23,7 @@ def plot_bench(
     objective: str = "objective",
     budget: int | None = None,
     asha: bool = False,
+    ylabel: str | None = None,
 ) -> Path:
     """Draws each searcher's mean regret over seeds with its bootstrap 95 % band.
 
@@ -34,6 +35,7 @@ def plot_bench(
         objective: The objective's name, for the axis label.
         budget: The largest budget drawn (default: the largest budget used).
         asha: Whether the budget is full trials' worth of iterations (ASHA replay), for the axis label.
+        ylabel: What the regret is, for the axis (default: the regret in ``objective``).
 
     Example:
         >>> frame = pd.DataFrame({"searcher": "random", "seed": [0, 0, 1, 1], "budget_used": [1.0, 2, 1, 2],
@@ -55,7 +57,7 @@ def plot_bench(
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.set(
         xlabel="full trials of compute (ASHA replay)" if asha else "queries (table look-ups)",
-        ylabel=f"regret in {objective} (0 = the table's best)",
+        ylabel=ylabel or f"regret in {objective} (0 = the table's best)",
         title=f"Mean regret over seeds, band = bootstrap {CONFIDENCE:.0%} interval (optimum {optimum:.6g})",
         xlim=(1, max(largest, 2)),
     )

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 from ray_diffnas.errors import ConfigError, DiffNASError
 from ray_diffnas.searchers.llm.endpoint import EndpointFile
 from ray_diffnas.searchers.objective import Objective
+from ray_diffnas.searchers.pareto import ParetoObjective
 
 if TYPE_CHECKING:
     from ray_diffnas.spaces.protocol import SearchSpace
 
-SearcherName = Literal["graph", "gpt4", "hybrid", "random", "optuna", "evolution"]
+SearcherName = Literal["graph", "gpt4", "hybrid", "random", "optuna", "nsga2", "evolution"]
 SEARCHERS: tuple[str, ...] = get_args(SearcherName)
 # The searchers that call an LLM (--llm, --model; a local server for --llm local).
 LLM_SEARCHERS: tuple[str, ...] = ("gpt4", "hybrid")
@@ -28,7 +29,11 @@ SEARCH_COMMAND_SEARCHERS: tuple[str, ...] = ("graph", "gpt4", "hybrid", "random"
 # The searchers that aim for the objective's constraints (Tune's random and Optuna's TPE do not see them).
 CONSTRAINT_AWARE = ("graph", "gpt4", "hybrid", "evolution")
 # Optuna's samplers need one categorical choice per parameter: only spaces with a flat form.
-FLAT_ONLY = ("optuna",)
+FLAT_ONLY = ("optuna", "nsga2")
+# The searchers that take several objectives (a ParetoObjective): Tune's random search ignores the
+# metric, Optuna's TPE becomes MOTPE and NSGA-II is multi-objective by design.
+MULTI_OBJECTIVE = ("random", "optuna", "nsga2")
+NSGA2_POPULATION = 20  # five generations in a 100-query run (Optuna's default, 50, gives two); fixed before any run
 
 
 class SearcherSetup(NamedTuple):
@@ -65,14 +70,14 @@ def check_searcher(name: str, space: SearchSpace) -> None:
             f"The {name} searcher needs a flat space (one categorical choice per parameter, "
             f"e.g. --space nb201); {type(space).__name__} is not one."
         )
-    if name == "optuna" and importlib.util.find_spec("optuna") is None:
-        raise DiffNASError("The optuna searcher needs Optuna: pip install 'ray-diffnas[bench]'.")
+    if name in ("optuna", "nsga2") and importlib.util.find_spec("optuna") is None:
+        raise DiffNASError(f"The {name} searcher needs Optuna: pip install 'ray-diffnas[bench]'.")
 
 
 def make_searcher(
     name: str,
     space: SearchSpace,
-    objective: Objective,
+    objective: Objective | ParetoObjective,
     param_space: dict[str, Any] | None = None,
     *,
     seed: int = 0,
@@ -87,9 +92,10 @@ def make_searcher(
     Args:
         name: One of ``SEARCHERS``.
         space: The architecture space.
-        objective: Metric, mode and constraints.
-        param_space: The trials' ``param_space`` (default: ``space.param_space()``); the optuna
-            searcher gets the space's flat form instead.
+        objective: Metric, mode and constraints; or several metrics (a :class:`ParetoObjective`),
+            which the ``MULTI_OBJECTIVE`` searchers take.
+        param_space: The trials' ``param_space`` (default: ``space.param_space()``); Optuna's
+            samplers (optuna, nsga2) get the space's flat form instead.
         seed: Seeds the searcher.
         budget: Proposals before the model-based searchers finish (``max_trials``).
         max_concurrent: Trials at once, for Tune's random search (which Tune does not limit).
@@ -106,14 +112,20 @@ def make_searcher(
         ('GraphDiffusionSearcher', ['arch', 'space'])
     """
     check_searcher(name, space)
+    if isinstance(objective, ParetoObjective) and name not in MULTI_OBJECTIVE:
+        raise ConfigError(
+            f"The {name} searcher takes one objective; with several ({', '.join(objective.metrics)}) use one of "
+            f"{list(MULTI_OBJECTIVE)}, or give one objective."
+        )
     param_space = space.param_space() if param_space is None else param_space
     if name == "random":
         from ray.tune.search import BasicVariantGenerator
 
         # Its own concurrency limit: Tune's max_concurrent_trials only wraps Searcher instances.
         return SearcherSetup(BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0), param_space)
-    if name == "optuna":
-        return _optuna(space, seed)
+    if name in ("optuna", "nsga2"):
+        return _optuna(name, space, objective, seed)
+    assert isinstance(objective, Objective)  # the MULTI_OBJECTIVE check above
     model_based: dict[str, Any] = {
         "space": space,
         "metric": objective.metric,
@@ -147,14 +159,25 @@ def make_searcher(
     return SearcherSetup(llm(**model_based), param_space)
 
 
-def _optuna(space: Any, seed: int) -> SearcherSetup:
+def _optuna(name: str, space: Any, objective: Objective | ParetoObjective, seed: int) -> SearcherSetup:
+    """Optuna's TPE (``optuna``; multi-objective TPE with several objectives) or NSGA-II (``nsga2``)."""
     from ray import tune
 
     try:
         import optuna
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
-        raise DiffNASError("The optuna searcher needs Optuna: pip install 'ray-diffnas[bench]'.") from None
+        raise DiffNASError(f"The {name} searcher needs Optuna: pip install 'ray-diffnas[bench]'.") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per trial otherwise
-    flat = {name: tune.choice(list(values)) for name, values in space.flat_choices().items()}
-    return SearcherSetup(OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed)), flat)
+    flat = {key: tune.choice(list(values)) for key, values in space.flat_choices().items()}
+    if name == "nsga2":
+        from ray_diffnas.searchers.optuna_samplers import PicklableNSGAIISampler
+
+        sampler: Any = PicklableNSGAIISampler(population_size=NSGA2_POPULATION, seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    if isinstance(objective, ParetoObjective):  # several metrics, which TuneConfig cannot hold: the searcher gets them
+        search = OptunaSearch(sampler=sampler, metric=objective.metrics, mode=objective.modes)
+    else:  # one: from TuneConfig, as Tune configures every searcher
+        search = OptunaSearch(sampler=sampler)
+    return SearcherSetup(search, flat)
