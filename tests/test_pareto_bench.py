@@ -93,14 +93,14 @@ def test_outside_the_table_and_infeasible_queries_add_nothing() -> None:
 
 
 def test_searchers_that_take_one_objective_say_so() -> None:
-    for name in ("graph", "gpt4", "hybrid", "evolution"):
+    for name in ("gpt4", "hybrid", "evolution"):
         with pytest.raises(ConfigError, match="takes one objective"):
             make_searcher(name, SPACE, TARGET)
     with pytest.raises(ConfigError, match="ASHA"):
         ParetoBenchmark(load_table(small_table(), SPACE), TARGET, scheduler="asha")
 
 
-def test_bench_table_with_two_objectives_runs_random_tpe_and_nsga2(
+def test_bench_table_with_two_objectives_runs_random_tpe_nsga2_and_graph(
     ray_session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "table.csv"
@@ -108,12 +108,13 @@ def test_bench_table_with_two_objectives_runs_random_tpe_and_nsga2(
     out = tmp_path / "bench"
     code = main(
         ["bench-table", "--table", str(path), "--space", "nb201", "--objective", "acc:max", "--objective",
-         "latency_ms:min", "--searcher", "random,optuna,nsga2", "--budget", "12", "--seeds", "2", "--output", str(out)]
+         "latency_ms:min", "--searcher", "random,optuna,nsga2,graph", "--warmup", "6", "--budget", "12", "--seeds", "2",
+         "--output", str(out)]
     )  # fmt: skip
     assert code == 0
     assert "the table's true front" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["searchers"]) == {"random", "optuna", "nsga2"}
+    assert set(summary["searchers"]) == {"random", "optuna", "nsga2", "graph"}
     for stats in summary["searchers"].values():
         point = stats["checkpoints"]["12"]
         assert 0 < point["median_best"] <= 1 and point["mean_igd"] > 0 and stats["queries"] == [12, 12]

@@ -29,6 +29,7 @@ from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.memory import MemoryFileError, NotAMemoryFileError, SearchMemory
 from ray_diffnas.searchers.objective import MODES, Constraint, Objective, parse_constraints
+from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.searchers.tune_state import SavedTrial, iteration, saved_trials
 from ray_diffnas.spaces.domain import ArchDomain
 from ray_diffnas.spaces.protocol import Architecture, SearchSpace
@@ -61,8 +62,12 @@ class MemorySearcher(Searcher):
     Args:
         space: The architecture space (any :class:`SearchSpace`); default: taken from
             ``param_space`` (see :meth:`UNetSpace.param_space`).
-        metric: Metric to optimise; default: from ``TuneConfig``.
-        mode: ``min`` or ``max``; default: from ``TuneConfig``.
+        metric: Metric to optimise; default: from ``TuneConfig``. A list of metrics (Tune's
+            convention, as ``OptunaSearch`` takes it) asks for their Pareto front, if the searcher
+            supports several objectives (``supports_several_objectives``); the first is the one
+            the memory records each trial's curve of.
+        mode: ``min`` or ``max``; default: from ``TuneConfig``. A list, one per metric, with a list
+            of metrics.
         constraints: Bounds on other reported metrics: ``{"latency_ms": 5.0}`` (upper bounds) or
             strings such as ``["latency_ms<=5"]`` (see :class:`Objective` for what counts as met).
         points_to_evaluate: Architectures (``UNetArch`` dicts, or configs with an ``arch`` entry)
@@ -82,11 +87,13 @@ class MemorySearcher(Searcher):
         ['arch', 'proposer']
     """
 
+    supports_several_objectives = False  # a subclass that aims at a Pareto front says so
+
     def __init__(
         self,
         space: SearchSpace | None = None,
-        metric: str | None = None,
-        mode: str | None = None,
+        metric: str | Sequence[str] | None = None,
+        mode: str | Sequence[str] | None = None,
         *,
         constraints: Mapping[str, float] | Sequence[str | Constraint] | None = None,
         points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
@@ -94,6 +101,8 @@ class MemorySearcher(Searcher):
         max_trials: int | None = None,
         seed: int = 0,
     ) -> None:
+        self._objectives: tuple[list[str], list[str]] | None = None  # (metrics, modes) of a multi-objective search
+        metric, mode = self._take_objectives(metric, mode)
         if mode is not None and mode not in MODES:
             raise ConfigError(f"{type(self).__name__}: mode must be one of {list(MODES)}, but got {mode!r}.")
         super().__init__(metric=metric, mode=mode)
@@ -111,6 +120,34 @@ class MemorySearcher(Searcher):
         self._stalled_at: int | None = None  # finished-record count when the proposer last came back empty
         if space is not None and metric and mode:
             self._on_configured()
+
+    def _take_objectives(
+        self, metric: str | Sequence[str] | None, mode: str | Sequence[str] | None
+    ) -> tuple[str | None, str | None]:
+        """Keeps a list of metrics and modes (several objectives); returns the first of each (one metric:
+        unchanged), which the memory records curves of."""
+        if isinstance(metric, str) or metric is None:
+            if mode is not None and not isinstance(mode, str):
+                raise ConfigError(f"{type(self).__name__}: one metric takes one mode, but got modes {list(mode)}.")
+            return metric, mode
+        metrics = [str(m) for m in metric]
+        modes = [mode] * len(metrics) if isinstance(mode, str) else list(mode or [])
+        if len(metrics) > 1:
+            if not self.supports_several_objectives:
+                raise ConfigError(
+                    f"{type(self).__name__} takes one metric, but got {metrics}; give one metric, or use a searcher "
+                    f"that searches for a Pareto front (GraphDiffusionSearcher, or OptunaSearch with NSGA-II)."
+                )
+            ParetoObjective(metrics, modes)  # checks the pairs (two or more, one mode each, no repeats)
+            self._objectives = (metrics, modes)
+        return (metrics[0] if metrics else None), (modes[0] if modes else None)
+
+    @property
+    def pareto(self) -> ParetoObjective | None:
+        """The objectives of a multi-objective search (with the constraints), else None."""
+        if self._objectives is None:
+            return None
+        return ParetoObjective(*self._objectives, self.constraints)
 
     @property
     def space(self) -> SearchSpace:
@@ -150,7 +187,9 @@ class MemorySearcher(Searcher):
             logger.warning("%s: keeping the space it was given; param_space describes %r.", type(self).__name__, space)
         self._space = self._space or space
         self._base_config = {k: v for k, v in config.items() if k not in ("arch", "space")}
-        self._metric = self._metric or metric
+        if not self._metric:
+            metric, mode = self._take_objectives(metric, mode)
+            self._metric, self._mode = metric, self._mode or mode
         self._mode = self._mode or mode
         self._on_configured()
         return True
@@ -169,6 +208,7 @@ class MemorySearcher(Searcher):
     def _on_configured(self) -> None:
         if self._metric and self._mode:
             self.memory.objective = Objective(self._metric, self._mode, self.constraints)
+        self.memory.pareto = self.pareto
         if self._warm_start is not None:
             path, self._warm_start = self._warm_start, None
             self.warm_start_from(path)
@@ -390,6 +430,9 @@ class MemorySearcher(Searcher):
             "space": None if self._space is None else self._space.to_dict(),
             "metric": self._metric,
             "mode": self._mode,
+            "objectives": None
+            if self._objectives is None
+            else {"metrics": self._objectives[0], "modes": self._objectives[1]},
             "base_config": _describe_base_config(self._base_config),
             "points": self._points,
             "max_trials": self.max_trials,
@@ -401,8 +444,16 @@ class MemorySearcher(Searcher):
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
+        objectives = state.get("objectives")  # none in states saved before several objectives (2026-12-02)
+        saved = None if not objectives else (list(objectives["metrics"]), list(objectives["modes"]))
+        if saved != self._objectives and self._objectives is not None:
+            raise ConfigError(
+                f"{type(self).__name__} searches {self._objectives[0]}, but the saved search had "
+                f"{saved[0] if saved else [state['metric']]}; restore it into a searcher with the same metrics."
+            )
         self._space = None if state["space"] is None else space_from_dict(state["space"])
         self._metric, self._mode = state["metric"], state["mode"]
+        self._objectives = saved
         if not self._base_config:
             self._base_config = dict(state.get("base_config") or {})
         self._points = list(state["points"])
@@ -429,6 +480,7 @@ class MemorySearcher(Searcher):
             logger.warning("%s restores a memory written by %s.", type(self).__name__, state.get("class"))
         self.set_state(state)  # first: a state this searcher cannot take leaves it untouched
         self.memory = memory
+        self.memory.pareto = self.pareto
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         """Writes the memory file, and its copy under Tune's searcher-state name, into ``checkpoint_dir``.

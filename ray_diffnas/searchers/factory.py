@@ -31,8 +31,9 @@ CONSTRAINT_AWARE = ("graph", "gpt4", "hybrid", "evolution")
 # Optuna's samplers need one categorical choice per parameter: only spaces with a flat form.
 FLAT_ONLY = ("optuna", "nsga2")
 # The searchers that take several objectives (a ParetoObjective): Tune's random search ignores the
-# metric, Optuna's TPE becomes MOTPE and NSGA-II is multi-objective by design.
-MULTI_OBJECTIVE = ("random", "optuna", "nsga2")
+# metric, Optuna's TPE becomes MOTPE, NSGA-II is multi-objective by design, and the graph searcher
+# conditions on Pareto rank.
+MULTI_OBJECTIVE = ("random", "optuna", "nsga2", "graph")
 NSGA2_POPULATION = 20  # five generations in a 100-query run (Optuna's default, 50, gives two); fixed before any run
 
 
@@ -125,11 +126,16 @@ def make_searcher(
         return SearcherSetup(BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0), param_space)
     if name in ("optuna", "nsga2"):
         return _optuna(name, space, objective, seed)
-    assert isinstance(objective, Objective)  # the MULTI_OBJECTIVE check above
+    if isinstance(objective, ParetoObjective):
+        metric: str | list[str] = objective.metrics
+        mode: str | list[str] = objective.modes
+        note = None
+    else:
+        metric, mode, note = objective.metric, objective.mode, objective.note
     model_based: dict[str, Any] = {
         "space": space,
-        "metric": objective.metric,
-        "mode": objective.mode,
+        "metric": metric,
+        "mode": mode,
         "constraints": list(objective.constraints),
         "seed": seed,
         "max_trials": budget,
@@ -149,7 +155,7 @@ def make_searcher(
 
     def llm(**searcher: Any) -> GPT4Searcher:
         model = llm_model or DEFAULT_MODEL
-        return GPT4Searcher(model=model, base_url=llm_url, objective_note=objective.note, **searcher)
+        return GPT4Searcher(model=model, base_url=llm_url, objective_note=note, **searcher)
 
     if name == "hybrid":
         from ray_diffnas.searchers.hybrid import HybridSearcher

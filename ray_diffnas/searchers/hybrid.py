@@ -52,6 +52,8 @@ class HybridSearcher(GraphDiffusionSearcher):
         'random'
     """
 
+    supports_several_objectives = False  # the LLM's prompt asks for one objective's best
+
     def __init__(
         self,
         space: Any = None,

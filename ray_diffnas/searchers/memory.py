@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.searchers.objective import Objective, reported
+from ray_diffnas.searchers.pareto import ParetoObjective, pareto_ranks
 from ray_diffnas.trainable.faults import FAULT_KEY
 
 FORMAT_VERSION = 1
@@ -84,6 +85,7 @@ _SCHEMA = pa.schema(
     ]
 )
 _JSON_COLUMNS = ("config", "last_metrics")
+RANK_COLUMN = "pareto_rank"  # written beside the columns above when the search has several objectives
 
 
 class SearchMemory:
@@ -102,6 +104,8 @@ class SearchMemory:
 
     def __init__(self, metric: str = "rfid", mode: str = "min") -> None:
         self.objective = Objective(metric, mode)  # what "better" and "missing" mean for every record
+        # Several objectives (a multi-objective search sets it): each finished trial then has a Pareto rank.
+        self.pareto: ParetoObjective | None = None
         self._records: dict[str, TrialRecord] = {}
         self._key_index: set[str] = set()  # de-duplication in O(1), whatever the memory's size
 
@@ -259,6 +263,32 @@ class SearchMemory:
         top = self.top_k(1)
         return top[0] if top else None
 
+    def pareto_ranks(self, feasible_only: bool = True) -> dict[str, int]:
+        """The Pareto rank (0 = on the front) of each finished trial that reported every objective (and met
+        the constraints, unless not ``feasible_only``), by trial id; empty unless the search has several
+        objectives (``pareto``).
+
+        Example:
+            >>> memory = SearchMemory("rfid", "min")
+            >>> memory.pareto = ParetoObjective(["rfid", "latency_ms"], ["min", "min"])
+            >>> for i, (rfid, ms) in enumerate([(3.0, 1.0), (2.0, 2.0), (3.0, 3.0)]):
+            ...     memory.propose(f"t{i}", {}, f"k{i}", "random")
+            ...     _ = memory.complete(f"t{i}", {"rfid": rfid, "latency_ms": ms}, "completed")
+            >>> memory.pareto_ranks()
+            {'t0': 0, 't1': 0, 't2': 1}
+        """
+        if self.pareto is None:
+            return {}
+        scored = []
+        for record in self.records(["completed", "stopped"]):
+            costs = self.pareto.costs(record.last_metrics)
+            if costs is not None and (not feasible_only or self.pareto.feasible(record.last_metrics)):
+                scored.append((record.trial_id, costs))
+        if not scored:
+            return {}
+        ranks = pareto_ranks([costs for _, costs in scored])
+        return {trial_id: int(rank) for (trial_id, _), rank in zip(scored, ranks)}
+
     def tokens(self) -> tuple[int, int]:
         """Total prompt and completion tokens spent."""
         records = self._records.values()
@@ -276,7 +306,11 @@ class SearchMemory:
             rows.append(row)
         meta = {"format_version": FORMAT_VERSION, "metric": self.metric, "mode": self.mode, "state": dict(state or {})}
         schema = _SCHEMA.with_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
-        return pa.Table.from_pylist(rows, schema=schema)
+        table = pa.Table.from_pylist(rows, schema=schema)
+        if self.pareto is not None:  # for the people who open the file: recomputed from last_metrics on load
+            ranks = self.pareto_ranks()
+            table = table.append_column(RANK_COLUMN, pa.array([ranks.get(t) for t in self._records], pa.int64()))
+        return table
 
     def save(self, path: str | os.PathLike, state: Mapping[str, Any] | None = None) -> Path:
         """Writes the memory (and ``state``) to one Parquet file, atomically."""
@@ -303,6 +337,7 @@ class SearchMemory:
         meta = _memory_metadata(table, path)
         memory = cls(metric=meta["metric"], mode=meta["mode"])
         for row in table.to_pylist():
+            row.pop(RANK_COLUMN, None)
             for name in _JSON_COLUMNS:
                 row[name] = json.loads(row[name]) if row[name] else {}
             row["proposer"] = RENAMED_PROPOSERS.get(row["proposer"], row["proposer"])

@@ -25,6 +25,7 @@ from ray_diffnas.searchers.graph.cost_model import NodeCostModel
 from ray_diffnas.searchers.graph.diffusion import GraphDiffusion, GraphDiffusionConfig
 from ray_diffnas.searchers.memory import TrialRecord
 from ray_diffnas.searchers.objective import Constraint, parse_constraints
+from ray_diffnas.searchers.pareto import hypervolume_contributions
 from ray_diffnas.spaces.protocol import GraphSpace
 
 logger = logging.getLogger(__name__)
@@ -88,11 +89,13 @@ class GraphDiffusionSearcher(MemorySearcher):
         6
     """
 
+    supports_several_objectives = True
+
     def __init__(
         self,
         space: Any = None,
-        metric: str | None = None,
-        mode: str | None = None,
+        metric: str | Sequence[str] | None = None,
+        mode: str | Sequence[str] | None = None,
         *,
         constraints: Mapping[str, float] | Sequence[str | Constraint] | None = None,
         guidance: Mapping[str, float] | None = None,
@@ -144,6 +147,7 @@ class GraphDiffusionSearcher(MemorySearcher):
         self._prior: list[Any] | None = None  # unlabelled graphs, drawn once (from the seed)
         # by constraint index, refitted with the model; None = not yet fitted to a restored memory
         self._cost_models: dict[int, NodeCostModel] | None = {}
+        self._rank_cache: tuple[int, dict[str, int]] = (-1, {})  # (finished trials, Pareto ranks) of several objectives
         self.stats = {"trainings": 0, "train_seconds": 0.0, "sampled": 0, "valid": 0, "novel": 0, "sample_seconds": 0.0}
         super().__init__(
             space,
@@ -338,7 +342,11 @@ class GraphDiffusionSearcher(MemorySearcher):
         return proposals
 
     def _best_feasible(self, k: int) -> list[TrialRecord]:
-        """The ``k`` best finished trials that met every constraint (see :class:`Objective`)."""
+        """The ``k`` best finished trials that met every constraint (see :class:`Objective`). With several
+        objectives: by Pareto rank, and within a rank those that add most hypervolume first (the members
+        that hold a thin stretch of the front up, whose neighbours extend it)."""
+        if self.pareto is not None:
+            return self._front_members(k)
         objective = self.objective
         usable = [
             r
@@ -346,6 +354,23 @@ class GraphDiffusionSearcher(MemorySearcher):
             if r.status != "failed" and r.best is not None and objective.feasible(r.last_metrics)
         ]
         return sorted(usable, key=lambda r: objective.sort_key(r.best))[:k]
+
+    def _front_members(self, k: int) -> list[TrialRecord]:
+        pareto = self.pareto
+        assert pareto is not None
+        ranks = self.memory.pareto_ranks()  # feasible trials only
+        if not ranks:
+            return []
+        records = [r for r in (self.memory.get(t) for t in ranks) if r is not None and r.arch_key is not None]
+        costs = np.array([pareto.costs(r.last_metrics) for r in records])
+        span = np.ptp(costs, axis=0)
+        reference = costs.max(axis=0) + 0.1 * np.where(span > 0, span, 1.0)
+        added = np.zeros(len(records))
+        for rank in set(ranks.values()):
+            layer = [i for i, r in enumerate(records) if ranks[r.trial_id] == rank]
+            added[layer] = hypervolume_contributions(costs[layer], reference)
+        order = sorted(range(len(records)), key=lambda i: (ranks[records[i].trial_id], -added[i]))
+        return [records[i] for i in order[:k]]
 
     def _node_counts(self) -> torch.Tensor:
         """Sizes to generate: half from good-labelled graphs, half from all (keeps exploring)."""
@@ -409,7 +434,15 @@ class GraphDiffusionSearcher(MemorySearcher):
 
     def _quality_threshold(self, finished: list[TrialRecord]) -> float | None:
         """The value of the k-th best finished trial, k = the quantile's share but at least
-        ``MIN_GOOD`` (a class of one or two graphs teaches the model nothing general)."""
+        ``MIN_GOOD`` (a class of one or two graphs teaches the model nothing general). With several
+        objectives, the Pareto rank of the k-th trial by rank: the good class is the front and the
+        layers behind it until it holds k trials (the constraints are conditions of their own)."""
+        if self.pareto is not None:
+            ranks = sorted(self._ranks().values())
+            if not ranks:
+                return None
+            k = max(MIN_GOOD, int(np.ceil(self.quality_quantile * len(ranks))))
+            return float(ranks[min(k, len(ranks)) - 1])
         objective = self.objective
         values = sorted(
             (r.best for r in finished if r.status != "failed" and r.best is not None), key=objective.sort_key
@@ -426,12 +459,23 @@ class GraphDiffusionSearcher(MemorySearcher):
             quality = BAD
         elif threshold is None:
             quality = 2
+        elif self.pareto is not None:  # several objectives: on the front or close behind it
+            rank = self._ranks().get(record.trial_id)
+            quality = GOOD if rank is not None and rank <= threshold else BAD
         else:  # as good as the threshold: not worse than it
             quality = BAD if self.objective.better(threshold, record.best) else GOOD
         # A constraint whose metric was not reported is left unlabelled: the model learns nothing
         # of that condition from the trial (its verdict, Objective.feasible, is still "infeasible").
         met = self.objective.constraint_states(record.last_metrics)
         return [quality] + [2 if m is None else (GOOD if m else BAD) for m in met]
+
+    def _ranks(self) -> dict[str, int]:
+        """Pareto ranks of the finished trials by every objective, the constraints aside (as the quality
+        condition sees them), computed once per finished trial count."""
+        finished = len(self.memory.records(["completed", "stopped"]))
+        if self._rank_cache[0] != finished:
+            self._rank_cache = (finished, self.memory.pareto_ranks(feasible_only=False))
+        return self._rank_cache[1]
 
     # --- state ------------------------------------------------------------------------------------
 
