@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from llm_server import FakeLLMServer
 from test_bench_table import synthetic_row
 
 from ray_diffnas.errors import ConfigError
@@ -77,16 +78,47 @@ def test_several_objectives_survive_save_and_restore(tmp_path: Path) -> None:
 
 
 def test_searchers_that_take_one_metric_refuse_a_list() -> None:
-    for make in (
-        lambda: RegularizedEvolution(space=SPACE, metric=METRICS, mode=MODES),
-        lambda: GPT4Searcher(space=SPACE, metric=METRICS, mode=MODES, base_url="http://127.0.0.1:9/v1"),
-        lambda: HybridSearcher(
-            llm=GPT4Searcher(base_url="http://127.0.0.1:9/v1"), space=SPACE, metric=METRICS, mode=MODES
-        ),
-    ):
-        with pytest.raises(ConfigError, match="takes one metric"):
-            make()
+    with pytest.raises(ConfigError, match="takes one metric"):
+        RegularizedEvolution(space=SPACE, metric=METRICS, mode=MODES)
     with pytest.raises(ConfigError, match="one mode each|two or more"):
         GraphDiffusionSearcher(space=SPACE, metric=METRICS, mode=["max"])
     with pytest.raises(ConfigError, match="one metric takes one mode"):
         GraphDiffusionSearcher(space=SPACE, metric="acc", mode=MODES)
+
+
+def test_the_llm_is_shown_the_front_and_asked_to_extend_it() -> None:
+    with FakeLLMServer(SPACE) as server:
+        llm = GPT4Searcher(space=SPACE, metric=METRICS, mode=MODES, base_url=server.url, api_key="sk-test",
+                           proposals_per_call=2, max_retries=0)  # fmt: skip
+        table = rows()
+        keys = list(table)[:6]
+        for i, key in enumerate(keys):
+            llm.memory.propose(f"w{i}", {"arch": SPACE.validate(key).to_dict()}, key, "warm_start")
+            llm.memory.complete(f"w{i}", {**table[key], "training_iteration": 1}, "completed")
+        llm.suggest("t1")
+        prompt = server.user_prompts()[0]
+    front = [keys[int(t[1:])] for t, rank in llm.memory.pareto_ranks().items() if rank == 0]
+    assert "Current Pareto front" in prompt and all(k in prompt[prompt.index("## Now") :] for k in front)
+    assert "extend the Pareto front" in prompt and "'latency_ms' (lower is better)" in prompt
+    hybrid = HybridSearcher(llm=GPT4Searcher(base_url="http://127.0.0.1:9/v1"), space=SPACE, metric=METRICS, mode=MODES)
+    assert hybrid.pareto.metrics == METRICS
+
+
+def test_a_warm_start_keeps_every_objective(tmp_path: Path) -> None:
+    first = GraphDiffusionSearcher(space=SPACE, metric=METRICS, mode=MODES, warmup=20, seed=2)
+    drive(first, rows(), 5)
+    path = first.save(str(tmp_path / "memory.parquet"))
+    second = GraphDiffusionSearcher(space=SPACE, metric=METRICS, mode=MODES, warm_start=str(path), seed=3)
+    before = {
+        r.arch_key: rank
+        for r in first.memory.records()
+        for t, rank in first.memory.pareto_ranks().items()
+        if t == r.trial_id
+    }
+    after = {
+        r.arch_key: rank
+        for r in second.memory.records()
+        for t, rank in second.memory.pareto_ranks().items()
+        if t == r.trial_id
+    }
+    assert after == before and len(after) == 5

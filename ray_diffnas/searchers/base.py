@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.memory import MemoryFileError, NotAMemoryFileError, SearchMemory
-from ray_diffnas.searchers.objective import MODES, Constraint, Objective, parse_constraints
+from ray_diffnas.searchers.objective import MODES, Constraint, Objective, parse_constraints, reported
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.searchers.tune_state import SavedTrial, iteration, saved_trials
 from ray_diffnas.spaces.domain import ArchDomain
@@ -305,14 +305,22 @@ class MemorySearcher(Searcher):
     ) -> None:
         """Records an outcome observed outside this search (Tune's warm-start API)."""
         self._check_ready()
+        curve = _floats(intermediate_values) + ([] if value is None else [float(value)])
+        status = "failed" if error else ("stopped" if pruned else "completed")
+        self._add_outcome(parameters, curve, status)
+
+    def _add_outcome(
+        self, parameters: Mapping[str, Any], curve: list[float], status: str, metrics: Mapping[str, Any] | None = None
+    ) -> None:
+        """Records an outside outcome: the objective's curve, and the other metrics it reported (with
+        several objectives, the others are what places it on the front)."""
         arch = self.space.validate(parameters.get("arch", parameters))
         trial_id = f"evaluated-{len(self.memory)}"
-        curve = _floats(intermediate_values) + ([] if value is None else [float(value)])
         self.memory.propose(trial_id, {"arch": arch.to_dict()}, arch.key(), "warm_start")
         for i, v in enumerate(curve, start=1):
-            self.memory.report(trial_id, {self.objective.metric: v, "training_iteration": i})
-        status = "failed" if error else ("stopped" if pruned else "completed")
-        self.memory.complete(trial_id, None, status=status, error="reported as an error" if error else None)
+            self.memory.report(trial_id, {**(metrics or {}), self.objective.metric: v, "training_iteration": i})
+        error = "reported as an error" if status == "failed" else None
+        self.memory.complete(trial_id, None, status=status, error=error)
 
     # --- proposals ------------------------------------------------------------------------
 
@@ -383,15 +391,18 @@ class MemorySearcher(Searcher):
         path = Path(path)
         try:
             memory, _ = SearchMemory.load(path)
-            rows = [(r.config.get("arch", {}), r.curve, r.status) for r in memory.records(["completed", "stopped"])]
+            rows = [
+                (r.config.get("arch", {}), r.curve, r.status, r.last_metrics)
+                for r in memory.records(["completed", "stopped"])
+            ]
         except NotAMemoryFileError:
             frame = _read_results(path)
             rows = [
-                (_json(row["arch"]), _floats(row.get("rfid_curve")), row.get("status", "completed"))
+                (_json(row["arch"]), _floats(row.get("rfid_curve")), row.get("status", "completed"), row)
                 for row in frame.to_dict("records")
             ]
         added, outside = 0, 0
-        for arch_values, curve, status in rows:
+        for arch_values, curve, status, metrics in rows:
             if status not in ("completed", "stopped"):
                 continue  # a failed trial's partial curve says nothing reliable
             try:
@@ -401,9 +412,8 @@ class MemorySearcher(Searcher):
                 continue
             if not curve or self.memory.has_key(arch.key()):
                 continue
-            self.add_evaluated_point(
-                {"arch": arch.to_dict()}, curve[-1], pruned=status == "stopped", intermediate_values=curve[:-1]
-            )
+            numbers_only = {k: v for k, v in metrics.items() if k != "arch" and reported(metrics, k) is not None}
+            self._add_outcome({"arch": arch.to_dict()}, curve, status, numbers_only)
             added += 1
         if outside and not added:
             raise ConfigError(

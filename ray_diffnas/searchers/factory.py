@@ -31,9 +31,9 @@ CONSTRAINT_AWARE = ("graph", "gpt4", "hybrid", "evolution")
 # Optuna's samplers need one categorical choice per parameter: only spaces with a flat form.
 FLAT_ONLY = ("optuna", "nsga2")
 # The searchers that take several objectives (a ParetoObjective): Tune's random search ignores the
-# metric, Optuna's TPE becomes MOTPE, NSGA-II is multi-objective by design, and the graph searcher
-# conditions on Pareto rank.
-MULTI_OBJECTIVE = ("random", "optuna", "nsga2", "graph")
+# metric, Optuna's TPE becomes MOTPE, NSGA-II is multi-objective by design, the graph searcher
+# conditions on Pareto rank, and the LLM is shown the front and asked to extend it.
+MULTI_OBJECTIVE = ("random", "optuna", "nsga2", "graph", "gpt4", "hybrid")
 NSGA2_POPULATION = 20  # five generations in a 100-query run (Optuna's default, 50, gives two); fixed before any run
 
 

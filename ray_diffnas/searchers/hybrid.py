@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import statistics
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.base import Proposal, proposal_from_state, proposal_state
@@ -52,13 +52,13 @@ class HybridSearcher(GraphDiffusionSearcher):
         'random'
     """
 
-    supports_several_objectives = False  # the LLM's prompt asks for one objective's best
+    supports_several_objectives = True  # the graph model's front and the LLM's prompt both take several
 
     def __init__(
         self,
         space: Any = None,
-        metric: str | None = None,
-        mode: str | None = None,
+        metric: str | Sequence[str] | None = None,
+        mode: str | Sequence[str] | None = None,
         *,
         llm: GPT4Searcher,
         llm_candidates: int = 8,
@@ -128,7 +128,7 @@ class HybridSearcher(GraphDiffusionSearcher):
         """New candidates from the LLM, prompted with this search's memory and what the screen said."""
         llm = self.llm
         # The LLM proposes from this search's state: its space, objective, memory and running trials.
-        llm.space, llm._metric, llm._mode = self._space, self._metric, self._mode
+        llm.space, llm._metric, llm._mode, llm._objectives = self._space, self._metric, self._mode, self._objectives
         llm.constraints, llm.memory, llm.live, llm.max_trials = (
             self.constraints,
             self.memory,

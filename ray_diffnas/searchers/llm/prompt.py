@@ -21,14 +21,18 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
+import numpy as np
+
 from ray_diffnas.searchers.memory import SearchMemory, TrialRecord
 from ray_diffnas.searchers.objective import Objective
+from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.protocol import SearchSpace
 
 TOP = 5  # best architectures restated in the tail
 LOG_LINES, LOG_STEP = 32, 16  # the outcome log shows at most LOG_LINES lines; its start moves LOG_STEP at a time
 EARLIER = 32  # keys finished before the log's window, listed so that they are not proposed again
 CURVE_POINTS = 8
+THIN_SHOWN = 2  # the front's widest gaps named in the prompt
 ERROR_CHARS = 160
 FINISHED = ("completed", "stopped", "failed", "invalid")
 
@@ -61,6 +65,7 @@ def build_messages(
     live_keys: Sequence[str],
     shown_metrics: Sequence[str] = (),
     model_notes: Sequence[str] = (),
+    pareto: ParetoObjective | None = None,
 ) -> list[dict[str, str]]:
     """The chat messages asking for ``count`` new architectures.
 
@@ -74,6 +79,8 @@ def build_messages(
         shown_metrics: Metrics shown beside each outcome besides the objective (cost figures).
         model_notes: What a model trained on the outcomes says of the LLM's earlier candidates (the
             hybrid searcher's screen), one line each.
+        pareto: Several objectives at once: the prompt then shows the current Pareto front, where it is
+            thin, and asks for architectures that extend it.
 
     Example:
         >>> from ray_diffnas.spaces.nb201 import NB201Space
@@ -82,20 +89,33 @@ def build_messages(
         >>> "NAS-Bench-201" in messages[1]["content"], "UNet" in messages[1]["content"]
         (True, False)
     """
-    metrics = list(dict.fromkeys([*(c.metric for c in objective.constraints), *shown_metrics]))
+    others = pareto.metrics[1:] if pareto else []  # the memory's curve is the first objective's
+    metrics = list(dict.fromkeys([*others, *(c.metric for c in objective.constraints), *shown_metrics]))
+    goal = (
+        f"Objectives, all at once: {pareto.describe()}. No architecture is best in all of them: the search "
+        f"maps their trade-off (the Pareto front)."
+        if pareto
+        else f"Metric {objective.describe()}."
+    )
+    request = (
+        "Propose {count} new architectures that extend the Pareto front: better in one objective than the front "
+        "member next to it without being worse in the others, beyond its ends, or in its thin stretches."
+        if pareto
+        else "Propose {count} new architectures."
+    )
     stable = [  # only grows between calls: a server's prompt cache covers all of it
         "## Search space",
         space.describe(),
         "JSON schema of one architecture:",
         json.dumps(space.json_schema(), separators=(",", ":")),
         "## Objective",
-        f"Metric {objective.describe()}.",
+        goal,
         outcome_log(memory, objective, metrics),
     ]
     changing = [  # differs from call to call: kept short, and last
         "## Now",
         f"Budget: {budget}.",
-        _best_so_far(memory),
+        front_text(memory, pareto) if pareto else _best_so_far(memory),
         *([f"Running now: {', '.join(list(live_keys)[:EARLIER])}"] if live_keys else []),
         *(
             ["## What a model trained on these outcomes says of your earlier candidates", *model_notes]
@@ -103,8 +123,8 @@ def build_messages(
             else []
         ),
         "## Task",
-        f"Propose {count} new architectures, all different from each other and from every architecture "
-        f"already tried or running. Balance exploiting what worked with exploring untried regions. "
+        request.format(count=count) + " All different from each other and from every architecture "
+        "already tried or running. Balance exploiting what worked with exploring untried regions. "
         f'Answer with one JSON object: {{"reasoning": "...", "proposals": [{count} architecture objects]}}.',
     ]
     content = "\n".join(line for line in (*stable, *changing) if line)
@@ -149,6 +169,48 @@ def outcome_log(memory: SearchMemory, objective: Objective, metrics: Sequence[st
     if earlier:
         lines.append(f"Already tried before the outcomes listed below (do not propose again): {', '.join(earlier)}")
     lines += [_line(r, metrics) for r in finished[start:]]
+    return "\n".join(lines)
+
+
+def front_text(memory: SearchMemory, pareto: ParetoObjective) -> str:
+    """The current Pareto front (by the first objective, best first) and, with two objectives, its
+    thinnest stretches: the widest gaps between neighbouring members, each objective divided by the
+    front's range.
+
+    Example:
+        >>> memory = SearchMemory("rfid", "min")
+        >>> memory.pareto = ParetoObjective(["rfid", "latency_ms"], ["min", "min"])
+        >>> for i, (rfid, ms) in enumerate([(2.0, 9.0), (3.0, 8.0), (9.0, 1.0), (5.0, 5.0)]):
+        ...     memory.propose(f"t{i}", {}, f"k{i}", "random")
+        ...     _ = memory.complete(f"t{i}", {"rfid": rfid, "latency_ms": ms}, "completed")
+        >>> print(front_text(memory, memory.pareto))
+        Current Pareto front (4 architectures, best 'rfid' first):
+        - k0: rfid 2, latency_ms 9
+        - k1: rfid 3, latency_ms 8
+        - k3: rfid 5, latency_ms 5
+        - k2: rfid 9, latency_ms 1
+        Thinnest stretches of the front: between k3 and k2; between k1 and k3.
+    """
+    ranks = memory.pareto_ranks()
+    members = [r for r in (memory.get(t) for t, rank in ranks.items() if rank == 0) if r is not None]
+    if not members:
+        return "No trial has reported every objective yet."
+    costs = np.array([pareto.costs(r.last_metrics) for r in members])
+    order = np.lexsort(costs.T[::-1])
+    members, costs = [members[i] for i in order], costs[order]
+    lines = [f"Current Pareto front ({len(members)} architectures, best {pareto.metrics[0]!r} first):"]
+    for record in members:
+        values = ", ".join(f"{m} {_num(record.last_metrics.get(m))}" for m in pareto.metrics)
+        lines.append(f"- {record.arch_key}: {values}")
+    if len(pareto.metrics) == 2 and len(members) > 2:
+        span = np.ptp(costs, axis=0)
+        gaps = np.linalg.norm(np.diff(costs, axis=0) / np.where(span > 0, span, 1.0), axis=1)
+        widest = np.argsort(-gaps, kind="stable")[:THIN_SHOWN]
+        lines.append(
+            "Thinnest stretches of the front: "
+            + "; ".join(f"between {members[i].arch_key} and {members[i + 1].arch_key}" for i in widest)
+            + "."
+        )
     return "\n".join(lines)
 
 

@@ -72,6 +72,8 @@ class GPT4Searcher(MemorySearcher):
         ...          num_samples=8)  # doctest: +SKIP
     """
 
+    supports_several_objectives = True  # the prompt shows the front and asks to extend it
+
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
@@ -164,7 +166,12 @@ class GPT4Searcher(MemorySearcher):
 
     def _fallback(self, taken: Sequence[Proposal]) -> Proposal:
         """A mutation of a good remembered architecture (or a fresh sample when memory is empty)."""
-        parents = [r.config["arch"] for r in self.memory.top_k(5) if "arch" in r.config]
+        if self.pareto is not None:  # several objectives: the front's members
+            ranks = self.memory.pareto_ranks()
+            best = [r for r in (self.memory.get(t) for t, rank in ranks.items() if rank == 0) if r is not None][:5]
+        else:
+            best = self.memory.top_k(5)
+        parents = [r.config["arch"] for r in best if "arch" in r.config]
         arch = self._neighbour(parents, {p.arch.key() for p in taken})
         return Proposal(arch, "fallback", note=self._fallback_reason)
 
@@ -181,6 +188,7 @@ class GPT4Searcher(MemorySearcher):
             list(self.live.values()),
             shown,
             getattr(self, "prompt_notes", []),  # a searcher pickled before 2026-12-02 has none
+            self.pareto,
         )
         reply, tokens = self._chat(messages, count)
         proposals, errors = self._parse(reply, count, "llm", tokens)
