@@ -122,3 +122,38 @@ def test_a_warm_start_keeps_every_objective(tmp_path: Path) -> None:
         if t == r.trial_id
     }
     assert after == before and len(after) == 5
+
+
+@pytest.mark.slow
+def test_a_search_for_rfid_and_latency_prints_and_reports_its_front(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    run = subprocess.run(
+        [sys.executable, "-m", "ray_diffnas", "search", "--dataset", "digits", "--num-samples", "4",
+         "--max-iterations", "2", "--steps-per-iteration", "15", "--rfid-samples", "100", "--sampler-steps", "3",
+         "--objective", "rfid:min", "--objective", "latency_ms:min", "--output", str(out), "--seed", "2"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = pd.read_parquet(out / "results.parquet")
+    ranked = table.dropna(subset=["pareto_rank"])
+    costs = np.column_stack([ranked["best_rfid"], ranked["latency_ms"]])
+    assert (ranked["pareto_rank"] == 0).tolist() == non_dominated(costs).tolist()
+    assert table["pareto_rank"].fillna(99).is_monotonic_increasing  # the front first
+    summary = json.loads((out / "summary.json").read_text())
+    front = sorted(p["trial_id"] for p in summary["front"])
+    assert front == sorted(ranked.loc[ranked["pareto_rank"] == 0, "trial_id"])
+    assert "Pareto front of rfid against latency_ms" in run.stdout and "pareto_rank" in run.stdout
+    memory = pd.read_parquet(out / "tune" / "search-memory.parquet")
+    assert memory["pareto_rank"].notna().any()  # the searcher's memory ranks them too
+    report = (out / "report.html").read_text()
+    assert "Pareto rank" in report and "The Pareto front first" in report
+    bad = subprocess.run(
+        [sys.executable, "-m", "ray_diffnas", "search", "--searcher", "evolution", "--objective", "rfid:min",
+         "--objective", "params_m:min", "--output", str(tmp_path / "bad")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "takes one objective" in bad.stderr

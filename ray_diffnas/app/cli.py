@@ -252,8 +252,16 @@ def _finish_search(options: SearchOptions, resume: bool, verbosity: int) -> int:
     summary = run_search(options, resume=resume, verbosity=verbosity)
     table = summary.pop("leaderboard")
     (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
-    print(f"\nLeaderboard (lower RFID is better; features: {summary['rfid_features']}):")
+    front = summary.get("front")
+    order = "the Pareto front first (pareto_rank 0), then" if front is not None else ""
+    print(f"\nLeaderboard ({order} lower RFID is better; features: {summary['rfid_features']}):".replace("( ", "("))
     print(table)
+    if front is not None:
+        others = summary["objectives"][1:]
+        print(f"\nPareto front of rfid against {', '.join(others)}: {len(front)} trial(s)")
+        for point in front:
+            values = ", ".join(f"{m} {point[m]:.3g}" for m in summary["objectives"])
+            print(f"  {point['arch_key']}: {values}")
     print(
         f"\nBest trial {summary['best_trial_id']}: RFID {summary['best_rfid']:.3f} "
         f"(the same architecture untrained: {summary['untrained_rfid']:.3f}); "

@@ -19,10 +19,18 @@ from ray_diffnas.atomic import atomic_write
 from ray_diffnas.data.catalog import DEFAULT_IMAGE_SIZE, DatasetName
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.metrics.catalog import FeatureChoice
-from ray_diffnas.searchers.factory import LLM_SEARCHERS, SEARCH_COMMAND_SEARCHERS, SEARCHERS, SearcherName
+from ray_diffnas.searchers.factory import (
+    LLM_SEARCHERS,
+    MULTI_OBJECTIVE,
+    SEARCH_COMMAND_SEARCHERS,
+    SEARCHERS,
+    SearcherName,
+)
 from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_reachable
-from ray_diffnas.searchers.objective import parse_constraints
+from ray_diffnas.searchers.objective import Objective, parse_constraints
+from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.registry import SPACE_SPECS
+from ray_diffnas.trainable.reports import METRIC, METRIC_NOTES, MODE, TRADE_OFF_METRICS
 from ray_diffnas.trainable.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -185,6 +193,13 @@ class SearchOptions(TrialOptions):
     model: str | None = option(
         None, "gpt4 and hybrid searchers: model name (default gpt-4o; the local model for --llm local)"
     )
+    objective: tuple[str, ...] = option(
+        (),
+        f"what to optimise: rfid:min alone (the default), or with what the denoiser costs, for the trade-off "
+        f"(repeat the flag: --objective rfid:min --objective latency_ms:min; costs: {', '.join(TRADE_OFF_METRICS)}); "
+        f"the searchers then aim at the Pareto front",
+        metavar="METRIC:min",
+    )
     num_samples: int = option(8, "trials (architectures) to run", minimum=1)
     # The slowest trial of a search is its costliest architecture: in the unbounded space one of 0.37 GFLOPs
     # took 178 s for two iterations on the 2-core CPU. The bound's effect on the main
@@ -204,6 +219,39 @@ class SearchOptions(TrialOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "constraints", tuple(self.constraints))
+        if isinstance(self.objective, str):  # one, as a Python caller may give it
+            object.__setattr__(self, "objective", (self.objective,))
+        object.__setattr__(self, "objective", tuple(self.objective or ()))
+
+    def target(self) -> Objective | ParetoObjective:
+        """What the search optimises: RFID (with the constraints), or RFID and costs at once.
+
+        Example:
+            >>> SearchOptions().target().metric
+            'rfid'
+            >>> SearchOptions(objective=("rfid:min", "latency_ms:min")).target().metrics
+            ['rfid', 'latency_ms']
+        """
+        parsed = [Objective.parse(text) for text in self.objective]
+        if len(parsed) <= 1:
+            if parsed and (parsed[0].metric, parsed[0].mode) != (METRIC, MODE):
+                raise DiffNASError(
+                    f"--objective {self.objective[0]}: a search optimises {METRIC}:{MODE}; to trade it against a "
+                    f"cost give both, e.g. --objective {METRIC}:{MODE} --objective latency_ms:min."
+                )
+            return Objective(METRIC, MODE, self.constraints, METRIC_NOTES[METRIC])
+        if (parsed[0].metric, parsed[0].mode) != (METRIC, MODE):
+            raise DiffNASError(
+                f"The first --objective must be {METRIC}:{MODE} (ASHA stops trials by it, and the memory keeps its "
+                f"curve), but got {self.objective[0]}; put the costs after it."
+            )
+        unknown = [o.metric for o in parsed[1:] if o.metric not in TRADE_OFF_METRICS]
+        if unknown:
+            raise DiffNASError(
+                f"--objective {', '.join(unknown)}: a search trades {METRIC} against what the denoiser costs, "
+                f"one of {', '.join(TRADE_OFF_METRICS)}."
+            )
+        return ParetoObjective([o.metric for o in parsed], [o.mode for o in parsed], self.constraints)
 
     def check(self) -> None:
         """Every check that needs no data and no Ray, so that a bad option fails at once.
@@ -221,6 +269,11 @@ class SearchOptions(TrialOptions):
             raise DiffNASError(
                 f"The {self.searcher} searcher is a baseline for tabular benchmarks: run it with "
                 f"'ray-diffnas bench-table'; 'search' takes {', '.join(SEARCH_COMMAND_SEARCHERS)}."
+            )
+        if isinstance(self.target(), ParetoObjective) and self.searcher not in MULTI_OBJECTIVE:
+            raise DiffNASError(
+                f"The {self.searcher} searcher takes one objective; with several use one of "
+                f"{', '.join(s for s in MULTI_OBJECTIVE if s in SEARCH_COMMAND_SEARCHERS)}."
             )
         if self.scheduler == "asha" and not self.reduction_factor > 1:
             raise DiffNASError(

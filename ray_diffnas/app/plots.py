@@ -11,16 +11,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
+from ray_diffnas.searchers.pareto import non_dominated
 
-def pareto_front(latency: np.ndarray, rfid: np.ndarray) -> np.ndarray:
-    """Indices of trials no other trial beats on both latency and RFID, by latency."""
-    order = np.argsort(latency)
-    front, best = [], np.inf
-    for i in order:
-        if rfid[i] < best:
-            front.append(i)
-            best = rfid[i]
-    return np.array(front, dtype=int)
+
+def pareto_front(cost: np.ndarray, rfid: np.ndarray) -> np.ndarray:
+    """Indices of the trials no other trial beats on both cost and RFID (both lower is better), by cost."""
+    measured = np.flatnonzero(np.isfinite(cost) & np.isfinite(rfid))  # a trial without either is on no front
+    front = measured[non_dominated(np.column_stack([cost[measured], rfid[measured]]))]
+    return front[np.lexsort((rfid[front], cost[front]))]
 
 
 def plot_search(frame: pd.DataFrame, path: Path) -> Path:

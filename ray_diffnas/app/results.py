@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 from ray.tune import ResultGrid
 
 from ray_diffnas.atomic import atomic_write
+from ray_diffnas.searchers.memory import RANK_COLUMN
 from ray_diffnas.searchers.objective import Objective
+from ray_diffnas.searchers.pareto import ParetoObjective, pareto_ranks
 from ray_diffnas.spaces.unet_arch import UNetArch
 from ray_diffnas.text_table import format_table
 from ray_diffnas.trainable.reports import METRIC, MODE
@@ -46,7 +48,13 @@ LEADERBOARD_COLUMNS = [
     *COST_COLUMNS,
     "arch_key",
 ]
-INTEGER_COLUMNS = ("training_iteration", "wall_seconds", "cpu_seconds", "images_seen")  # shown without decimals
+INTEGER_COLUMNS = (
+    "training_iteration",
+    "wall_seconds",
+    "cpu_seconds",
+    "images_seen",
+    RANK_COLUMN,
+)  # shown without decimals
 
 
 # A trial that has not ended: still running, waiting, or in flight when its driver was killed.
@@ -67,11 +75,33 @@ def results_frame(grid: ResultGrid) -> pd.DataFrame:
 
 
 def best_first(frame: pd.DataFrame) -> pd.DataFrame:
-    """Trials by best RFID, best first; trials without one last."""
+    """Trials by best RFID, best first; trials without one last. With a ``pareto_rank`` column (a search
+    with several objectives), the front first, then each layer behind it, each by best RFID."""
     if frame.empty:
         return frame
     keys = frame["best_rfid"].map(OBJECTIVE.sort_key)  # NaN sorts last
+    if RANK_COLUMN in frame:
+        ranks = frame[RANK_COLUMN].astype(float).fillna(float("inf")).to_numpy()
+        order = sorted(range(len(frame)), key=lambda i: (ranks[i], keys.iloc[i]))
+        return frame.iloc[order].reset_index(drop=True)
     return frame.iloc[keys.argsort(kind="stable")].reset_index(drop=True)
+
+
+def with_pareto_ranks(frame: pd.DataFrame, target: ParetoObjective) -> pd.DataFrame:
+    """Adds ``pareto_rank`` (0 = on the front) by the search's objectives, the best RFID of each trial
+    standing for ``rfid``; failed, unfinished and infeasible trials get none. Rows come best first."""
+    frame = frame.copy()
+    frame[RANK_COLUMN] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    scored, costs = [], []
+    for i, row in enumerate(frame.to_dict("records")):
+        values = {**row, METRIC: row.get("best_rfid")}
+        point = target.costs(values)
+        if row.get("status") in ("completed", "stopped") and point is not None and target.feasible(values):
+            scored.append(i)
+            costs.append(point)
+    if scored:
+        frame.loc[frame.index[scored], RANK_COLUMN] = pareto_ranks(costs)
+    return best_first(frame)
 
 
 def _row(result: Any) -> dict[str, Any]:
@@ -155,16 +185,23 @@ def write_results(frame: pd.DataFrame, folder: Path) -> Path:
 
 
 def leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
-    """The best trials by best RFID, as a printable table."""
-    shown = frame[LEADERBOARD_COLUMNS].head(top)
+    """The best trials by best RFID (the front first, with several objectives), as a printable table."""
+    columns = (
+        [*LEADERBOARD_COLUMNS[:4], RANK_COLUMN, *LEADERBOARD_COLUMNS[4:]]
+        if RANK_COLUMN in frame
+        else LEADERBOARD_COLUMNS
+    )
+    shown = frame[columns].head(top)
     rows = [
-        [str(rank)] + [_cell(row[c], integer=c in INTEGER_COLUMNS) for c in LEADERBOARD_COLUMNS]
+        [str(rank)] + [_cell(row[c], integer=c in INTEGER_COLUMNS) for c in columns]
         for rank, (_, row) in enumerate(shown.iterrows(), start=1)
     ]
-    return format_table(["rank", *LEADERBOARD_COLUMNS], rows, left=0)
+    return format_table(["rank", *columns], rows, left=0)
 
 
 def _cell(value: Any, integer: bool = False) -> str:
+    if value is pd.NA:
+        return "-"
     if isinstance(value, float):
         if math.isnan(value):
             return "-"

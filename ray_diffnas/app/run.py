@@ -29,9 +29,8 @@ from ray_diffnas.metrics.rfid import RFID
 from ray_diffnas.searchers.base import MEMORY_FILE
 from ray_diffnas.searchers.factory import CONSTRAINT_AWARE, LLM_SEARCHERS, SearcherSetup, make_searcher
 from ray_diffnas.searchers.llm.endpoint import ENDPOINT_FILE, EndpointFile, llm_model, local_llm_server
-from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.searchers.tune_state import has_saved_state
-from ray_diffnas.trainable.reports import METRIC, METRIC_NOTES, MODE
+from ray_diffnas.trainable.reports import METRIC, MODE
 from ray_diffnas.trainable.trial import train_diffusion
 
 logger = logging.getLogger(__name__)
@@ -163,7 +162,7 @@ def init_ray(address: str | None, trial_logs: bool = True) -> None:
 def build_search(options: SearchOptions, data: ImageDataset, llm_url: str | EndpointFile | None) -> SearcherSetup:
     """The space, the searcher (with the ``param_space`` its trials run with)."""
     space = options.space(data.image_size)
-    objective = Objective(METRIC, MODE, options.constraints, METRIC_NOTES[METRIC])
+    objective = options.target()
     param_space = space.param_space(
         dataset=options.dataset, data_root=_absolute(options.data_root), **options.training_settings()
     )

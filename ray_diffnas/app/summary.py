@@ -12,10 +12,12 @@ from ray.tune import ResultGrid
 
 from ray_diffnas.app.options import SearchOptions
 from ray_diffnas.app.plots import plot_search, save_image_grid
-from ray_diffnas.app.results import leaderboard, results_frame, write_results
+from ray_diffnas.app.results import leaderboard, results_frame, with_pareto_ranks, write_results
 from ray_diffnas.diffusion.trainer import DiffusionTrainer
 from ray_diffnas.metrics.rfid import RFID
+from ray_diffnas.searchers.memory import RANK_COLUMN
 from ray_diffnas.searchers.objective import Objective
+from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.trainable.reports import METRIC, MODE
 from ray_diffnas.trainable.trial import EVAL_SEED, load_checkpoint
 
@@ -25,6 +27,9 @@ logger = logging.getLogger(__name__)
 def summarize(grid: ResultGrid, rfid: RFID, output: Path, options: SearchOptions) -> dict[str, Any]:
     """Writes ``results.parquet``, ``search.png`` and ``best_samples.png``; returns the summary."""
     frame = results_frame(grid)
+    target = options.target()
+    if isinstance(target, ParetoObjective):
+        frame = with_pareto_ranks(frame, target)
     results_path = write_results(frame, output)
     search_plot = plot_search(frame, output / "search.png")
     scored = frame.dropna(subset=["best_rfid"])
@@ -41,10 +46,18 @@ def summarize(grid: ResultGrid, rfid: RFID, output: Path, options: SearchOptions
         "untrained_rfid": math.nan,
         "leaderboard": leaderboard(frame),
     }
+    if isinstance(target, ParetoObjective):  # the trade-off: every trial on the front, by best RFID
+        front = frame[frame[RANK_COLUMN] == 0]
+        summary["objectives"] = target.metrics
+        summary["front"] = [
+            {"trial_id": row["trial_id"], "arch_key": row["arch_key"], METRIC: row["best_rfid"]}
+            | {m: row[m] for m in target.metrics[1:]}
+            for row in front.to_dict("records")
+        ]
     if scored.empty:
         logger.error("No trial reported an RFID; see the 'error' column of %s.", results_path)
         return summary
-    best = _best_feasible(scored, Objective(METRIC, MODE, options.constraints))
+    best = _best_feasible(scored.sort_values("best_rfid", kind="stable"), Objective(METRIC, MODE, options.constraints))
     summary.update(
         best_trial_id=best["trial_id"],
         best_rfid=float(best["best_rfid"]),

@@ -18,3 +18,6 @@ METRIC_NOTES: dict[str, str] = {
 # Cost figures every report carries; the prompt shows them beside each outcome: what the denoiser costs
 # to run (latency, size) and what its trial cost to train (CPU seconds of its process, so far).
 COST_METRICS: tuple[str, ...] = ("latency_ms", "params_m", "cpu_seconds")
+# What the denoiser costs, which a search may trade RFID against (``ray-diffnas search --objective``):
+# measured from the architecture, so the same for every trial of it.
+TRADE_OFF_METRICS: tuple[str, ...] = ("latency_ms", "params_m", "gflops")

@@ -4,7 +4,7 @@ front, sample grids, and the best UNet drawn level by level."""
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -60,16 +60,20 @@ def curves_figure(trials: pd.DataFrame, rungs: list[int]) -> bytes:
     return png(fig)
 
 
-def cost_figure(trials: pd.DataFrame) -> bytes:
-    """Best RFID against latency and against parameters, each with its Pareto front."""
-    fig = agg_figure(10, 3.8)
+COSTS_SHOWN = ("latency_ms", "params_m")  # what a search's report draws RFID against, besides what it traded
+COST_LABELS = {"latency_ms": "latency (ms, batch 1)", "params_m": "parameters (millions)", "gflops": "GFLOPs per image"}
+
+
+def cost_figure(trials: pd.DataFrame, costs: Sequence[str] = COSTS_SHOWN) -> bytes:
+    """Best RFID against each cost, each with the Pareto front of the trials that finished."""
+    fig = agg_figure(5 * len(costs), 3.8)
     scored = trials.dropna(subset=["best_rfid"])
-    for ax, column, label in zip(
-        fig.subplots(1, 2), ("latency_ms", "params_m"), ("latency (ms, batch 1)", "parameters (millions)")
-    ):
+    axes = fig.subplots(1, len(costs), squeeze=False)[0]
+    for ax, column in zip(axes, costs):
+        label = COST_LABELS.get(column, column)
         for status, group in scored.groupby("status"):
             ax.scatter(group[column], group["best_rfid"], s=22, color=STATUS_COLORS.get(status, "k"), label=status)
-        usable = scored.dropna(subset=[column])
+        usable = scored[scored["status"].isin(["completed", "stopped"])].dropna(subset=[column])
         if len(usable):
             cost, rfid = usable[column].to_numpy(), usable["best_rfid"].to_numpy()
             front = pareto_front(cost, rfid)

@@ -16,10 +16,11 @@ from typing import Any
 import pandas as pd
 
 from ray_diffnas.app.options import OPTIONS_FILE, SUMMARY_FILE, TUNE_FOLDER, SearchOptions, load_options
-from ray_diffnas.app.results import RESULTS_FILE, UNFINISHED, results_frame
+from ray_diffnas.app.results import RESULTS_FILE, UNFINISHED, results_frame, with_pareto_ranks
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.searchers.base import MEMORY_FILE
-from ray_diffnas.searchers.memory import MemoryFileError, SearchMemory
+from ray_diffnas.searchers.memory import RANK_COLUMN, MemoryFileError, SearchMemory
+from ray_diffnas.searchers.pareto import ParetoObjective
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,11 @@ def read_search_folder(path: str | Path, trials: pd.DataFrame | None = None) -> 
     trials = _read_trials(path, finished=summary is not None) if trials is None else trials
     memory, state = _memory(tune_folder / MEMORY_FILE)
     options = _options(path / OPTIONS_FILE)
-    return SearchFolder(path, _with_memory(trials.reset_index(drop=True), memory), memory, state, options, summary)
+    trials = _with_memory(trials.reset_index(drop=True), memory)
+    target = options.target()
+    if isinstance(target, ParetoObjective) and RANK_COLUMN not in trials:  # Tune's trials of a running search
+        trials = with_pareto_ranks(trials, target)
+    return SearchFolder(path, trials, memory, state, options, summary)
 
 
 def _read_trials(path: Path, finished: bool) -> pd.DataFrame:

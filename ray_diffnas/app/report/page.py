@@ -26,6 +26,8 @@ from ray_diffnas.app.results import INTEGER_COLUMNS, best_first
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.searchers.factory import LLM_SEARCHERS
 from ray_diffnas.searchers.hybrid import served_by_llm
+from ray_diffnas.searchers.memory import RANK_COLUMN
+from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.unet_arch import UNetArch
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ COLUMNS = {
     "proposer": "proposed by",
     "status": "status",
     "best_rfid": "best RFID",
+    RANK_COLUMN: "Pareto rank",
     "training_iteration": "iterations",
     "latency_ms": "latency ms",
     "params_m": "params M",
@@ -106,13 +109,17 @@ def _overview(folder: SearchFolder, trials: pd.DataFrame) -> Section:
 
 
 def _leaderboard(trials: pd.DataFrame) -> Section:
-    head = "<th>rank</th>" + "".join(f"<th>{html.escape(h)}</th>" for h in COLUMNS.values())
+    columns = {c: h for c, h in COLUMNS.items() if c != RANK_COLUMN or c in trials}  # the rank: several objectives
+    head = "<th>rank</th>" + "".join(f"<th>{html.escape(h)}</th>" for h in columns.values())
     rows = []
     for rank, (_, trial) in enumerate(trials.iterrows(), start=1):
-        cells = [f"<td>{rank}</td>"] + [_cell(trial.get(c), c) for c in COLUMNS]
+        cells = [f"<td>{rank}</td>"] + [_cell(trial.get(c), c) for c in columns]
         rows.append(f'<tr class="{html.escape(str(trial["status"]))}">{"".join(cells)}</tr>')
+    several = RANK_COLUMN in trials
+    order = "The Pareto front first (Pareto rank 0), then the layers behind it, each" if several else "Best RFID first"
+    order += " by best RFID" if several else ""
     body = (
-        '<p class="note">Best RFID first (lower is better). Click a heading to sort by it.</p>'
+        f'<p class="note">{order} (lower is better). Click a heading to sort by it.</p>'
         f'<table id="leaderboard" class="sortable"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
@@ -123,7 +130,10 @@ def _figures(folder: SearchFolder, trials: pd.DataFrame) -> Section:
     options = folder.options
     rungs = figures.asha_rungs(options.max_iterations, options.reduction_factor) if options.scheduler == "asha" else []
     body = _image(figures.curves_figure(trials, rungs), "RFID of every trial after each iteration")
-    body += _image(figures.cost_figure(trials), "Best RFID against latency and against parameters")
+    target = options.target()
+    searched = target.metrics[1:] if isinstance(target, ParetoObjective) else []  # the costs the search traded
+    costs = list(dict.fromkeys([*searched, *figures.COSTS_SHOWN]))[: max(len(searched), len(figures.COSTS_SHOWN))]
+    body += _image(figures.cost_figure(trials, costs), "Best RFID against " + " and against ".join(costs))
     return Section("RFID over training, and against cost", body)
 
 
@@ -289,7 +299,7 @@ def _format(value: Any, column: str) -> str:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, numbers.Real) and math.isnan(value))
+    return value is None or value is pd.NA or (isinstance(value, numbers.Real) and math.isnan(value))
 
 
 def _image(data: bytes, alt: str, css_class: str = "figure") -> str:
