@@ -275,7 +275,7 @@ def _finish_search(options: SearchOptions, resume: bool, verbosity: int) -> int:
 
 
 def run_bench_table_command(args: argparse.Namespace) -> int:
-    from ray_diffnas.bench.harness import run_bench_table
+    from ray_diffnas.bench.command import run_bench_table
 
     options = options_from_args(BenchTableOptions, args)
     result = run_bench_table(options)

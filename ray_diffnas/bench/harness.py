@@ -54,7 +54,7 @@ from ray_diffnas.text_table import format_table
 from ray_diffnas.trainable.settings import PROPOSER_KEY
 
 if TYPE_CHECKING:
-    from ray_diffnas.app.options import BenchTableOptions
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -823,29 +823,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return None if not math.isfinite(value) else float(value)
     return value
-
-
-def run_bench_table(options: BenchTableOptions) -> BenchResult:
-    """``ray-diffnas bench-table`` as a function: checks the options, reads the table, runs the searchers."""
-    options.check()
-    searchers = parse_searchers(options.searcher)  # a typo answers at once, before the table is read or Ray starts
-    settings: dict[str, Any] = dict(
-        space=options.space,
-        arch_column=options.arch_column,
-        constraints=options.constraints,
-        max_concurrent_trials=options.max_concurrent,
-        warmup=options.warmup,
-        scheduler=options.scheduler,
-        reduction_factor=options.reduction_factor,
-        llm=options.llm,
-        model=options.model,
-        address=options.address,
-    )
-    if len(options.objective) > 1:
-        from ray_diffnas.bench.pareto_bench import ParetoBenchmark
-
-        bench: TableBenchmark = ParetoBenchmark.from_file(options.table, options.objective, **settings)
-    else:
-        objective = options.objective[0] if options.objective else None
-        bench = TableBenchmark.from_file(options.table, objective, **settings)
-    return bench.run(searchers, budget=options.budget, seeds=options.seeds, output=options.output)
