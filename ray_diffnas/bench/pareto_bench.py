@@ -29,9 +29,14 @@ from ray_diffnas.bench.harness import RunRecord, TableBenchmark, checkpoints, op
 from ray_diffnas.bench.stats import bootstrap_interval
 from ray_diffnas.bench.table import ArchTable, TableError
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.searchers.pareto import ParetoObjective, hypervolume, igd, non_dominated
-
-REFERENCE_MARGIN = 0.1  # of the true front's range, beyond its nadir: the hypervolume's reference point
+from ray_diffnas.searchers.pareto import (
+    REFERENCE_MARGIN,
+    ParetoObjective,
+    hypervolume,
+    igd,
+    non_dominated,
+    reference_point,
+)
 
 
 class ParetoBenchmark(TableBenchmark):
@@ -64,9 +69,9 @@ class ParetoBenchmark(TableBenchmark):
         for metric in target.metrics[1:]:
             table.require_metric(metric, "objective")
         self.front_keys, self.front = self._true_front()
-        ideal, nadir = self.front.min(axis=0), self.front.max(axis=0)
-        self.scale = np.where(nadir > ideal, nadir - ideal, 1.0)  # a flat objective still divides by 1
-        self.reference = nadir + REFERENCE_MARGIN * self.scale
+        span = np.ptp(self.front, axis=0)
+        self.scale = np.where(span > 0, span, 1.0)  # a flat objective still divides by 1
+        self.reference = reference_point(self.front)
         self.front_hypervolume = hypervolume(self.front, self.reference)
         if not self.front_hypervolume > 0:
             raise TableError(f"The true front of {self.table.source!r} has no hypervolume; check the objectives.")

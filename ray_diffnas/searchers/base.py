@@ -189,7 +189,7 @@ class MemorySearcher(Searcher):
         self._base_config = {k: v for k, v in config.items() if k not in ("arch", "space")}
         if not self._metric:
             metric, mode = self._take_objectives(metric, mode)
-            self._metric, self._mode = metric, self._mode or mode
+            self._metric = metric
         self._mode = self._mode or mode
         self._on_configured()
         return True
@@ -412,7 +412,8 @@ class MemorySearcher(Searcher):
                 continue
             if not curve or self.memory.has_key(arch.key()):
                 continue
-            numbers_only = {k: v for k, v in metrics.items() if k != "arch" and reported(metrics, k) is not None}
+            # the metrics it reported (a results table's arch.* and train.* columns are settings, not outcomes)
+            numbers_only = {k: v for k, v in metrics.items() if "." not in k and reported(metrics, k) is not None}
             self._add_outcome({"arch": arch.to_dict()}, curve, status, numbers_only)
             added += 1
         if outside and not added:

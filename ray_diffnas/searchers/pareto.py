@@ -192,6 +192,22 @@ def _volume(points: np.ndarray, ref: np.ndarray) -> float:
     return volume
 
 
+REFERENCE_MARGIN = 0.1  # of the points' range, beyond their worst value: where the hypervolume is bounded
+
+
+def reference_point(costs: Points, margin: float = REFERENCE_MARGIN) -> np.ndarray:
+    """A hypervolume reference point for ``costs``: their worst value in each objective, moved out by
+    ``margin`` of their range (by ``margin`` itself where all are equal), so that every point counts.
+
+    Example:
+        >>> reference_point([[1.0, 3.0], [2.0, 1.0]]).tolist()
+        [2.1, 3.2]
+    """
+    points = _as_points(costs)
+    span = np.ptp(points, axis=0)
+    return points.max(axis=0) + margin * np.where(span > 0, span, 1.0)
+
+
 def hypervolume_contributions(costs: Points, reference: Sequence[float] | np.ndarray) -> np.ndarray:
     """What each point alone adds to the hypervolume (0 for a dominated point or a duplicate).
 

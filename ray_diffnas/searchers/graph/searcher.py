@@ -25,7 +25,7 @@ from ray_diffnas.searchers.graph.cost_model import NodeCostModel
 from ray_diffnas.searchers.graph.diffusion import GraphDiffusion, GraphDiffusionConfig
 from ray_diffnas.searchers.memory import TrialRecord
 from ray_diffnas.searchers.objective import Constraint, parse_constraints
-from ray_diffnas.searchers.pareto import hypervolume_contributions
+from ray_diffnas.searchers.pareto import hypervolume_contributions, reference_point
 from ray_diffnas.spaces.protocol import GraphSpace
 
 logger = logging.getLogger(__name__)
@@ -363,8 +363,7 @@ class GraphDiffusionSearcher(MemorySearcher):
             return []
         records = [r for r in (self.memory.get(t) for t in ranks) if r is not None and r.arch_key is not None]
         costs = np.array([pareto.costs(r.last_metrics) for r in records])
-        span = np.ptp(costs, axis=0)
-        reference = costs.max(axis=0) + 0.1 * np.where(span > 0, span, 1.0)
+        reference = reference_point(costs)
         added = np.zeros(len(records))
         for rank in set(ranks.values()):
             layer = [i for i, r in enumerate(records) if ranks[r.trial_id] == rank]
@@ -518,6 +517,7 @@ class GraphDiffusionSearcher(MemorySearcher):
             )
             self.model.load_state_dict(saved)
         self._cost_models = None  # cheap, so refitted (from the restored memory) rather than saved
+        self._rank_cache = (-1, {})
 
 
 def _guidance_weights(
