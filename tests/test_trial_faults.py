@@ -96,8 +96,8 @@ def test_failed_trials_show_in_the_llm_prompt_with_their_reasons(ray_session, tm
 
     assert len(grid) == 6 and len(grid.errors) == 3
     assert set(_reasons(searcher)) == set(FAULTS)
-    memory_prompts = "\n".join(p for p in prompts if "## Memory" in p)
-    assert "Failures and invalid proposals" in memory_prompts
+    memory_prompts = "\n".join(p for p in prompts if "## Outcomes, in the order they finished" in p)
+    assert "[failed after" in memory_prompts
     for name in FAULTS:  # each reason reached a prompt written after its trial failed
         assert EXPECTED_REASON[name][:40] in memory_prompts, name
 
