@@ -23,8 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.unet_bench import NB201, RUNS, SEED_SETS, SHIPPED, carry_runs, ray_diffnas
-from ray_diffnas.bench.harness import RUNS_FOLDER
+from benchmarks.unet_bench import NB201, RUNS, SEED_SETS, SHIPPED, run_kept
 
 RESULTS = Path("benchmarks/results/front_bench")
 BASELINES = "random,optuna,nsga2"
@@ -54,16 +53,8 @@ def plans(searchers: str, budget: int, only: list[str] | None) -> list[tuple[str
 
 
 def compare(searchers: str, budget: int, only: list[str] | None) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
     for name, flags in plans(searchers, budget, only):
-        output = Path(flags[flags.index("--output") + 1])
-        kept = RESULTS / "runs" / name
-        carry_runs(kept, output / RUNS_FOLDER)
-        code = ray_diffnas("bench-table", *flags)
-        carry_runs(output / RUNS_FOLDER, kept)  # what finished, also when the command was stopped
-        if code == 0:
-            summary = json.loads((output / "summary.json").read_text())
-            (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
+        run_kept(name, flags, RESULTS)
 
 
 def markdown(summary: dict) -> str:

@@ -12,8 +12,9 @@ Steps, in order (the commands are the ones a user would type):
 4. ``compare``: ``ray-diffnas bench-table`` for each table x scheduler x seed set: the UNet table plain
    and with ASHA replay, the NAS-Bench-201 table plain; seeds 0-19 (where choices may be made) and
    100-119 (reported only); random, optuna (TPE), evolution, graph first, then gpt4 with the local
-   model (the slowest), then the hybrid (issue 19), added to the same folders. Each finished (searcher, seed) run is also kept in
-   ``benchmarks/results/unet_bench/runs/`` and reused on a rerun, on any machine.
+   model (the slowest), then the hybrid (issue 19), added to the same folders. Each finished
+   (searcher, seed) run is also kept in ``benchmarks/results/unet_bench/runs/`` and reused on a
+   rerun, on any machine.
 
 5. ``tables``: the docs' markdown tables from the summaries.
 
@@ -133,17 +134,23 @@ def carry_runs(source: Path, target: Path) -> None:
             shutil.copyfile(run, target / run.name)
 
 
+def run_kept(name: str, flags: list[str], results: Path) -> None:
+    """One ``bench-table`` comparison whose finished runs are kept in ``results/runs/<name>`` (and reused
+    from there), its summary written to ``results/<name>.json`` when it completes."""
+    results.mkdir(parents=True, exist_ok=True)
+    output = Path(flags[flags.index("--output") + 1])
+    kept = results / "runs" / name
+    carry_runs(kept, output / RUNS_FOLDER)
+    code = ray_diffnas("bench-table", *flags)
+    carry_runs(output / RUNS_FOLDER, kept)  # what finished, also when the command was stopped
+    if code == 0:
+        summary = json.loads((output / "summary.json").read_text())
+        (results / f"{name}.json").write_text(json.dumps(summary, indent=1))
+
+
 def compare(budget: int) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
     for name, flags in comparisons(budget):
-        output = Path(flags[flags.index("--output") + 1])
-        kept = RESULTS / "runs" / name
-        carry_runs(kept, output / RUNS_FOLDER)
-        code = ray_diffnas("bench-table", *flags)
-        carry_runs(output / RUNS_FOLDER, kept)  # what finished, also when the command was stopped
-        if code == 0:
-            summary = json.loads((output / "summary.json").read_text())
-            (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
+        run_kept(name, flags, RESULTS)
 
 
 def markdown(summary: dict) -> str:
