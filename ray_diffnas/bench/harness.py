@@ -306,7 +306,7 @@ class TableBenchmark:
         return make_searcher(
             name,
             self.table.space,
-            self.target,
+            self.searched_objective(),
             seed=seed,
             budget=self.max_trials(budget),
             max_concurrent=self.max_concurrent_trials,
@@ -485,6 +485,10 @@ class TableBenchmark:
         )
         screen = getattr(search_alg, "llm_screen", None)  # the hybrid's: what it kept the LLM from running
         return RunRecord(name, seed, frame, wall, warmup, list(screen["screened_out"]) if screen else [])
+
+    def searched_objective(self) -> Any:
+        """What the searchers are given to optimise (the objective and the constraints)."""
+        return self.target
 
     def regret_label(self) -> str:
         """What a query's regret is, in words (the plot's axis)."""

@@ -137,18 +137,8 @@ class ParetoBenchmark(TableBenchmark):
     def tune_objective(self) -> dict[str, Any]:
         return {"metric": None, "mode": None}  # TuneConfig holds one metric: the searchers get the list
 
-    def make_searcher(self, name: str, seed: int, budget: int, llm_url: str | None = None) -> Any:
-        from ray_diffnas.searchers.factory import make_searcher
-
-        return make_searcher(
-            name,
-            self.table.space,
-            self.pareto,
-            seed=seed,
-            budget=self.max_trials(budget),
-            max_concurrent=self.max_concurrent_trials,
-            warmup=self.warmup,
-        )
+    def searched_objective(self) -> ParetoObjective:
+        return self.pareto
 
     def run_settings(self, budget: int) -> dict[str, Any]:
         return {**super().run_settings(budget), "objectives": self.pareto.metrics, "modes": self.pareto.modes}
