@@ -23,7 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.unet_bench import NB201, RUNS, SEED_SETS, SHIPPED, run_kept
+from benchmarks.unet_bench import NB201, RUNS, SEED_SETS, SHIPPED, run_kept, summary_table
 
 RESULTS = Path("benchmarks/results/front_bench")
 BASELINES = "random,optuna,nsga2"
@@ -59,21 +59,13 @@ def compare(searchers: str, budget: int, only: list[str] | None) -> None:
 
 def markdown(summary: dict) -> str:
     """The docs' table: median hypervolume ratio [bootstrap 95 % of the median] and mean IGD per budget."""
-    counts = [c for c in ("10", "25", "50", "100") if c in next(iter(summary["searchers"].values()))["checkpoints"]]
-    lines = [
-        "| searcher | " + " | ".join(f"median HV ratio @{c} [95 %]" for c in counts) + " | mean IGD @100 | dup |",
-        "|---|" + "---|" * (len(counts) + 2),
-    ]
-    for name, stats in summary["searchers"].items():
-        cells = []
-        for c in counts:
-            point = stats["checkpoints"][c]
-            low, high = point["median_regret_ci95"] or (None, None)  # regret = 1 - ratio
-            median = point["median_best"]
-            cells.append(f"{median:.3f} [{1 - high:.3f}, {1 - low:.3f}]" if low is not None else f"{median:.3f}")
-        igd = stats["checkpoints"][counts[-1]]["mean_igd"]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {igd:.3f} | {sum(stats['duplicates'])} |")
-    return "\n".join(lines)
+
+    def median_ratio(point: dict) -> str:
+        low, high = point["median_regret_ci95"] or (None, None)  # regret = 1 - ratio
+        median = point["median_best"]
+        return f"{median:.3f} [{1 - high:.3f}, {1 - low:.3f}]" if low is not None else f"{median:.3f}"
+
+    return summary_table(summary, "median HV ratio", median_ratio, "mean IGD @100", lambda p: f"{p['mean_igd']:.3f}")
 
 
 def tables() -> None:

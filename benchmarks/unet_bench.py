@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from ray_diffnas.bench.build import BUILD_FILE
 from ray_diffnas.bench.harness import RUNS_FOLDER
@@ -153,22 +154,33 @@ def compare(budget: int) -> None:
         run_kept(name, flags, RESULTS)
 
 
-def markdown(summary: dict) -> str:
-    """The docs' table of one comparison: mean regret [bootstrap 95 %] and median regret per budget."""
+def summary_table(
+    summary: dict, heading: str, cell: Callable[[dict], str], last_heading: str, last: Callable[[dict], str]
+) -> str:
+    """A docs table of one comparison: a row per searcher, ``cell`` of each budget's statistics (10, 25, 50
+    and 100 queries, those the run reached), then ``last`` of the largest budget's and the repeats."""
     counts = [c for c in ("10", "25", "50", "100") if c in next(iter(summary["searchers"].values()))["checkpoints"]]
     lines = [
-        "| searcher | " + " | ".join(f"mean regret @{c} [95 %]" for c in counts) + " | median regret @100 | dup |",
+        "| searcher | " + " | ".join(f"{heading} @{c} [95 %]" for c in counts) + f" | {last_heading} | dup |",
         "|---|" + "---|" * (len(counts) + 2),
     ]
     for name, stats in summary["searchers"].items():
-        cells = []
-        for c in counts:
-            point = stats["checkpoints"][c]
-            low, high = point["mean_regret_ci95"] or (None, None)
-            cells.append(f"{point['mean_regret']:.3g} [{low:.3g}, {high:.3g}]" if low is not None else "-")
-        last = stats["checkpoints"][counts[-1]]["median_regret"]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {last:.3g} | {sum(stats['duplicates'])} |")
+        cells = [cell(stats["checkpoints"][c]) for c in counts]
+        final = last(stats["checkpoints"][counts[-1]])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {final} | {sum(stats['duplicates'])} |")
     return "\n".join(lines)
+
+
+def markdown(summary: dict) -> str:
+    """The docs' table of one comparison: mean regret [bootstrap 95 %] and median regret per budget."""
+
+    def mean_regret(point: dict) -> str:
+        low, high = point["mean_regret_ci95"] or (None, None)
+        return f"{point['mean_regret']:.3g} [{low:.3g}, {high:.3g}]" if low is not None else "-"
+
+    return summary_table(
+        summary, "mean regret", mean_regret, "median regret @100", lambda point: f"{point['median_regret']:.3g}"
+    )
 
 
 def tables() -> None:

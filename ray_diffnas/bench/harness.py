@@ -547,9 +547,9 @@ class TableBenchmark:
         frame = frame.iloc[np.argsort(list(place), kind="stable")]
         return self._with_progress(frame.reset_index(drop=True))
 
-    def _with_progress(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _count_queries(self, frame: pd.DataFrame) -> None:
         """Adds the query number, the budget used (queries; under ASHA replay, full trials' worth of
-        iterations), duplicates, the pick so far (best reported value) scored by its true value, and regret."""
+        iterations) and whether each query repeats an earlier architecture."""
         frame["query"] = np.arange(1, len(frame) + 1)
         if self.scheduler == "asha":
             frame["budget_used"] = frame["iterations"].clip(lower=1).cumsum() / len(self.curve)
@@ -557,6 +557,11 @@ class TableBenchmark:
             frame["budget_used"] = frame["query"].astype(float)
         keys = frame["arch_key"]
         frame["duplicate"] = keys.notna() & keys.duplicated()
+
+    def _with_progress(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Adds the query number, the budget used (queries; under ASHA replay, full trials' worth of
+        iterations), duplicates, the pick so far (best reported value) scored by its true value, and regret."""
+        self._count_queries(frame)
         picked: float | None = None  # the best reported value so far: what the search would pick
         best_so_far, true_of_pick = [], math.nan
         for value, true_value, feasible in zip(frame["objective"], frame["true_objective"], frame["feasible"]):

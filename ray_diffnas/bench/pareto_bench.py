@@ -154,10 +154,7 @@ class ParetoBenchmark(TableBenchmark):
     def _with_progress(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Adds the query number, duplicates, and after each query the hypervolume ratio of the feasible
         rows found so far (``best_so_far``), its gap to 1 (``regret``) and their IGD."""
-        frame["query"] = np.arange(1, len(frame) + 1)
-        frame["budget_used"] = frame["query"].astype(float)
-        keys = frame["arch_key"]
-        frame["duplicate"] = keys.notna() & keys.duplicated()
+        self._count_queries(frame)
         found: list[np.ndarray] = []
         ratios, distances = [], []
         for _, row in frame.iterrows():

@@ -289,6 +289,11 @@ class SearchMemory:
         ranks = pareto_ranks([costs for _, costs in scored])
         return {trial_id: int(rank) for (trial_id, _), rank in zip(scored, ranks)}
 
+    def front(self) -> list[TrialRecord]:
+        """The finished trials on the Pareto front (rank 0 of :meth:`pareto_ranks`), in the order they were proposed."""
+        on_front = {trial_id for trial_id, rank in self.pareto_ranks().items() if rank == 0}
+        return [r for r in self._records.values() if r.trial_id in on_front]
+
     def tokens(self) -> tuple[int, int]:
         """Total prompt and completion tokens spent."""
         records = self._records.values()

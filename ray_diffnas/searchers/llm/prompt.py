@@ -191,8 +191,7 @@ def front_text(memory: SearchMemory, pareto: ParetoObjective) -> str:
         - k2: rfid 9, latency_ms 1
         Thinnest stretches of the front: between k3 and k2; between k1 and k3.
     """
-    ranks = memory.pareto_ranks()
-    members = [r for r in (memory.get(t) for t, rank in ranks.items() if rank == 0) if r is not None]
+    members = memory.front()
     if not members:
         return "No trial has reported every objective yet."
     costs = np.array([pareto.costs(r.last_metrics) for r in members])

@@ -167,8 +167,7 @@ class GPT4Searcher(MemorySearcher):
     def _fallback(self, taken: Sequence[Proposal]) -> Proposal:
         """A mutation of a good remembered architecture (or a fresh sample when memory is empty)."""
         if self.pareto is not None:  # several objectives: the front's members
-            ranks = self.memory.pareto_ranks()
-            best = [r for r in (self.memory.get(t) for t, rank in ranks.items() if rank == 0) if r is not None][:5]
+            best = self.memory.front()[:5]
         else:
             best = self.memory.top_k(5)
         parents = [r.config["arch"] for r in best if "arch" in r.config]
