@@ -19,6 +19,7 @@ Steps, in order (the commands are the ones a user would type):
 5. ``tables``: the docs' markdown tables from the summaries.
 
     python -m benchmarks.unet_bench [--steps build noise floor compare tables] [--budget 100]
+        [--searchers random,optuna,evolution,graph] [--only unet-plain ...] [--seed-sets 0-19]
 """
 
 from __future__ import annotations
@@ -101,22 +102,31 @@ def floor() -> None:
     )  # fmt: skip
 
 
-def comparisons(budget: int) -> list[tuple[str, list[str]]]:
-    """(name, bench-table flags) for every comparison, fastest searchers first."""
+COMPARISONS = {
+    "unet-plain": ["--table", str(TABLE)],
+    "unet-asha": ["--table", str(TABLE), "--scheduler", "asha"],
+    "nb201-plain": ["--table", str(NB201), "--space", "nb201", "--objective", "cifar10_valid_acc:max"],
+}
+# The LLM searchers last: hours each (issue 19's hybrid beside issue 17's gpt4, on the same tables).
+STAGES = (BASELINES, f"{BASELINES},gpt4", f"{BASELINES},gpt4,hybrid")
+
+
+def comparisons(
+    budget: int, searchers: str | None = None, only: list[str] | None = None, seed_sets: list[str] | None = None
+) -> list[tuple[str, list[str]]]:
+    """(name, bench-table flags) for every comparison, fastest searchers first: each stage in ``STAGES``
+    (or the one ``searchers`` list), over ``only`` these comparisons and ``seed_sets`` (default: all)."""
     plans = []
-    # The LLM searchers last: hours each (issue 19's hybrid beside issue 17's gpt4, on the same tables).
-    for searchers in (BASELINES, f"{BASELINES},gpt4", f"{BASELINES},gpt4,hybrid"):
-        for seeds in SEED_SETS:
-            for name, flags in (
-                ("unet-plain", ["--table", str(TABLE)]),
-                ("unet-asha", ["--table", str(TABLE), "--scheduler", "asha"]),
-                ("nb201-plain", ["--table", str(NB201), "--space", "nb201", "--objective", "cifar10_valid_acc:max"]),
-            ):
+    for stage in (searchers,) if searchers else STAGES:
+        for seeds in seed_sets or SEED_SETS:
+            for name, flags in COMPARISONS.items():
+                if only and name not in only:
+                    continue
                 folder = RUNS / "compare" / f"{name}-seeds{seeds}"
                 plans.append(
                     (
                         f"{name}-seeds{seeds}",
-                        [*flags, "--searcher", searchers, "--seeds", seeds, "--budget", str(budget), "--llm", "local",
+                        [*flags, "--searcher", stage, "--seeds", seeds, "--budget", str(budget), "--llm", "local",
                          "--output", str(folder)],
                     )
                 )  # fmt: skip
@@ -149,8 +159,8 @@ def run_kept(name: str, flags: list[str], results: Path) -> None:
         (results / f"{name}.json").write_text(json.dumps(summary, indent=1))
 
 
-def compare(budget: int) -> None:
-    for name, flags in comparisons(budget):
+def compare(budget: int, searchers: str | None, only: list[str] | None, seed_sets: list[str] | None) -> None:
+    for name, flags in comparisons(budget, searchers, only, seed_sets):
         run_kept(name, flags, RESULTS)
 
 
@@ -195,10 +205,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", nargs="+", default=["build", "noise", "floor", "compare", "tables"])
     parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--searchers", help="one comparison's searchers (default: each stage in turn)")
+    parser.add_argument("--only", nargs="+", choices=sorted(COMPARISONS), help="these comparisons only")
+    parser.add_argument("--seed-sets", nargs="+", choices=SEED_SETS, help="these seed sets only")
     args = parser.parse_args()
     for step in args.steps:
         if step == "compare":
-            compare(args.budget)
+            compare(args.budget, args.searchers, args.only, args.seed_sets)
         else:
             {"build": build, "noise": noise, "floor": floor, "tables": tables}[step]()
 
