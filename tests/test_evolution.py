@@ -83,3 +83,20 @@ def test_the_factory_takes_a_warm_up_as_the_population() -> None:
     small = make_searcher("evolution", SPACE, Objective("acc", "max"), warmup=4).search_alg
     assert (default.population_size, default.tournament_size) == (10, 5)
     assert (small.population_size, small.tournament_size) == (4, 2)
+
+
+def test_in_a_small_space_evolution_goes_on_after_a_winners_neighbours_are_all_tried() -> None:
+    # The 320-architecture UNet bench space: a fixed winner's one-field mutations run out within tens of
+    # trials. Evolution must keep proposing new architectures, not finish the search early.
+    from ray_diffnas.spaces.unet_bench import bench_space
+
+    space = bench_space(8)
+    searcher = RegularizedEvolution(space=space, metric="rfid", mode="min", seed=0)
+    for i in range(150):
+        config = searcher.suggest(f"t{i}")
+        assert isinstance(config, dict), f"finished after {i} trials"
+        arch = space.validate(config["arch"])
+        searcher.on_trial_complete(f"t{i}", {"rfid": float(arch.base_channels) + sum(arch.num_res_blocks)})
+    records = searcher.memory.records()
+    assert len({r.arch_key for r in records}) == 150
+    assert sum(r.proposer == "neighbour" for r in records) > 100  # mostly mutations still

@@ -17,6 +17,7 @@ from ray_diffnas.searchers.memory import TrialRecord
 # ../shared/notes/judging-searchers.md), fixed before any benchmark ran and not tuned since.
 POPULATION_SIZE = 10
 TOURNAMENT_SIZE = 5
+RETOURNAMENTS = 3  # tournaments held for one child before its parent may be any member (small spaces)
 
 
 class RegularizedEvolution(MemorySearcher):
@@ -68,13 +69,26 @@ class RegularizedEvolution(MemorySearcher):
             if len(population) < self.population_size:
                 arch, proposer = self._neighbour([], taken), "random"
             else:
-                parent = self._tournament(population)
-                arch, proposer = self._neighbour([parent.config["arch"]], taken), "neighbour"
+                arch, proposer = self._child(population, taken)
             if not self._is_new(arch.key()) or arch.key() in taken:
                 break  # every draw was already tried: the space is (nearly) exhausted
             taken.add(arch.key())
             proposals.append(Proposal(arch, proposer))
         return proposals
+
+    def _child(self, population: list[TrialRecord], taken: set[str]) -> tuple[Any, str]:
+        """A new mutation of a tournament's winner. In a small space a winner's every neighbour may have
+        been tried already: then further tournaments, then any member's mutation, and a fresh sample
+        last, so that the search goes on while the space has untried architectures."""
+        for _ in range(RETOURNAMENTS):
+            parent = self._tournament(population)
+            arch = self._neighbour([parent.config["arch"]], taken)
+            if self._is_new(arch.key()) and arch.key() not in taken:
+                return arch, "neighbour"
+        arch = self._neighbour([r.config["arch"] for r in population], taken)
+        if self._is_new(arch.key()) and arch.key() not in taken:
+            return arch, "neighbour"
+        return self._neighbour([], taken), "random"
 
     def _tournament(self, population: list[TrialRecord]) -> TrialRecord:
         drawn = self.rng.choice(len(population), size=self.tournament_size, replace=False)
