@@ -313,3 +313,17 @@ def test_tuner_with_graph_searcher_and_asha(ray_session, tmp_path: Path) -> None
     assert proposers[:2] == ["random", "random"] and "graph" in proposers, proposers
     assert state["graph"]["stats"]["trainings"] >= 1 and state["graph"]["model"] is not None
     assert state["space"] == TUNE_SPACE.to_dict()
+
+
+def test_the_warm_up_draws_new_architectures_in_a_small_space() -> None:
+    # The 320-architecture UNet bench space samples two-level UNets half the time (64 of them): plain
+    # draws repeat within a few trials, and a repeat ended the search (seed 1 stopped after 4 trials).
+    from ray_diffnas.spaces.unet_bench import bench_space
+
+    space = bench_space(8)
+    searcher = GraphDiffusionSearcher(space=space, metric="rfid", mode="min", warmup=40, seed=1)
+    for i in range(40):
+        config = searcher.suggest(f"t{i}")
+        assert isinstance(config, dict), f"finished after {i} trials"
+        searcher.on_trial_complete(f"t{i}", {"rfid": float(space.validate(config["arch"]).base_channels)})
+    assert len(searcher.memory.keys()) == 40

@@ -185,7 +185,15 @@ class GraphDiffusionSearcher(MemorySearcher):
         finished = self._finished()
         if self._warming_up(finished):
             note = f"warm-up: {len(finished)} outcomes, the model starts after {self.warmup} proposals"
-            return [Proposal(self.space.sample(self.rng), "random", note=note) for _ in range(count)]
+            # Fresh samples that are new: in a small space (or one whose sampler favours a few
+            # architectures) a plain draw repeats a tried one often, and a repeat would end the search.
+            taken: set[str] = set()
+            proposals = []
+            for _ in range(count):
+                arch = self._neighbour([], taken)
+                taken.add(arch.key())
+                proposals.append(Proposal(arch, "random", note=note))
+            return proposals
         if self._retrain_due(finished):
             self._train(finished)
         proposals = self._sample(count)
@@ -336,8 +344,11 @@ class GraphDiffusionSearcher(MemorySearcher):
             )
             for arch, score in ranked
         ]
-        while len(proposals) < count:  # the space is nearly exhausted: repeats are allowed to end the search
-            arch = self._neighbour(parents, taken_keys | {p.arch.key() for p in proposals})
+        while len(proposals) < count:
+            taken_now = taken_keys | {p.arch.key() for p in proposals}
+            arch = self._neighbour(parents, taken_now)
+            if not self._is_new(arch.key()) or arch.key() in taken_now:  # the parents' neighbourhoods are spent
+                arch = self._neighbour([], taken_now)  # a repeat here ends the search: the space is exhausted
             proposals.append(Proposal(arch, "fallback", note="the model sampled only known architectures"))
         return proposals
 
