@@ -80,3 +80,21 @@ def test_nb201_mutation_changes_exactly_one_edge() -> None:
     single = NB201Space(operations=("none",))
     cell = single.sample(rng)
     assert single.mutate(cell, rng) == cell
+
+
+def test_a_fallback_whose_parents_neighbourhoods_are_spent_is_a_fresh_untried_sample() -> None:
+    # The model searchers' fallback in a small space (the 320-row UNet bench table): once every mutation
+    # of the parents was tried, a new sample keeps the search going instead of a repeat ending it.
+    from ray_diffnas.searchers.llm.searcher import GPT4Searcher
+    from ray_diffnas.spaces.unet_bench import bench_space
+
+    space = bench_space(8)
+    searcher = GPT4Searcher(space=space, metric="rfid", mode="min", base_url="http://127.0.0.1:9/v1")
+    parent = space.sample(np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    tried = {parent.key(): parent} | {a.key(): a for a in (space.mutate(parent, rng) for _ in range(500))}
+    for i, arch in enumerate(tried.values()):
+        searcher.memory.propose(f"t{i}", {"arch": arch.to_dict()}, arch.key(), "user")
+    assert searcher._neighbour([parent.to_dict()], set()).key() in tried  # every neighbour is spent
+    fresh = searcher._new_neighbour([parent.to_dict()], set())
+    assert fresh.key() not in tried and space.validate(fresh.to_dict()) == fresh

@@ -369,6 +369,15 @@ class MemorySearcher(Searcher):
                 break
         return arch
 
+    def _new_neighbour(self, parents: Sequence[Mapping[str, Any]], taken_keys: set[str]) -> Any:
+        """A new mutation of one of ``parents`` or, when their neighbourhoods are spent (a small space), a
+        fresh sample: a search goes on while the space has untried architectures. A repeat comes back only
+        when none turns up, and ends the search."""
+        arch = self._neighbour(parents, taken_keys)
+        if parents and (not self._is_new(arch.key()) or arch.key() in taken_keys):
+            arch = self._neighbour([], taken_keys)
+        return arch
+
     def _wanted_batch(self) -> int:
         """How many proposals to ask for at once: one per trial that could start now."""
         return 1

@@ -85,7 +85,8 @@ class RegularizedEvolution(MemorySearcher):
             arch = self._neighbour([parent.config["arch"]], taken)
             if self._is_new(arch.key()) and arch.key() not in taken:
                 return arch, "neighbour"
-        arch = self._neighbour([r.config["arch"] for r in population], taken)
+        members = [r.config["arch"] for r in population]
+        arch = self._neighbour(members, taken)
         if self._is_new(arch.key()) and arch.key() not in taken:
             return arch, "neighbour"
         return self._neighbour([], taken), "random"

@@ -345,10 +345,7 @@ class GraphDiffusionSearcher(MemorySearcher):
             for arch, score in ranked
         ]
         while len(proposals) < count:
-            taken_now = taken_keys | {p.arch.key() for p in proposals}
-            arch = self._neighbour(parents, taken_now)
-            if not self._is_new(arch.key()) or arch.key() in taken_now:  # the parents' neighbourhoods are spent
-                arch = self._neighbour([], taken_now)  # a repeat here ends the search: the space is exhausted
+            arch = self._new_neighbour(parents, taken_keys | {p.arch.key() for p in proposals})
             proposals.append(Proposal(arch, "fallback", note="the model sampled only known architectures"))
         return proposals
 

@@ -171,7 +171,7 @@ class GPT4Searcher(MemorySearcher):
         else:
             best = self.memory.top_k(5)
         parents = [r.config["arch"] for r in best if "arch" in r.config]
-        arch = self._neighbour(parents, {p.arch.key() for p in taken})
+        arch = self._new_neighbour(parents, {p.arch.key() for p in taken})
         return Proposal(arch, "fallback", note=self._fallback_reason)
 
     def _ask_llm(self, count: int) -> list[Proposal]:
