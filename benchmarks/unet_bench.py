@@ -158,6 +158,8 @@ def run_kept(name: str, flags: list[str], results: Path) -> None:
     if code == 0:
         summary = json.loads((output / "summary.json").read_text())
         (results / f"{name}.json").write_text(json.dumps(summary, indent=1))
+        if (output / "bench.png").is_file():  # regret against queries, with the intervals
+            shutil.copyfile(output / "bench.png", results / f"{name}.png")
 
 
 def compare(budget: int, searchers: str | None, only: list[str] | None, seed_sets: list[str] | None) -> None:
