@@ -365,16 +365,20 @@ class MemorySearcher(Searcher):
                 arch = self.space.mutate(parent, self.rng)
             else:
                 arch = self.space.sample(self.rng)
-            if self._is_new(arch.key()) and arch.key() not in taken_keys:
+            if self._untried(arch.key(), taken_keys):
                 break
         return arch
+
+    def _untried(self, key: str, taken_keys: set[str]) -> bool:
+        """Whether an architecture is neither in the memory nor among ``taken_keys`` (this batch's picks)."""
+        return self._is_new(key) and key not in taken_keys
 
     def _new_neighbour(self, parents: Sequence[Mapping[str, Any]], taken_keys: set[str]) -> Any:
         """A new mutation of one of ``parents`` or, when their neighbourhoods are spent (a small space), a
         fresh sample: a search goes on while the space has untried architectures. A repeat comes back only
         when none turns up, and ends the search."""
         arch = self._neighbour(parents, taken_keys)
-        if parents and (not self._is_new(arch.key()) or arch.key() in taken_keys):
+        if parents and not self._untried(arch.key(), taken_keys):
             arch = self._neighbour([], taken_keys)
         return arch
 

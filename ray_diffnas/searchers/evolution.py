@@ -70,7 +70,7 @@ class RegularizedEvolution(MemorySearcher):
                 arch, proposer = self._neighbour([], taken), "random"
             else:
                 arch, proposer = self._child(population, taken)
-            if not self._is_new(arch.key()) or arch.key() in taken:
+            if not self._untried(arch.key(), taken):
                 break  # every draw was already tried: the space is (nearly) exhausted
             taken.add(arch.key())
             proposals.append(Proposal(arch, proposer))
@@ -83,11 +83,11 @@ class RegularizedEvolution(MemorySearcher):
         for _ in range(RETOURNAMENTS):
             parent = self._tournament(population)
             arch = self._neighbour([parent.config["arch"]], taken)
-            if self._is_new(arch.key()) and arch.key() not in taken:
+            if self._untried(arch.key(), taken):
                 return arch, "neighbour"
         members = [r.config["arch"] for r in population]
         arch = self._neighbour(members, taken)
-        if self._is_new(arch.key()) and arch.key() not in taken:
+        if self._untried(arch.key(), taken):
             return arch, "neighbour"
         return self._neighbour([], taken), "random"
 

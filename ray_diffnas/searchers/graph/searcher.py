@@ -333,7 +333,7 @@ class GraphDiffusionSearcher(MemorySearcher):
         pool: dict[str, Any] = {}
         for _ in range(FALLBACK_POOL * count):
             arch = self._neighbour(parents, taken_keys | set(pool))
-            if self._is_new(arch.key()) and arch.key() not in taken_keys:
+            if self._untried(arch.key(), taken_keys):
                 pool[arch.key()] = arch
         ranked = self._rank(list(pool.values()))[:count]
         proposals = [

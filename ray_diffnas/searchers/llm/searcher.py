@@ -324,7 +324,7 @@ class GPT4Searcher(MemorySearcher):
                 self.memory.invalid(payload, str(error), proposer, *unbilled)
                 unbilled = (0, 0)
                 continue
-            if not self._is_new(arch.key()) or arch.key() in taken:
+            if not self._untried(arch.key(), taken):
                 errors.append(f"{arch.key()} was already tried or proposed; propose a different architecture")
                 continue
             taken.add(arch.key())
