@@ -24,3 +24,8 @@ class FeatureExtractorError(DiffNASError):
 
 class TrainingDivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class Stopped(Exception):
+    """A long command was stopped (Ctrl-C) before it finished. What it had finished is kept; the message
+    says where, and that the same command run again goes on from there."""

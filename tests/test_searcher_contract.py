@@ -232,4 +232,6 @@ def test_an_exhausted_space_finishes_the_search(make: Factory) -> None:
     assert tiny.validate(first["arch"])
     assert searcher.suggest("while-live") is None  # nothing new, but a trial is running: wait
     searcher.on_trial_complete("only", {"rfid": 3.0, "training_iteration": 4})
+    assert not searcher.exhausted
     assert searcher.suggest("after") == Searcher.FINISHED
+    assert searcher.exhausted  # finished for want of architectures, not of budget: a complete run

@@ -136,3 +136,29 @@ def test_a_bounded_enumeration_lists_only_the_architectures_within_the_bound() -
     kept = UNetSpace.from_dict({**bench_space(8).to_dict(), "max_gflops": bound}).enumerate()
     assert kept == [arch for arch in everything if unet_gflops(arch, 8) <= bound]
     assert 0 < len(kept) < len(everything)
+
+
+@pytest.mark.parametrize("spec", ["unet:8", "unet:16", "unet-bench:8", "nb201"])
+def test_the_local_llms_grammar_constrains_every_field_of_the_proposals(spec: str) -> None:
+    """llama.cpp turns the proposals' JSON schema into a grammar; a part of the schema it does not
+    understand becomes "any JSON value", and the local model then writes proposals that can never be
+    valid (it did for the bench space's attention-free levels)."""
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar", reason="needs the local-llm extra")
+    import json
+
+    from ray_diffnas.searchers.llm.prompt import proposals_schema
+    from ray_diffnas.spaces.registry import space_from_spec
+
+    space = space_from_spec(spec)
+    grammar = llama_grammar.json_schema_to_gbnf(json.dumps(proposals_schema(space, 4)))
+    assert "value ::=" not in grammar  # no field left open to any JSON value
+
+
+def test_an_attention_free_level_admits_only_the_empty_attention_list() -> None:
+    from ray_diffnas.spaces.registry import space_from_spec
+
+    space = space_from_spec("unet-bench:8")
+    arch = space.sample(np.random.default_rng(0)).to_dict()
+    jsonschema.validate(arch, space.json_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**arch, "attention_resolutions": [[0.001]]}, space.json_schema())

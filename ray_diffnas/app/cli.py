@@ -24,7 +24,7 @@ from ray_diffnas.app.options import (
     literal_choices,
     required_fields,
 )
-from ray_diffnas.errors import DiffNASError
+from ray_diffnas.errors import DiffNASError, Stopped
 
 PATH_FLAGS = (
     "output",
@@ -220,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DiffNASError as error:
         print(f"ray-diffnas: error: {error}", file=sys.stderr)
         return 2
+    except Stopped as stopped:
+        print(f"ray-diffnas: {stopped}", file=sys.stderr)
+        return 130  # the shell's code for a command ended by Ctrl-C
     return 1
 
 

@@ -45,7 +45,7 @@ from ray_diffnas.bench.screen import screen_summary
 from ray_diffnas.bench.stats import bootstrap_interval
 from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, write_table_file
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
-from ray_diffnas.errors import ConfigError
+from ray_diffnas.errors import ConfigError, Stopped
 from ray_diffnas.searchers.factory import LLM_SEARCHERS, SearcherSetup, check_searcher, make_searcher, parse_searchers
 from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Constraint, Objective
@@ -106,6 +106,8 @@ class RunRecord:
         warmup: Queries the searcher declares as warm-up (its ``warmup`` attribute, else 0).
         screened_out: The LLM candidates the hybrid searcher's screen kept from running (key, kind, why),
             so that the table can say what they would have scored; empty for the other searchers.
+        complete: Whether the run spent its budget, or its searcher found no new architecture to try;
+            False for a run stopped part-way (Ctrl-C), which is neither kept nor summarised.
     """
 
     searcher: str
@@ -114,6 +116,7 @@ class RunRecord:
     wall_seconds: float
     warmup: int = 0
     screened_out: list[dict[str, str]] = field(default_factory=list)
+    complete: bool = True
 
 
 @dataclass
@@ -348,7 +351,14 @@ class TableBenchmark:
         with self._llm_server(chosen) as llm_url:
             for name in chosen:
                 for seed in seed_list:
-                    runs.append(self.cached_run(name, seed, budget, output, llm_url=llm_url))
+                    run = self.cached_run(name, seed, budget, output, llm_url=llm_url)
+                    if not run.complete:  # Tune caught a Ctrl-C and ended the run early: stop here
+                        raise Stopped(
+                            f"Stopped: {name} seed {seed} ended after {_ran(run.trajectory).sum()} queries, before its "
+                            f"budget, and is not kept. The {len(runs)} runs finished before it are kept in "
+                            f"{output / RUNS_FOLDER}: run the same command again to go on from there."
+                        )
+                    runs.append(run)
         trajectories = pd.concat([r.trajectory for r in runs], ignore_index=True)
         summary = self.summarize(runs, budget)
         summary["wall_seconds"] = round(time.perf_counter() - start, 2)
@@ -400,6 +410,8 @@ class TableBenchmark:
             logger.info("%s seed %d: kept from %s.", name, seed, path)
             return cached
         record = self.run_one(name, seed, budget, output / "tune", llm_url=llm_url)
+        if not record.complete:
+            return record  # stopped part-way: keeping it would pass a cut-short run off as a finished one
         meta = {
             "settings": settings,
             "wall_seconds": record.wall_seconds,
@@ -484,7 +496,17 @@ class TableBenchmark:
             wall / max(len(frame), 1),
         )
         screen = getattr(search_alg, "llm_screen", None)  # the hybrid's: what it kept the LLM from running
-        return RunRecord(name, seed, frame, wall, warmup, list(screen["screened_out"]) if screen else [])
+        # Tune ends a run early, without an error, when it catches Ctrl-C (SIGINT); the trials Tune's own
+        # searchers had queued are then in the result grid without having run.
+        ran = _ran(frame).all()
+        complete = ran and (self._spent_budget(frame, budget) or bool(getattr(search_alg, "exhausted", False)))
+        return RunRecord(name, seed, frame, wall, warmup, list(screen["screened_out"]) if screen else [], complete)
+
+    def _spent_budget(self, frame: pd.DataFrame, budget: int) -> bool:
+        """Whether a run's queries (under ASHA replay, its iterations in full trials' worth) reached ``budget``."""
+        if len(frame) >= self.max_trials(budget):
+            return True
+        return self.scheduler == "asha" and len(frame) > 0 and float(frame["budget_used"].iloc[-1]) >= budget - 1e-9
 
     def searched_objective(self) -> Any:
         """What the searchers are given to optimise (the objective and the constraints)."""
@@ -718,6 +740,11 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{table['optimum_row']}: {table['optimum_arch']}"
         )
     return "\n".join(text)
+
+
+def _ran(frame: pd.DataFrame) -> pd.Series:
+    """Which queries of a trajectory ran: they reported at least once, or failed."""
+    return (frame["iterations"] >= 1) | frame["error"].notna()
 
 
 class StartOrder(Callback):

@@ -117,6 +117,9 @@ class MemorySearcher(Searcher):
         self.live: dict[str, str] = {}  # trial id -> architecture key
         self._pending: list[Proposal] = []  # proposals made in a batch, not yet handed out
         self._proposed = 0
+        # Set when it finished because no new architecture could be found (not because of a budget): a
+        # run that ends before its budget for this reason is complete; for any other it was stopped.
+        self.exhausted = False
         self._stalled_at: int | None = None  # finished-record count when the proposer last came back empty
         if space is not None and metric and mode:
             self._on_configured()
@@ -241,6 +244,7 @@ class MemorySearcher(Searcher):
                 logger.warning(
                     "%s: no new architecture could be found; the space looks exhausted. Finishing.", type(self).__name__
                 )
+                self.exhausted = True
                 return Searcher.FINISHED
             return None  # nothing new right now; Tune asks again when a trial ends
         key = proposal.arch.key()

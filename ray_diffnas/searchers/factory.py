@@ -151,11 +151,15 @@ def make_searcher(
         from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
 
         return SearcherSetup(GraphDiffusionSearcher(**extra, **model_based), param_space)
+    from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS, REQUEST_TIMEOUT
     from ray_diffnas.searchers.llm.searcher import DEFAULT_MODEL, GPT4Searcher
 
     def llm(**searcher: Any) -> GPT4Searcher:
         model = llm_model or DEFAULT_MODEL
-        return GPT4Searcher(model=model, base_url=llm_url, objective_note=note, **searcher)
+        local: dict[str, Any] = (
+            {"timeout": REQUEST_TIMEOUT} if model == MODEL_ALIAS else {}
+        )  # a CPU model answers slowly
+        return GPT4Searcher(model=model, base_url=llm_url, objective_note=note, **local, **searcher)
 
     if name == "hybrid":
         from ray_diffnas.searchers.hybrid import HybridSearcher

@@ -401,9 +401,13 @@ class UNetSpace:
         mult = {"type": "integer", "enum": c["channel_mult"]}
         first = {"const": 1} if self.first_mult_is_one else mult
         sizes = [r for r in _all_resolutions(self.image_size, levels) if r in c["attention_resolutions"]]
+        # No attention at these levels: the empty list as a constant. "maxItems": 0 alone would leave the items
+        # open, and llama.cpp's grammar (the local LLM's) then lets any JSON through, so every proposal failed.
         attention: dict[str, Any] = {"type": "array", "uniqueItems": True, "maxItems": len(sizes)}
         if sizes:
             attention["items"] = {"type": "integer", "enum": sizes}
+        else:
+            attention["const"] = []
         return {
             "title": f"UNetArch with {levels} levels",
             "type": "object",

@@ -23,6 +23,10 @@ from ray_diffnas.errors import DiffNASError
 logger = logging.getLogger(__name__)
 
 MODEL_ALIAS = "smollm2-135m-instruct"
+# Seconds a searcher waits for the local model's answer. The API's 60 s is too short here: on a busy
+# 2-core CPU a call that re-reads a whole 4,000-token prompt took up to 3 min, and a request that times
+# out is retried behind the abandoned one, which the server still finishes (so every retry is slower).
+REQUEST_TIMEOUT = 900.0
 INSTALL_HINT = "pip install 'ray-diffnas[local-llm]'"
 
 
@@ -125,7 +129,11 @@ class LocalLLMServer:
         ]
         self._log = tempfile.NamedTemporaryFile(prefix="llama_server_", suffix=".log")
         logger.info("Starting the local LLM: %s (log: %s)", " ".join(command), self._log.name)
-        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        # llama.cpp's OpenMP threads spin while they wait for each other. On cores that other work shares
+        # (Ray, trials, a second search) a spinning thread holds the core its partner needs: generation
+        # fell from 13.5 to 0.5 tokens/s beside one busy process. Sleeping waits cost little when idle.
+        env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
