@@ -204,3 +204,18 @@ def test_credentials_in_the_base_url_are_not_saved(server: FakeLLMServer, tmp_pa
     data = path.read_bytes()
     assert b"pw-secret" not in data and b"q-secret" not in data
     assert server.url.encode() in data
+
+
+def test_the_local_model_is_waited_for_longer_than_an_api() -> None:
+    from ray_diffnas.searchers import factory
+    from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS, REQUEST_TIMEOUT
+    from ray_diffnas.searchers.objective import Objective
+    from ray_diffnas.spaces.nb201 import NB201Space
+
+    def timeout(name: str, model: str | None) -> float:
+        setup = factory.make_searcher(name, NB201Space(), Objective("acc", "max"), llm_model=model)
+        searcher = setup.search_alg
+        return (searcher.llm if name == "hybrid" else searcher).timeout
+
+    assert timeout("gpt4", MODEL_ALIAS) == timeout("hybrid", MODEL_ALIAS) == REQUEST_TIMEOUT
+    assert timeout("gpt4", None) == GPT4Searcher().timeout < REQUEST_TIMEOUT

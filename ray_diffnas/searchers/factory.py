@@ -156,10 +156,9 @@ def make_searcher(
 
     def llm(**searcher: Any) -> GPT4Searcher:
         model = llm_model or DEFAULT_MODEL
-        local: dict[str, Any] = (
-            {"timeout": REQUEST_TIMEOUT} if model == MODEL_ALIAS else {}
-        )  # a CPU model answers slowly
-        return GPT4Searcher(model=model, base_url=llm_url, objective_note=note, **local, **searcher)
+        # The local model runs on this machine's CPU and answers far more slowly than an API.
+        waits: dict[str, Any] = {"timeout": REQUEST_TIMEOUT} if model == MODEL_ALIAS else {}
+        return GPT4Searcher(model=model, base_url=llm_url, objective_note=note, **waits, **searcher)
 
     if name == "hybrid":
         from ray_diffnas.searchers.hybrid import HybridSearcher
