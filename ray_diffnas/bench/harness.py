@@ -355,7 +355,7 @@ class TableBenchmark:
                     if not run.complete:  # Tune caught a Ctrl-C and ended the run early: stop here
                         raise Stopped(
                             f"Stopped: {name} seed {seed} ended after {_ran(run.trajectory).sum()} queries, before its "
-                            f"budget, and is not kept. The {len(runs)} runs finished before it are kept in "
+                            f"budget, and is not kept. Finished runs ({len(runs)} in this command) are kept in "
                             f"{output / RUNS_FOLDER}: run the same command again to go on from there."
                         )
                     runs.append(run)
