@@ -7,7 +7,7 @@ A GPT4Searcher call with the local model re-reads the part of its prompt after t
 measures exactly those two things, in-process (no HTTP), for each setting in turn:
 
 - ``tail``: tokens per second evaluating 1,000 prompt tokens after 3,000 already in the context;
-- ``generate``: tokens per second writing 64 tokens after them.
+- ``generate``: tokens per second writing 32 tokens after them.
 
 Each setting runs in a fresh process (OpenMP reads its wait policy at start); best of ``--repeats``
 runs each. Run it on an otherwise quiet machine:
@@ -36,7 +36,7 @@ SETTINGS: tuple[tuple[str, dict[str, Any], str | None], ...] = (
     ("+ last-token logits", {"flash_attn": True, "logits_all": False}, None),
     ("+ sleeping waits (LocalLLMServer)", {"flash_attn": True, "logits_all": False}, "PASSIVE"),
 )
-CONTEXT, TAIL, GENERATED = 3000, 1000, 64
+CONTEXT, TAIL, GENERATED = 3000, 1000, 32
 
 
 def prompt_tokens(llm: Any) -> list[int]:

@@ -11,7 +11,7 @@ import pytest
 from llm_server import FakeLLMServer, Reply
 
 from ray_diffnas import UNetSpace
-from ray_diffnas.searchers.llm.searcher import GPT4Searcher
+from ray_diffnas.searchers.llm.searcher import GPT4Searcher, reply_token_limit
 
 SPACE = UNetSpace(image_size=8)
 SENTINEL_KEY = "sk-SENTINEL-do-not-write-0123456789"
@@ -69,6 +69,7 @@ def test_one_call_serves_several_concurrent_trials(server: FakeLLMServer) -> Non
     assert server.authorizations[0] == f"Bearer {SENTINEL_KEY}"
     body = server.requests[0]
     assert body["model"] == "gpt-4o" and body["response_format"]["type"] == "json_schema"
+    assert body["max_tokens"] == reply_token_limit(searcher.proposals_per_call)  # a looping reply ends
 
 
 def test_malformed_json_gets_one_repair_round(server: FakeLLMServer) -> None:
