@@ -111,13 +111,13 @@ class LocalLLMServer:
             str(self.port),
             "--n_ctx",
             str(self.context),
-            # Speed settings, measured with the 135M model on two CPU cores (docs/benchmarks.md, "The local
-            # LLM's speed"): prompt evaluation is nearly all of a call. Flash attention evaluates a prompt's
-            # tail at 3,000 tokens of context 1.8 times as fast; logits for the last token only (the server's
-            # default keeps them for every prompt token, which only logprobs need) another 1.2 times; and
-            # generation uses every usable core, not half of them (the server's default).
+            # Settings measured with the 135M model on two CPU cores (`python -m benchmarks.llm_speed`,
+            # docs/benchmarks.md, "The local LLM's speed"). Logits for the last token only: the server's
+            # default keeps them for every prompt token (a 1.6 GB buffer at this context), which only
+            # logprobs need. Generation on every usable core, not half of them (the server's default).
+            # Flash attention stays off: it read a prompt 1.4-1.6 times faster but wrote 2.4-3 times slower.
             "--flash_attn",
-            "True",
+            "False",
             "--logits_all",
             "False",
             "--n_threads",
@@ -130,8 +130,9 @@ class LocalLLMServer:
         self._log = tempfile.NamedTemporaryFile(prefix="llama_server_", suffix=".log")
         logger.info("Starting the local LLM: %s (log: %s)", " ".join(command), self._log.name)
         # llama.cpp's OpenMP threads spin while they wait for each other. On cores that other work shares
-        # (Ray, trials, a second search) a spinning thread holds the core its partner needs: generation
-        # fell from 13.5 to 0.5 tokens/s beside one busy process. Sleeping waits cost little when idle.
+        # (a search's trials, Ray, a second search) a spinning thread holds the core its partner needs:
+        # beside one busy process, sleeping waits wrote 1.7 times faster (on an idle machine 2.3 times
+        # slower). A search trains beside its LLM, so they sleep unless the user sets OMP_WAIT_POLICY.
         env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + self.start_timeout
