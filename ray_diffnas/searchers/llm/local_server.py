@@ -115,7 +115,7 @@ class LocalLLMServer:
             # docs/benchmarks.md, "The local LLM's speed"). Logits for the last token only: the server's
             # default keeps them for every prompt token (a 1.6 GB buffer at this context), which only
             # logprobs need. Generation on every usable core, not half of them (the server's default).
-            # Flash attention stays off: it read a prompt 1.4-1.6 times faster but wrote 2.4-3 times slower.
+            # Flash attention stays off: it read a prompt 1.5-1.7 times faster but wrote 2.4-3 times slower.
             "--flash_attn",
             "False",
             "--logits_all",
