@@ -146,16 +146,17 @@ def carry_runs(source: Path, target: Path) -> None:
             shutil.copyfile(run, target / run.name)
 
 
-def run_kept(name: str, flags: list[str], results: Path) -> None:
+def run_kept(name: str, flags: list[str], results: Path, summary: bool = True) -> None:
     """One ``bench-table`` comparison whose finished runs are kept in ``results/runs/<name>`` (and reused
-    from there), its summary written to ``results/<name>.json`` when it completes."""
+    from there), its summary written to ``results/<name>.json`` when it completes (unless ``summary`` is
+    False: a part of a comparison)."""
     results.mkdir(parents=True, exist_ok=True)
     output = Path(flags[flags.index("--output") + 1])
     kept = results / "runs" / name
     carry_runs(kept, output / RUNS_FOLDER)
     code = ray_diffnas("bench-table", *flags)
     carry_runs(output / RUNS_FOLDER, kept)  # what finished, also when the command was stopped
-    if code == 0:
+    if code == 0 and summary:
         summary = json.loads((output / "summary.json").read_text())
         (results / f"{name}.json").write_text(json.dumps(summary, indent=1))
         if (output / "bench.png").is_file():  # regret against queries, with the intervals
@@ -178,10 +179,7 @@ def compare_part(
         flags[flags.index("--seeds") + 1] = part
         output = Path(flags[flags.index("--output") + 1])
         flags[flags.index("--output") + 1] = str(output.with_name(f"{output.name}-part{part}"))
-        kept = RESULTS / "runs" / name
-        carry_runs(kept, Path(flags[flags.index("--output") + 1]) / RUNS_FOLDER)
-        ray_diffnas("bench-table", *flags)
-        carry_runs(Path(flags[flags.index("--output") + 1]) / RUNS_FOLDER, kept)
+        run_kept(name, flags, RESULTS, summary=False)
 
 
 def summary_table(

@@ -32,6 +32,7 @@ PRICES_PER_MILLION = {
 # grammar-constrained JSON (json_object with a schema); plain JSON mode; free text.
 RESPONSE_FORMATS = ("json_schema", "json_object_schema", "json_object", "text")
 CALL_LOG_SIZE = 1000
+REASONING_CHARS = 600  # of each reply's reasoning, kept in the call log
 # A reply's token allowance: the reasoning, then each proposal (an architecture's JSON is 30-80 tokens).
 # Without one a small model can loop inside a JSON string until the context is full: 15 minutes of CPU
 # for one reply with the local 135M model.
@@ -46,9 +47,6 @@ def reply_token_limit(count: int) -> int:
         768
     """
     return REPLY_TOKENS + TOKENS_PER_PROPOSAL * count
-
-
-REASONING_CHARS = 600  # of each reply's reasoning, kept in the call log
 
 
 class GPT4Searcher(MemorySearcher):
