@@ -211,12 +211,29 @@ def markdown(summary: dict) -> str:
     )
 
 
+def sources_markdown(summary: dict) -> str:
+    """The docs' table of where each searcher's trials came from and how good each source was, beside a
+    uniform draw from the table (empty for a summary written before sources were counted)."""
+    lines = ["| searcher | source | share of queries | mean regret [95 %, seeds resampled] |", "|---|---|---|---|"]
+    for name, stats in summary["searchers"].items():
+        for source, s in stats.get("sources", {}).items():
+            low, high = s["mean_regret_ci95"] or (None, None)
+            interval = f" [{low:.3g}, {high:.3g}]" if low is not None else ""
+            lines.append(f"| {name} | {source} | {s['share']:.0%} | {s['mean_regret']:.3g}{interval} |")
+    chance = summary["table"].get("uniform_draw_mean_regret")
+    if len(lines) == 2 or chance is None:
+        return ""
+    return "\n".join([*lines, f"| a uniform draw from the table | | | {chance:.3g} |"])
+
+
 def tables() -> None:
     for path in sorted(RESULTS.glob("*.json")):
         summary = json.loads(path.read_text())
         seeds = f"{summary['seeds'][0]}-{summary['seeds'][-1]}"
         print(f"\n{path.stem}: {summary['objective']}:{summary['mode']}, seeds {seeds}")
         print(markdown(summary))
+        if sources := sources_markdown(summary):
+            print(f"\nWhere the trials came from:\n{sources}")
 
 
 def main() -> None:

@@ -78,6 +78,20 @@ def test_plain_runs_report_intervals_and_are_kept_between_invocations(table_path
     low, high = point["mean_regret_ci95"]
     assert low <= point["mean_regret"] <= high and point["median_regret_ci95"] is not None
     assert first.summary["seeds"] == [3, 4] and (tmp_path / "bench.png").stat().st_size > 0
+    # Where the trials came from: evolution names its sources (warm-up draws, then mutations), Tune's
+    # random search does not; each source's regret is its architectures' true values against the optimum.
+    table = pd.read_parquet(table_path)
+    assert first.summary["table"]["uniform_draw_mean_regret"] == pytest.approx(
+        (table["rfid_final"] - table["rfid_final"].min()).mean()
+    )
+    sources = first.summary["searchers"]["evolution"]["sources"]
+    assert "sources" not in first.summary["searchers"]["random"]
+    evolved = first.trajectories[(first.trajectories["searcher"] == "evolution") & ~first.trajectories["duplicate"]]
+    for name, source in sources.items():
+        mine = evolved[evolved["proposer"] == name]
+        assert source["queries"] == len(mine) and source["seeds"] == 2
+        assert source["mean_regret"] == pytest.approx((mine["true_objective"] - bench.optimum).abs().mean())
+    assert sum(s["share"] for s in sources.values()) == pytest.approx(1.0) and "random" in sources
     trials_before = sorted(p.name for p in (tmp_path / "tune").glob("*/*"))
     again = bench.run(["random", "evolution"], budget=12, seeds=[3, 4], output=tmp_path)  # every run kept
     assert sorted(p.name for p in (tmp_path / "tune").glob("*/*")) == trials_before

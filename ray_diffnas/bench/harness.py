@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 from ray.tune import Callback, Stopper
 
 from ray_diffnas.bench.screen import screen_summary
+from ray_diffnas.bench.sources import source_summary
 from ray_diffnas.bench.stats import bootstrap_interval
 from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, write_table_file
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
@@ -287,6 +288,7 @@ class TableBenchmark:
             "optimum": self.optimum,
             "optimum_arch": self.optimum_key,
             "optimum_row": self.table.row_numbers[self.optimum_key],
+            "uniform_draw_mean_regret": self.uniform_draw_regret(),
             "built_with": {k: self.table.metadata.get(k) for k in ("dataset", "image_size", "training", "seed")}
             if self.table.metadata
             else None,
@@ -646,7 +648,18 @@ class TableBenchmark:
             "wall_seconds": wall,
             "seconds_per_query": round(sum(wall) / max(queries, 1), 4),
             **({"llm_screen": screen} if (screen := screen_summary(runs, self._true_value, self.optimum)) else {}),
+            **({"sources": sources} if (sources := self._source_summary(runs)) else {}),
         }
+
+    def _source_summary(self, runs: list[RunRecord]) -> dict[str, Any] | None:
+        """Each source's queries and mean regret (see :func:`source_summary`)."""
+        return source_summary(runs, self.optimum)
+
+    def uniform_draw_regret(self) -> float | None:
+        """The mean regret of one architecture drawn uniformly from the table: the bar of chance for a
+        source of architectures (``sources`` in the summary)."""
+        values = np.array([self.target.value(row) for row in self.table.rows.values()], dtype=float)
+        return float(np.nanmean(np.abs(self.optimum - values)))
 
     def _true_value(self, key: str) -> float | None:
         """The table's value of the objective for an architecture key (None: not in the table)."""
@@ -739,7 +752,23 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"table optimum {summary['objective']} = {_fmt(table['optimum'])} ({summary['mode']}) at row "
             f"{table['optimum_row']}: {table['optimum_arch']}"
         )
+        text += _sources_text(summary)
     return "\n".join(text)
+
+
+def _sources_text(summary: dict[str, Any]) -> list[str]:
+    """One line per searcher that names its sources: each source's share and mean regret, against a
+    uniform draw's."""
+    lines = []
+    for name, stats in summary["searchers"].items():
+        if "sources" in stats:
+            parts = [f"{s} {v['share']:.0%} ({_fmt(v['mean_regret'])})" for s, v in stats["sources"].items()]
+            lines.append(f"  {name}: {', '.join(parts)}")
+    if not lines:
+        return []
+    chance = _fmt(summary["table"].get("uniform_draw_mean_regret"))
+    heading = f"where the trials came from: share of queries (mean regret); a uniform draw's mean regret is {chance}"
+    return [heading, *lines]
 
 
 def _ran(frame: pd.DataFrame) -> pd.Series:

@@ -116,7 +116,7 @@ class ParetoBenchmark(TableBenchmark):
 
     def table_info(self) -> dict[str, Any]:
         info = super().table_info()
-        for key in ("optimum", "optimum_arch", "optimum_row"):  # one objective's; the front replaces them
+        for key in ("optimum", "optimum_arch", "optimum_row", "uniform_draw_mean_regret"):  # one objective's
             info.pop(key)
         values = self.front_values()
         info.update(
@@ -175,6 +175,12 @@ class ParetoBenchmark(TableBenchmark):
         summary.update(objective="hypervolume_ratio", mode="max", objectives=self.pareto.metrics)
         summary["modes"] = self.pareto.modes
         return summary
+
+    def uniform_draw_regret(self) -> float | None:
+        return None  # regret is one objective's; the front is judged by its hypervolume
+
+    def _source_summary(self, runs: list[RunRecord]) -> dict[str, Any] | None:
+        return None  # a source's regret needs one objective
 
     def _summarize_searcher(self, runs: list[RunRecord], budget: int) -> dict[str, Any]:
         stats = super()._summarize_searcher(runs, budget)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -39,3 +39,24 @@ def bootstrap_interval(
         rng=np.random.default_rng(seed),
     )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def seed_bootstrap_mean(groups: Sequence[np.ndarray], seed: int = 0) -> tuple[float, float] | None:
+    """The percentile bootstrap 95 % interval of the mean of values pooled over seeds, resampling whole
+    seeds (one group per seed): the values of one run are not independent of each other, so the seed is
+    the unit that is resampled. None for fewer than two seeds with values.
+
+    Example:
+        >>> low, high = seed_bootstrap_mean([np.array([1.0, 1.0]), np.array([3.0]), np.array([2.0, 2.0])])
+        >>> 1.0 <= low <= 1.8 <= high <= 3.0
+        True
+    """
+    present = [np.asarray(g, dtype=float)[~np.isnan(np.asarray(g, dtype=float))] for g in groups]
+    present = [g for g in present if len(g)]
+    if len(present) < 2:
+        return None
+    sums, counts = np.array([g.sum() for g in present]), np.array([len(g) for g in present])
+    picks = np.random.default_rng(seed).integers(0, len(present), size=(RESAMPLES, len(present)))
+    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    low, high = np.percentile(means, [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
+    return float(low), float(high)
