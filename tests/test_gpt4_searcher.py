@@ -11,6 +11,7 @@ import pytest
 from llm_server import FakeLLMServer, Reply
 
 from ray_diffnas import UNetSpace
+from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.llm.searcher import GPT4Searcher, reply_token_limit
 
 SPACE = UNetSpace(image_size=8)
@@ -209,14 +210,18 @@ def test_credentials_in_the_base_url_are_not_saved(server: FakeLLMServer, tmp_pa
 
 def test_the_local_model_is_waited_for_longer_than_an_api() -> None:
     from ray_diffnas.searchers import factory
-    from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS, REQUEST_TIMEOUT
+    from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS, REQUEST_TIMEOUT, RESPONSE_FORMAT
     from ray_diffnas.searchers.objective import Objective
     from ray_diffnas.spaces.nb201 import NB201Space
 
-    def timeout(name: str, model: str | None) -> float:
-        setup = factory.make_searcher(name, NB201Space(), Objective("acc", "max"), llm_model=model)
-        searcher = setup.search_alg
-        return (searcher.llm if name == "hybrid" else searcher).timeout
+    def llm(name: str, model: str | None) -> GPT4Searcher:
+        searcher = factory.make_searcher(name, NB201Space(), Objective("acc", "max"), llm_model=model).search_alg
+        return searcher.llm if name == "hybrid" else searcher
 
-    assert timeout("gpt4", MODEL_ALIAS) == timeout("hybrid", MODEL_ALIAS) == REQUEST_TIMEOUT
-    assert timeout("gpt4", None) == GPT4Searcher().timeout < REQUEST_TIMEOUT
+    assert llm("gpt4", MODEL_ALIAS).timeout == llm("hybrid", MODEL_ALIAS).timeout == REQUEST_TIMEOUT
+    assert llm("gpt4", None).timeout == GPT4Searcher().timeout < REQUEST_TIMEOUT
+    # llama.cpp's server reads the schema from json_object; OpenAI's API takes json_schema.
+    assert llm("gpt4", MODEL_ALIAS).response_format == llm("hybrid", MODEL_ALIAS).response_format == RESPONSE_FORMAT
+    assert llm("gpt4", None).response_format == "json_schema"
+    with pytest.raises(ConfigError, match="response_format must be one of"):
+        GPT4Searcher(response_format="yaml")

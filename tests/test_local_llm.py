@@ -54,6 +54,8 @@ def test_cli_search_with_the_local_llm(tmp_path: Path) -> None:
     assert len(records) == 2 and len({r.arch_key for r in records}) == 2
     assert any(r.proposer in ("llm", "repair") for r in records), [(r.proposer, r.note) for r in records]
     assert state["usage"]["calls"] >= 1 and state["usage"]["prompt_tokens"] > 0
+    # The first request is in the form the server reads: answered, not refused and retried.
+    assert (state["calls"][0]["outcome"], state["calls"][0]["format"]) == ("ok", "json_object_schema")
     assert state["base_url"].startswith("http://127.0.0.1:")
     port = int(state["base_url"].rsplit(":", 1)[1].split("/")[0])
     with socket.socket() as probe:  # the server was stopped at the end

@@ -27,6 +27,9 @@ MODEL_ALIAS = "smollm2-135m-instruct"
 # 2-core CPU a call that re-reads a whole 4,000-token prompt took up to 3 min, and a request that times
 # out is retried behind the abandoned one, which the server still finishes (so every retry is slower).
 REQUEST_TIMEOUT = 900.0
+# llama-cpp-python's server answers OpenAI's "json_schema" response format with a 500 (which the client
+# retries three times); it reads the schema from "json_object" and constrains the reply to it by grammar.
+RESPONSE_FORMAT = "json_object_schema"
 INSTALL_HINT = "pip install 'ray-diffnas[local-llm]'"
 
 

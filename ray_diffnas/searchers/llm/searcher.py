@@ -73,6 +73,8 @@ class GPT4Searcher(MemorySearcher):
         max_cost_usd: Stop calling the LLM once this much has been spent (priced models only).
         objective_note: What the metric means, in a sentence, for the prompt; default: the note
             ``train_diffusion`` gives a metric of that name (``rfid``), else none.
+        response_format: The first of ``RESPONSE_FORMATS`` to ask for; the searcher moves down the
+            list when a server refuses one. Default: OpenAI's structured output.
         **kwargs: ``space``, ``metric``, ``mode``, ``constraints``, ``points_to_evaluate``,
             ``warm_start``, ``max_trials``, ``seed`` (see :class:`MemorySearcher`).
 
@@ -100,12 +102,17 @@ class GPT4Searcher(MemorySearcher):
         timeout: float = 60.0,
         max_cost_usd: float | None = None,
         objective_note: str | None = None,
+        response_format: str = RESPONSE_FORMATS[0],
         **kwargs: Any,
     ) -> None:
         if proposals_per_call < 1:
             raise ConfigError(f"GPT4Searcher: proposals_per_call must be >= 1, but got {proposals_per_call}.")
         if max_retries < 0 or timeout <= 0:
             raise ConfigError("GPT4Searcher: max_retries must be >= 0 and timeout > 0.")
+        if response_format not in RESPONSE_FORMATS:
+            raise ConfigError(
+                f"GPT4Searcher: response_format must be one of {RESPONSE_FORMATS}, not {response_format!r}."
+            )
         self.model = model
         self._api_key = api_key
         self.base_url = base_url  # None: $OPENAI_BASE_URL when the client is made (a resumed run may move it)
@@ -116,7 +123,7 @@ class GPT4Searcher(MemorySearcher):
         self.max_cost_usd = max_cost_usd
         self.objective_note = objective_note
         self._client: Any = None
-        self.response_format = RESPONSE_FORMATS[0]
+        self.response_format = response_format
         self._fallback_reason = "no LLM call made yet"
         self.usage = {"calls": 0, "failed_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
         # What a model trained on the outcomes says of earlier candidates (set by the hybrid searcher before
