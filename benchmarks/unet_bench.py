@@ -212,18 +212,24 @@ def markdown(summary: dict) -> str:
 
 
 def sources_markdown(summary: dict) -> str:
-    """The docs' table of where each searcher's trials came from and how good each source was, beside a
-    uniform draw from the table (empty for a summary written before sources were counted)."""
-    lines = ["| searcher | source | share of queries | mean regret [95 %, seeds resampled] |", "|---|---|---|---|"]
+    """The docs' table of where each searcher's trials came from and how good each source was, against
+    chance at the same moments (a new architecture drawn uniformly); empty for a summary written before
+    sources were counted."""
+
+    def interval(bounds: list | None) -> str:
+        return f" [{bounds[0]:.3g}, {bounds[1]:.3g}]" if bounds else ""
+
+    lines = [
+        "| searcher | source | share of queries | mean regret [95 %] | chance's | gain over chance [95 %] |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, stats in summary["searchers"].items():
         for source, s in stats.get("sources", {}).items():
-            low, high = s["mean_regret_ci95"] or (None, None)
-            interval = f" [{low:.3g}, {high:.3g}]" if low is not None else ""
-            lines.append(f"| {name} | {source} | {s['share']:.0%} | {s['mean_regret']:.3g}{interval} |")
-    chance = summary["table"].get("uniform_draw_mean_regret")
-    if len(lines) == 2 or chance is None:
-        return ""
-    return "\n".join([*lines, f"| a uniform draw from the table | | | {chance:.3g} |"])
+            regret = f"{s['mean_regret']:.3g}{interval(s['mean_regret_ci95'])}"
+            gain = f"{s['gain_over_chance']:+.3g}{interval(s['gain_over_chance_ci95'])}"
+            chance = f"{s['chance_mean_regret']:.3g}"
+            lines.append(f"| {name} | {source} | {s['share']:.0%} | {regret} | {chance} | {gain} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def tables() -> None:

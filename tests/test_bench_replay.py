@@ -84,13 +84,22 @@ def test_plain_runs_report_intervals_and_are_kept_between_invocations(table_path
     assert first.summary["table"]["uniform_draw_mean_regret"] == pytest.approx(
         (table["rfid_final"] - table["rfid_final"].min()).mean()
     )
+    # Chance at a query: the mean regret of the table's architectures its run had not tried yet.
     sources = first.summary["searchers"]["evolution"]["sources"]
     assert "sources" not in first.summary["searchers"]["random"]
+    regret = (table.set_index("arch_key")["rfid_final"] - bench.optimum).abs()
     evolved = first.trajectories[(first.trajectories["searcher"] == "evolution") & ~first.trajectories["duplicate"]]
+    chance: dict[str, list[float]] = {}
+    for _, run in evolved.groupby("seed"):
+        for position, (_, query) in enumerate(run.sort_values("query").iterrows()):
+            untried = regret.drop(run.sort_values("query")["arch_key"].iloc[:position])
+            chance.setdefault(query["proposer"], []).append(untried.mean())
     for name, source in sources.items():
         mine = evolved[evolved["proposer"] == name]
         assert source["queries"] == len(mine) and source["seeds"] == 2
         assert source["mean_regret"] == pytest.approx((mine["true_objective"] - bench.optimum).abs().mean())
+        assert source["chance_mean_regret"] == pytest.approx(np.mean(chance[name]))
+        assert source["gain_over_chance"] == pytest.approx(source["chance_mean_regret"] - source["mean_regret"])
     assert sum(s["share"] for s in sources.values()) == pytest.approx(1.0) and "random" in sources
     trials_before = sorted(p.name for p in (tmp_path / "tune").glob("*/*"))
     again = bench.run(["random", "evolution"], budget=12, seeds=[3, 4], output=tmp_path)  # every run kept

@@ -652,14 +652,17 @@ class TableBenchmark:
         }
 
     def _source_summary(self, runs: list[RunRecord]) -> dict[str, Any] | None:
-        """Each source's queries and mean regret (see :func:`source_summary`)."""
-        return source_summary(runs, self.optimum)
+        """Each source's queries and mean regret against chance's (see :func:`source_summary`)."""
+        return source_summary(runs, self._regrets())
+
+    def _regrets(self) -> dict[str, float]:
+        """Every row's regret (its objective's distance from the optimum), by architecture key."""
+        values = {key: self.target.value(row) for key, row in self.table.rows.items()}
+        return {key: abs(self.optimum - float(v)) for key, v in values.items() if v is not None and np.isfinite(v)}
 
     def uniform_draw_regret(self) -> float | None:
-        """The mean regret of one architecture drawn uniformly from the table: the bar of chance for a
-        source of architectures (``sources`` in the summary)."""
-        values = np.array([self.target.value(row) for row in self.table.rows.values()], dtype=float)
-        return float(np.nanmean(np.abs(self.optimum - values)))
+        """The mean regret of one architecture drawn uniformly from the table."""
+        return float(np.mean(list(self._regrets().values())))
 
     def _true_value(self, key: str) -> float | None:
         """The table's value of the objective for an architecture key (None: not in the table)."""
@@ -757,17 +760,19 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def _sources_text(summary: dict[str, Any]) -> list[str]:
-    """One line per searcher that names its sources: each source's share and mean regret, against a
-    uniform draw's."""
+    """One line per searcher that names its sources: each source's share and mean regret, and chance's
+    (a new architecture drawn uniformly) at the same moments of its runs."""
     lines = []
     for name, stats in summary["searchers"].items():
         if "sources" in stats:
-            parts = [f"{s} {v['share']:.0%} ({_fmt(v['mean_regret'])})" for s, v in stats["sources"].items()]
+            parts = [
+                f"{s} {v['share']:.0%} ({_fmt(v['mean_regret'])}; {_fmt(v['chance_mean_regret'])})"
+                for s, v in stats["sources"].items()
+            ]
             lines.append(f"  {name}: {', '.join(parts)}")
     if not lines:
         return []
-    chance = _fmt(summary["table"].get("uniform_draw_mean_regret"))
-    heading = f"where the trials came from: share of queries (mean regret); a uniform draw's mean regret is {chance}"
+    heading = "where the trials came from: share of queries (mean regret; chance's at the same moments)"
     return [heading, *lines]
 
 

@@ -158,7 +158,9 @@ def make_searcher(
         model = llm_model or DEFAULT_MODEL
         # The local model runs on this machine's CPU and answers far more slowly than an API; its server
         # takes the schema in the form llama.cpp reads.
-        local = {"timeout": REQUEST_TIMEOUT, "response_format": RESPONSE_FORMAT} if model == MODEL_ALIAS else {}
+        local: dict[str, Any] = (
+            {"timeout": REQUEST_TIMEOUT, "response_format": RESPONSE_FORMAT} if model == MODEL_ALIAS else {}
+        )
         return GPT4Searcher(model=model, base_url=llm_url, objective_note=note, **local, **searcher)
 
     if name == "hybrid":
