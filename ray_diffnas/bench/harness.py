@@ -25,6 +25,7 @@ other numeric column is a metric.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -653,16 +654,18 @@ class TableBenchmark:
 
     def _source_summary(self, runs: list[RunRecord]) -> dict[str, Any] | None:
         """Each source's queries and mean regret against chance's (see :func:`source_summary`)."""
-        return source_summary(runs, self._regrets())
+        return source_summary(runs, self._row_regrets)
 
-    def _regrets(self) -> dict[str, float]:
-        """Every row's regret (its objective's distance from the optimum), by architecture key."""
+    @functools.cached_property
+    def _row_regrets(self) -> dict[str, float]:
+        """Every row's regret (its objective's distance from the optimum), by architecture key: computed
+        once, for the table's summary and each searcher's sources."""
         values = {key: self.target.value(row) for key, row in self.table.rows.items()}
         return {key: abs(self.optimum - float(v)) for key, v in values.items() if v is not None and np.isfinite(v)}
 
     def uniform_draw_regret(self) -> float | None:
         """The mean regret of one architecture drawn uniformly from the table."""
-        return float(np.mean(list(self._regrets().values())))
+        return float(np.mean(list(self._row_regrets.values())))
 
     def _true_value(self, key: str) -> float | None:
         """The table's value of the objective for an architecture key (None: not in the table)."""

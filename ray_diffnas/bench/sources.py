@@ -57,9 +57,10 @@ def source_summary(runs: Sequence[RunRecord], regrets: Mapping[str, float]) -> d
         regret = [m["regret_of_pick"].to_numpy(float) for m in mine]
         chance = [m["chance_regret"].to_numpy(float) for m in mine]
         gain = [c - r for c, r in zip(chance, regret)]
+        queries = sum(len(m) for m in mine)
         sources[name] = {
-            "queries": sum(len(m) for m in mine),
-            "share": sum(len(m) for m in mine) / total,
+            "queries": queries,
+            "share": queries / total,
             "seeds": sum(1 for m in mine if len(m)),
             "mean_regret": float(np.concatenate(regret).mean()),
             "mean_regret_ci95": seed_bootstrap_mean(regret),
