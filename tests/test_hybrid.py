@@ -72,6 +72,32 @@ def test_the_hybrid_serves_the_llms_excellent_candidate_and_screens_out_its_poor
             assert "screened out, not run" in prompt and SPACE.key(EXCELLENT) in prompt
 
 
+def test_an_llm_none_of_whose_candidates_run_is_asked_less_often_until_one_does() -> None:
+    poor = Reply(json.dumps({"reasoning": "r", "proposals": POOR}))
+    excellent = Reply(json.dumps({"reasoning": "r", "proposals": [EXCELLENT, *POOR[:2]]}))
+    with FakeLLMServer(SPACE, seed=4) as server:
+        server.script = [Reply(), poor, poor, excellent]
+        searcher = _hybrid(server)
+        asked_at: list[int] = []  # finished trials at each call of the LLM
+        ask = searcher._ask_llm
+
+        def spy() -> list | None:
+            asked_at.append(len(searcher._finished()))
+            return ask()
+
+        searcher._ask_llm = spy  # type: ignore[method-assign]
+        _run(searcher, WARMUP + 24)
+    # the warm-up's batch ran; after each of the next two (all screened out) it waited longer
+    gaps = [b - a for a, b in itertools.pairwise(asked_at[1:4])]
+    assert len(gaps) == 2 and gaps[1] > gaps[0] > 2, asked_at
+    served = [r.arch_key for r in searcher.memory.records()[WARMUP:] if r.proposer == "llm"]
+    assert served == [SPACE.key(EXCELLENT)], (served, asked_at)
+    assert len(asked_at) > 4 and asked_at[4] - asked_at[3] < gaps[1], asked_at  # once one ran, asked sooner
+    restored = _hybrid(server)
+    restored.set_state(searcher.get_state())
+    assert restored.get_state()["llm_wait"] == searcher.get_state()["llm_wait"]
+
+
 def test_the_hybrid_state_survives_save_and_restore(tmp_path) -> None:
     with FakeLLMServer(SPACE, seed=2) as server:
         searcher = _hybrid(server)

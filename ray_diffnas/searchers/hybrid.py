@@ -8,9 +8,14 @@ Before the model exists (the warm-up) the LLM's candidates run unscreened, in pl
 
 The LLM is asked for more candidates than a round needs, and asked again only when every earlier one
 has been served (run as a trial) or screened out. Its prompt carries what the screen said of its
-earlier candidates, so that a capable LLM can correct course. The search memory records who proposed
-each trial (``llm`` / ``repair`` for the LLM's), and the searcher's state how many LLM candidates
-were screened out and why (``llm_screen``), saved with the memory.
+earlier candidates, so that a capable LLM can correct course. An LLM none of whose candidates the
+screen lets run is asked less and less often: it waits 2, 4, 8, then at most ``LLM_WAIT_MAX``
+outcomes before the next call, until one of its candidates runs again. A weak LLM (the local 135M
+model) then costs a few calls a search instead of one per round, and a capable one is asked as before.
+
+The search memory records who proposed each trial (``llm`` / ``repair`` for the LLM's), and the
+searcher's state how many LLM candidates were screened out and why (``llm_screen``), saved with the
+memory.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 LLM_PROPOSERS = ("llm", "repair")  # the memory's names for proposals that came from the LLM
 NOTES_SHOWN = 8  # screened-out and served candidates the prompt names, the latest of each
+LLM_WAIT_MAX = 16  # outcomes the LLM waits at most between calls while none of its candidates runs
 
 
 class HybridSearcher(GraphDiffusionSearcher):
@@ -73,7 +79,11 @@ class HybridSearcher(GraphDiffusionSearcher):
         self._pool: dict[str, Proposal] = {}  # the LLM's candidates not yet served nor screened out
         # what the screen did with the LLM's candidates: counts, and every one it screened out with the reason
         self.llm_screen: dict[str, Any] = {"received": 0, "infeasible": 0, "poor": 0, "screened_out": []}
-        self._llm_failed_at: int | None = None  # finished trials when the LLM last failed: not asked again until more
+        # When the LLM is asked again: not before this many finished trials (after a failure, or a batch
+        # of which none ran), the batch not yet judged (None: none), and how many batches in a row none ran.
+        self._llm_next_at = 0
+        self._llm_batch: list[str] | None = None
+        self._llm_idle_batches = 0
         super().__init__(space, metric, mode, **graph_options)
 
     # --- proposing ------------------------------------------------------------------------------
@@ -92,11 +102,35 @@ class HybridSearcher(GraphDiffusionSearcher):
     def _outside_candidates(self) -> dict[str, Proposal]:
         """The pool of LLM candidates, asked for again once every earlier one is served or screened out."""
         self._pool = {key: p for key, p in self._pool.items() if self._is_new(key)}  # served ones are in memory
-        if not self._pool and self._llm_failed_at != len(self._finished()):
-            for proposal in self._ask_llm():
+        if self._pool:
+            return dict(self._pool)
+        finished = len(self._finished())
+        if self._llm_batch is not None:  # every candidate of the last batch is served or screened out
+            self._judge_batch(self._llm_batch, finished)
+        if finished >= self._llm_next_at:
+            answer = self._ask_llm()
+            for proposal in answer or []:
                 self._pool.setdefault(proposal.arch.key(), proposal)
             self.llm_screen["received"] += len(self._pool)
+            self._llm_batch = None if answer is None else list(self._pool)  # a failed call has its own wait
         return dict(self._pool)
+
+    def _judge_batch(self, batch: list[str], finished: int) -> None:
+        """Backs off from an LLM none of whose last batch ran (all screened out, already tried or none valid)."""
+        self._llm_batch = None
+        if {r.arch_key for r in served_by_llm(self.memory)} & set(batch):
+            self._llm_idle_batches = 0
+            return
+        self._llm_idle_batches += 1
+        wait = min(2**self._llm_idle_batches, LLM_WAIT_MAX)
+        self._llm_next_at = max(self._llm_next_at, finished + wait)
+        logger.info(
+            "HybridSearcher: none of the LLM's last %d candidates ran (%d batches in a row); it is asked again "
+            "after %d more outcomes.",
+            len(batch),
+            self._llm_idle_batches,
+            wait,
+        )
 
     def _screen_outside(
         self, ranked: list[tuple[Any, float]], outside: Mapping[str, Proposal], sampled: set[str]
@@ -124,8 +158,9 @@ class HybridSearcher(GraphDiffusionSearcher):
         # all of them, with the reason: a table benchmark judges the screen by the true values of what it rejected
         self.llm_screen["screened_out"].append({"key": key, "kind": kind, "why": why})
 
-    def _ask_llm(self) -> list[Proposal]:
-        """New candidates from the LLM, prompted with this search's memory and what the screen said."""
+    def _ask_llm(self) -> list[Proposal] | None:
+        """New candidates from the LLM, prompted with this search's memory and what the screen said; None
+        when the LLM is unavailable."""
         llm = self.llm
         # The LLM proposes from this search's state: its space, objective, memory and running trials.
         llm.space, llm._metric, llm._mode, llm._objectives = self._space, self._metric, self._mode, self._objectives
@@ -140,9 +175,9 @@ class HybridSearcher(GraphDiffusionSearcher):
             return llm._ask_llm(self.llm_candidates)
         except LLMUnavailable as reason:
             llm.usage["failed_calls"] += 1
-            self._llm_failed_at = len(self._finished())
+            self._llm_next_at = len(self._finished()) + 1  # not asked again until another trial finishes
             logger.warning("HybridSearcher: the LLM is unavailable (%s); the graph model proposes alone.", reason)
-            return []
+            return None
 
     def _prompt_notes(self) -> list[str]:
         """What the model said of the LLM's earlier candidates: which it screened out, and which ran."""
@@ -178,6 +213,11 @@ class HybridSearcher(GraphDiffusionSearcher):
             "llm": self.llm.get_llm_state(),
             "llm_pool": [proposal_state(p) for p in self._pool.values()],
             "llm_screen": self.llm_screen,
+            "llm_wait": {
+                "next_at": self._llm_next_at,
+                "batch": self._llm_batch,
+                "idle_batches": self._llm_idle_batches,
+            },
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -187,6 +227,10 @@ class HybridSearcher(GraphDiffusionSearcher):
         self._pool = {p.arch.key(): p for p in pool}
         saved = state.get("llm_screen") or {}
         self.llm_screen = {**self.llm_screen, **saved, "screened_out": list(saved.get("screened_out") or [])}
+        wait = state.get("llm_wait") or {}
+        self._llm_next_at = int(wait.get("next_at", 0))
+        self._llm_batch = None if wait.get("batch") is None else list(wait["batch"])
+        self._llm_idle_batches = int(wait.get("idle_batches", 0))
 
 
 def served_by_llm(memory: SearchMemory) -> list[TrialRecord]:
