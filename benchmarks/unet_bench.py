@@ -232,6 +232,30 @@ def sources_markdown(summary: dict) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def against_random_markdown(summary: dict) -> str:
+    """The docs' table of each searcher's mean regret minus random search's, per budget, with the
+    bootstrap 95 % interval of the difference; empty for a summary written before it was computed."""
+    rows = {name: stats["against_random"] for name, stats in summary["searchers"].items() if "against_random" in stats}
+    if not rows:
+        return ""
+    counts = list(next(iter(rows.values())))
+    lines = [
+        "| searcher | " + " | ".join(f"@{c} [95 %]" for c in counts) + " |",
+        "|---|" + "---|" * len(counts),
+    ]
+    for name, at in rows.items():
+        cells = []
+        for count in counts:
+            point = at[count]
+            bounds = point["mean_regret_difference_ci95"]
+            value = point["mean_regret_difference"]
+            cells.append(
+                "-" if value is None else f"{value:+.3g}" + (f" [{bounds[0]:+.3g}, {bounds[1]:+.3g}]" if bounds else "")
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def tables() -> None:
     for path in sorted(RESULTS.glob("*.json")):
         summary = json.loads(path.read_text())
@@ -240,6 +264,8 @@ def tables() -> None:
         print(markdown(summary))
         if sources := sources_markdown(summary):
             print(f"\nWhere the trials came from:\n{sources}")
+        if against := against_random_markdown(summary):
+            print(f"\nMean regret minus random search's (below 0: lower regret):\n{against}")
 
 
 def main() -> None:

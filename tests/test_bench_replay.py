@@ -101,6 +101,13 @@ def test_plain_runs_report_intervals_and_are_kept_between_invocations(table_path
         assert source["chance_mean_regret"] == pytest.approx(np.mean(chance[name]))
         assert source["gain_over_chance"] == pytest.approx(source["chance_mean_regret"] - source["mean_regret"])
     assert sum(s["share"] for s in sources.values()) == pytest.approx(1.0) and "random" in sources
+    # Every searcher against random search: the difference of mean regrets at each budget, with its interval.
+    assert "against_random" not in first.summary["searchers"]["random"]
+    versus = first.summary["searchers"]["evolution"]["against_random"]["10"]
+    regret_at_10 = first.trajectories[first.trajectories["query"] == 10].groupby("searcher")["regret"].mean()
+    assert versus["mean_regret_difference"] == pytest.approx(regret_at_10["evolution"] - regret_at_10["random"])
+    low, high = versus["mean_regret_difference_ci95"]
+    assert low <= versus["mean_regret_difference"] <= high
     trials_before = sorted(p.name for p in (tmp_path / "tune").glob("*/*"))
     again = bench.run(["random", "evolution"], budget=12, seeds=[3, 4], output=tmp_path)  # every run kept
     assert sorted(p.name for p in (tmp_path / "tune").glob("*/*")) == trials_before

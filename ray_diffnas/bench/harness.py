@@ -44,7 +44,7 @@ from ray.tune import Callback, Stopper
 
 from ray_diffnas.bench.screen import screen_summary
 from ray_diffnas.bench.sources import source_summary
-from ray_diffnas.bench.stats import bootstrap_interval
+from ray_diffnas.bench.stats import bootstrap_interval, difference_interval
 from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, write_table_file
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
 from ray_diffnas.errors import ConfigError, Stopped
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS = (10, 25, 50, 100)
+REFERENCE_SEARCHER = "random"  # every other searcher's regret is also given as a difference from this one's
 RUNS_FOLDER = "runs"  # one finished run per file: a rerun of the benchmark resumes from them
 RUN_METADATA_KEY = b"ray_diffnas.bench_run"
 # 2: queries in the order trials started (before, a Searcher's trials were left in the result grid's order).
@@ -602,6 +603,11 @@ class TableBenchmark:
         by_searcher: dict[str, list[RunRecord]] = {}
         for run in runs:
             by_searcher.setdefault(run.searcher, []).append(run)
+        searchers = {name: self._summarize_searcher(group, budget) for name, group in by_searcher.items()}
+        if REFERENCE_SEARCHER in by_searcher:
+            for name, group in by_searcher.items():
+                if name != REFERENCE_SEARCHER:
+                    searchers[name]["against_random"] = _against(group, by_searcher[REFERENCE_SEARCHER], budget)
         return {
             "objective": self.objective,
             "mode": self.mode,
@@ -611,7 +617,7 @@ class TableBenchmark:
             "reduction_factor": self.reduction_factor if self.scheduler == "asha" else None,
             "seeds": sorted({r.seed for r in runs}),
             "table": self.table_info(),
-            "searchers": {name: self._summarize_searcher(group, budget) for name, group in by_searcher.items()},
+            "searchers": searchers,
         }
 
     def _summarize_searcher(self, runs: list[RunRecord], budget: int) -> dict[str, Any]:
@@ -721,6 +727,22 @@ def open_table(path: str | os.PathLike, space: str | Any | None = None, arch_col
     return load_table(path, space, arch_column)
 
 
+def _against(runs: list[RunRecord], reference: list[RunRecord], budget: int) -> dict[str, Any]:
+    """At each checkpoint: this searcher's mean regret minus the reference's, with the bootstrap 95 %
+    interval of the difference (negative: lower regret than the reference)."""
+    at = {}
+    for count in checkpoints(budget):
+        mine, theirs = (
+            np.array([value_at(r.trajectory, "regret", count) for r in group]) for group in (runs, reference)
+        )
+        mean, reference_mean = _stat(np.nanmean, mine), _stat(np.nanmean, theirs)
+        at[str(count)] = {
+            "mean_regret_difference": None if mean is None or reference_mean is None else mean - reference_mean,
+            "mean_regret_difference_ci95": difference_interval(mine, theirs),
+        }
+    return at
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A fixed-width table: one line per searcher, ``median best / mean regret`` per checkpoint."""
     counts = [int(c) for c in next(iter(summary["searchers"].values()))["checkpoints"]] if summary["searchers"] else []
@@ -758,8 +780,24 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"table optimum {summary['objective']} = {_fmt(table['optimum'])} ({summary['mode']}) at row "
             f"{table['optimum_row']}: {table['optimum_arch']}"
         )
-        text += _sources_text(summary)
+        text += _sources_text(summary) + _against_text(summary)
     return "\n".join(text)
+
+
+def _against_text(summary: dict[str, Any]) -> list[str]:
+    """One line per searcher compared with random search: the difference of mean regrets per checkpoint."""
+    lines = []
+    for name, stats in summary["searchers"].items():
+        if "against_random" in stats:
+            parts = []
+            for count, point in stats["against_random"].items():
+                interval = point["mean_regret_difference_ci95"]
+                spread = f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
+                parts.append(f"q={count} {_fmt(point['mean_regret_difference'])}{spread}")
+            lines.append(f"  {name}: {', '.join(parts)}")
+    if not lines:
+        return []
+    return [f"mean regret minus {REFERENCE_SEARCHER} search's [bootstrap 95 % interval]; below 0: lower regret", *lines]
 
 
 def _sources_text(summary: dict[str, Any]) -> list[str]:
