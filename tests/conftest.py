@@ -16,6 +16,8 @@ def digits():
 def ray_session():
     import ray
 
+    if ray.is_initialized():  # an earlier test in this worker started Ray its own way (e.g. bench-table's run)
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     yield ray
     ray.shutdown()
