@@ -29,16 +29,7 @@ def bootstrap_interval(
     if np.all(present == present[0]):  # no spread: every resample gives the same statistic
         value = float(statistic(present))
         return value, value
-    result = stats.bootstrap(
-        (present,),
-        statistic,
-        n_resamples=RESAMPLES,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return _percentile_bootstrap((present,), statistic, seed)
 
 
 def seed_bootstrap_mean(groups: Sequence[np.ndarray], seed: int = 0) -> tuple[float, float] | None:
@@ -78,9 +69,16 @@ def difference_interval(values: np.ndarray, reference: np.ndarray, seed: int = 0
         return None
     if np.all(a == a[0]) and np.all(b == b[0]):  # no spread in either: every resample gives the same difference
         return float(a[0] - b[0]), float(a[0] - b[0])
+    return _percentile_bootstrap((a, b), lambda x, y, axis=-1: np.mean(x, axis=axis) - np.mean(y, axis=axis), seed)
+
+
+def _percentile_bootstrap(
+    samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], seed: int
+) -> tuple[float, float]:
+    """scipy's percentile bootstrap at this module's confidence and resamples; each sample resampled on its own."""
     result = stats.bootstrap(
-        (a, b),
-        lambda x, y, axis=-1: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+        samples,
+        statistic,
         n_resamples=RESAMPLES,
         confidence_level=CONFIDENCE,
         method="percentile",
