@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -73,7 +73,7 @@ def difference_interval(values: np.ndarray, reference: np.ndarray, seed: int = 0
 
 
 def _percentile_bootstrap(
-    samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], seed: int
+    samples: tuple[np.ndarray, ...], statistic: Callable[..., Any], seed: int
 ) -> tuple[float, float]:
     """scipy's percentile bootstrap at this module's confidence and resamples; each sample resampled on its own."""
     result = stats.bootstrap(
