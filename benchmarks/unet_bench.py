@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from ray_diffnas.bench.build import BUILD_FILE
-from ray_diffnas.bench.harness import RUNS_FOLDER
+from ray_diffnas.bench.harness import AGAINST_REFERENCE, RUNS_FOLDER
 
 RUNS = Path("runs")
 TABLE = RUNS / "table-digits8" / "table.parquet"
@@ -235,7 +235,8 @@ def sources_markdown(summary: dict) -> str:
 def against_random_markdown(summary: dict) -> str:
     """The docs' table of each searcher's mean regret minus random search's, per budget, with the
     bootstrap 95 % interval of the difference; empty for a summary written before it was computed."""
-    rows = {name: stats["against_random"] for name, stats in summary["searchers"].items() if "against_random" in stats}
+    searchers = summary["searchers"].items()
+    rows = {name: stats[AGAINST_REFERENCE] for name, stats in searchers if AGAINST_REFERENCE in stats}
     if not rows:
         return ""
     counts = list(next(iter(rows.values())))

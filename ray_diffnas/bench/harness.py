@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINTS = (10, 25, 50, 100)
 REFERENCE_SEARCHER = "random"  # every other searcher's regret is also given as a difference from this one's
+AGAINST_REFERENCE = f"against_{REFERENCE_SEARCHER}"  # the summary's key for that difference
 RUNS_FOLDER = "runs"  # one finished run per file: a rerun of the benchmark resumes from them
 RUN_METADATA_KEY = b"ray_diffnas.bench_run"
 # 2: queries in the order trials started (before, a Searcher's trials were left in the result grid's order).
@@ -607,7 +608,7 @@ class TableBenchmark:
         if REFERENCE_SEARCHER in by_searcher:
             for name, group in by_searcher.items():
                 if name != REFERENCE_SEARCHER:
-                    searchers[name]["against_random"] = _against(group, by_searcher[REFERENCE_SEARCHER], budget)
+                    searchers[name][AGAINST_REFERENCE] = _against(group, by_searcher[REFERENCE_SEARCHER], budget)
         return {
             "objective": self.objective,
             "mode": self.mode,
@@ -623,8 +624,7 @@ class TableBenchmark:
     def _summarize_searcher(self, runs: list[RunRecord], budget: int) -> dict[str, Any]:
         at = {}
         for count in checkpoints(budget):
-            best = np.array([value_at(r.trajectory, "best_so_far", count) for r in runs])
-            regret = np.array([value_at(r.trajectory, "regret", count) for r in runs])
+            best, regret = values_at(runs, "best_so_far", count), values_at(runs, "regret", count)
             at[str(count)] = {
                 "queries": count,
                 "median_best": _stat(np.nanmedian, best),
@@ -732,9 +732,7 @@ def _against(runs: list[RunRecord], reference: list[RunRecord], budget: int) -> 
     interval of the difference (negative: lower regret than the reference)."""
     at = {}
     for count in checkpoints(budget):
-        mine, theirs = (
-            np.array([value_at(r.trajectory, "regret", count) for r in group]) for group in (runs, reference)
-        )
+        mine, theirs = values_at(runs, "regret", count), values_at(reference, "regret", count)
         mean, reference_mean = _stat(np.nanmean, mine), _stat(np.nanmean, theirs)
         at[str(count)] = {
             "mean_regret_difference": None if mean is None or reference_mean is None else mean - reference_mean,
@@ -788,9 +786,9 @@ def _against_text(summary: dict[str, Any]) -> list[str]:
     """One line per searcher compared with random search: the difference of mean regrets per checkpoint."""
     lines = []
     for name, stats in summary["searchers"].items():
-        if "against_random" in stats:
+        if AGAINST_REFERENCE in stats:
             parts = []
-            for count, point in stats["against_random"].items():
+            for count, point in stats[AGAINST_REFERENCE].items():
                 interval = point["mean_regret_difference_ci95"]
                 spread = f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
                 parts.append(f"q={count} {_fmt(point['mean_regret_difference'])}{spread}")
@@ -900,6 +898,11 @@ def value_at(trajectory: pd.DataFrame, column: str, count: int) -> float:
     """The column's value once ``count`` queries' budget was used (the last value when the run used less)."""
     upto = trajectory[trajectory["budget_used"] <= count + 1e-9]
     return float(upto[column].iloc[-1]) if len(upto) else math.nan
+
+
+def values_at(runs: Sequence[RunRecord], column: str, count: int) -> np.ndarray:
+    """Each run's :func:`value_at`: one value per seed, NaN where a run had none yet."""
+    return np.array([value_at(r.trajectory, column, count) for r in runs])
 
 
 def _stat(function: Any, values: np.ndarray) -> float | None:

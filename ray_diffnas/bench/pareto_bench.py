@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ray_diffnas.bench.harness import RunRecord, TableBenchmark, checkpoints, open_table, value_at
+from ray_diffnas.bench.harness import RunRecord, TableBenchmark, checkpoints, open_table, values_at
 from ray_diffnas.bench.stats import bootstrap_interval
 from ray_diffnas.bench.table import ArchTable, TableError
 from ray_diffnas.errors import ConfigError
@@ -185,7 +185,7 @@ class ParetoBenchmark(TableBenchmark):
     def _summarize_searcher(self, runs: list[RunRecord], budget: int) -> dict[str, Any]:
         stats = super()._summarize_searcher(runs, budget)
         for count in checkpoints(budget):
-            distance = np.array([value_at(r.trajectory, "igd", count) for r in runs])
+            distance = values_at(runs, "igd", count)
             seen = distance[~np.isnan(distance)]
             stats["checkpoints"][str(count)].update(
                 mean_igd=float(seen.mean()) if len(seen) else None,
