@@ -14,7 +14,7 @@ searchers as they learn to take several objectives (``--searchers``). Each finis
 run is kept in ``benchmarks/results/front_bench/runs/`` and reused on a rerun, on any machine.
 
     python -m benchmarks.front_bench [--steps compare tables] [--searchers random,optuna,nsga2]
-        [--only nb201-fpga ...] [--budget 100]
+        [--only nb201-fpga ...] [--seed-sets 0-19 100-119] [--part 0-9] [--budget 100]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.unet_bench import NB201, RUNS, SEED_SETS, SHIPPED, run_kept, summary_table
+from benchmarks.unet_bench import NB201, RUNS, SEED_SETS, SHIPPED, part_flags, run_kept, summary_table
 
 RESULTS = Path("benchmarks/results/front_bench")
 BASELINES = "random,optuna,nsga2"
@@ -36,10 +36,12 @@ PAIRS = {  # name: (table, --space or None for a table that records it, the two 
 }
 
 
-def plans(searchers: str, budget: int, only: list[str] | None) -> list[tuple[str, list[str]]]:
-    """(name, bench-table flags) of every comparison: each pair for each seed set."""
+def plans(
+    searchers: str, budget: int, only: list[str] | None, seed_sets: list[str] | None = None
+) -> list[tuple[str, list[str]]]:
+    """(name, bench-table flags) of every comparison: each pair for each seed set (default: both)."""
     found = []
-    for seeds in SEED_SETS:
+    for seeds in seed_sets or SEED_SETS:
         for pair, (table, space, objectives) in PAIRS.items():
             if only and pair not in only:
                 continue
@@ -47,14 +49,22 @@ def plans(searchers: str, budget: int, only: list[str] | None) -> list[tuple[str
             flags = ["--table", str(table), *(["--space", space] if space else [])]
             for objective in objectives:
                 flags += ["--objective", objective]
-            flags += ["--searcher", searchers, "--seeds", seeds, "--budget", str(budget)]
+            # the LLM searchers (gpt4, hybrid) with the local model, as in the single-objective comparisons
+            flags += ["--searcher", searchers, "--seeds", seeds, "--budget", str(budget), "--llm", "local"]
             found.append((name, [*flags, "--output", str(RUNS / "front" / name)]))
     return found
 
 
-def compare(searchers: str, budget: int, only: list[str] | None) -> None:
-    for name, flags in plans(searchers, budget, only):
-        run_kept(name, flags, RESULTS)
+def compare(
+    searchers: str, budget: int, only: list[str] | None, seed_sets: list[str] | None, part: str | None = None
+) -> None:
+    """Every comparison; with ``part`` (e.g. ``0-9``) only those seeds, kept for a later full comparison (a
+    second lane on a spare core, as ``unet_bench --part``)."""
+    for name, flags in plans(searchers, budget, only, seed_sets):
+        if part:
+            run_kept(name, part_flags(flags, part), RESULTS, summary=False)
+        else:
+            run_kept(name, flags, RESULTS)
 
 
 def markdown(summary: dict) -> str:
@@ -84,9 +94,14 @@ def main() -> None:
     parser.add_argument("--searchers", default=BASELINES)
     parser.add_argument("--only", nargs="+", choices=sorted(PAIRS), help="these pairs only")
     parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--seed-sets", nargs="+", choices=SEED_SETS, help="these seed sets only")
+    parser.add_argument("--part", help="compare: only these seeds (e.g. 0-9), kept for a later full compare")
     args = parser.parse_args()
     for step in args.steps:
-        compare(args.searchers, args.budget, args.only) if step == "compare" else tables()
+        if step == "compare":
+            compare(args.searchers, args.budget, args.only, args.seed_sets, args.part)
+        else:
+            tables()
 
 
 if __name__ == "__main__":

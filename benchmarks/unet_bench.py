@@ -175,11 +175,16 @@ def compare_part(
     beside ``compare`` on a machine with a spare core. Its runs go to the same kept folder, so the full
     ``compare`` reuses them; it writes no summary (a part is not the comparison)."""
     for name, flags in comparisons(budget, searchers, only, seed_sets):
-        flags = list(flags)
-        flags[flags.index("--seeds") + 1] = part
-        output = Path(flags[flags.index("--output") + 1])
-        flags[flags.index("--output") + 1] = str(output.with_name(f"{output.name}-part{part}"))
-        run_kept(name, flags, RESULTS, summary=False)
+        run_kept(name, part_flags(flags, part), RESULTS, summary=False)
+
+
+def part_flags(flags: list[str], part: str) -> list[str]:
+    """A comparison's ``bench-table`` flags for only the seeds ``part``, with an output folder of its own."""
+    flags = list(flags)
+    flags[flags.index("--seeds") + 1] = part
+    output = Path(flags[flags.index("--output") + 1])
+    flags[flags.index("--output") + 1] = str(output.with_name(f"{output.name}-part{part}"))
+    return flags
 
 
 def summary_table(

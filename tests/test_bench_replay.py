@@ -112,6 +112,12 @@ def test_plain_runs_report_intervals_and_are_kept_between_invocations(table_path
     again = bench.run(["random", "evolution"], budget=12, seeds=[3, 4], output=tmp_path)  # every run kept
     assert sorted(p.name for p in (tmp_path / "tune").glob("*/*")) == trials_before
     pd.testing.assert_frame_equal(first.trajectories, again.trajectories)
+    # Searchers that ask no LLM: their kept runs serve a comparison that names an LLM for gpt4 or hybrid.
+    local = TableBenchmark.from_file(table_path, llm="local", model="some-model")
+    assert local.run_settings(12) != bench.run_settings(12)
+    beside_an_llm = local.run(["random", "evolution"], budget=12, seeds=[3, 4], output=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "tune").glob("*/*")) == trials_before
+    pd.testing.assert_frame_equal(first.trajectories, beside_an_llm.trajectories)
     other = bench.run(["random"], budget=10, seeds=[3], output=tmp_path)  # another budget: run again
     assert other.trajectories["query"].max() == 10
 

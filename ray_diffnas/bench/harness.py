@@ -67,6 +67,8 @@ RUNS_FOLDER = "runs"  # one finished run per file: a rerun of the benchmark resu
 RUN_METADATA_KEY = b"ray_diffnas.bench_run"
 # 2: queries in the order trials started (before, a Searcher's trials were left in the result grid's order).
 RUN_FORMAT = 2
+# Settings a run of a searcher that asks no LLM does not depend on: its kept run serves any --llm/--model.
+LLM_SETTINGS = ("llm", "model")
 BENCH_SCHEDULERS = ("none", "asha")
 TRAJECTORY_COLUMNS = [
     "searcher",
@@ -410,7 +412,7 @@ class TableBenchmark:
         part-way and run again reruns only the runs it had not finished (with the same settings)."""
         path = output / RUNS_FOLDER / f"{name}-seed{seed}.parquet"
         settings = json.dumps(_jsonable(self.run_settings(budget)), sort_keys=True)
-        cached = _read_cached_run(path, settings)
+        cached = _read_cached_run(path, settings, ignore=() if name in LLM_SEARCHERS else LLM_SETTINGS)
         if cached is not None:
             logger.info("%s seed %d: kept from %s.", name, seed, path)
             return cached
@@ -861,8 +863,9 @@ def _without_tensorboard_logger() -> Iterator[None]:
             os.environ[name] = before
 
 
-def _read_cached_run(path: Path, settings: str) -> RunRecord | None:
-    """A run saved by :meth:`TableBenchmark.cached_run` with these settings, else None."""
+def _read_cached_run(path: Path, settings: str, ignore: Sequence[str] = ()) -> RunRecord | None:
+    """A run saved by :meth:`TableBenchmark.cached_run` with these settings (but for the keys ``ignore``),
+    else None."""
     if not path.is_file():
         return None
     try:
@@ -870,12 +873,24 @@ def _read_cached_run(path: Path, settings: str) -> RunRecord | None:
         meta = json.loads((table.schema.metadata or {})[RUN_METADATA_KEY])
     except (OSError, KeyError, ValueError, pa.ArrowException):
         return None  # damaged or foreign: run it again
-    if meta.get("settings") != settings:
+    if not _same_settings(meta.get("settings"), settings, ignore):
         return None
     frame = table.to_pandas()
     name, seed = str(frame["searcher"].iloc[0]), int(frame["seed"].iloc[0])
     screened = list(meta.get("screened_out") or [])  # runs cached before the hybrid searcher have none
     return RunRecord(name, seed, frame, float(meta["wall_seconds"]), int(meta["warmup"]), screened)
+
+
+def _same_settings(saved: str | None, settings: str, ignore: Sequence[str]) -> bool:
+    if saved == settings:
+        return True
+    try:
+        before, now = json.loads(saved or ""), json.loads(settings)
+    except ValueError:
+        return False
+    if not isinstance(before, dict):
+        return False
+    return {k: v for k, v in before.items() if k not in ignore} == {k: v for k, v in now.items() if k not in ignore}
 
 
 def _seeds(seeds: int | Sequence[int]) -> list[int]:

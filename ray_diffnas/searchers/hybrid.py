@@ -124,10 +124,14 @@ class HybridSearcher(GraphDiffusionSearcher):
         self._llm_idle_batches += 1
         wait = min(2**self._llm_idle_batches, LLM_WAIT_MAX)
         self._llm_next_at = max(self._llm_next_at, finished + wait)
+        what = (
+            f"none of the LLM's last {len(batch)} candidates ran"
+            if batch
+            else "the LLM's last batch had no new valid candidate"
+        )
         logger.info(
-            "HybridSearcher: none of the LLM's last %d candidates ran (%d batches in a row); it is asked again "
-            "after %d more outcomes.",
-            len(batch),
+            "HybridSearcher: %s (%d batches in a row); it is asked again after %d more outcomes.",
+            what,
             self._llm_idle_batches,
             wait,
         )
