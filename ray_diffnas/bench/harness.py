@@ -882,6 +882,7 @@ def _read_cached_run(path: Path, settings: str, ignore: Sequence[str] = ()) -> R
 
 
 def _same_settings(saved: str | None, settings: str, ignore: Sequence[str]) -> bool:
+    """Whether a kept run's settings (JSON) agree with these on every key but ``ignore``."""
     if saved == settings:
         return True
     try:
