@@ -23,7 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.unet_bench import NB201, RUNS, SEED_SETS, SHIPPED, part_flags, run_kept, summary_table
+from benchmarks.unet_bench import NB201, RUNS, SEED_SETS, SHIPPED, run_plans, summary_table
 
 RESULTS = Path("benchmarks/results/front_bench")
 BASELINES = "random,optuna,nsga2"
@@ -58,13 +58,7 @@ def plans(
 def compare(
     searchers: str, budget: int, only: list[str] | None, seed_sets: list[str] | None, part: str | None = None
 ) -> None:
-    """Every comparison; with ``part`` (e.g. ``0-9``) only those seeds, kept for a later full comparison (a
-    second lane on a spare core, as ``unet_bench --part``)."""
-    for name, flags in plans(searchers, budget, only, seed_sets):
-        if part:
-            run_kept(name, part_flags(flags, part), RESULTS, summary=False)
-        else:
-            run_kept(name, flags, RESULTS)
+    run_plans(plans(searchers, budget, only, seed_sets), RESULTS, part)
 
 
 def markdown(summary: dict) -> str:

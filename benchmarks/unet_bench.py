@@ -163,19 +163,21 @@ def run_kept(name: str, flags: list[str], results: Path, summary: bool = True) -
             shutil.copyfile(output / "bench.png", results / f"{name}.png")
 
 
-def compare(budget: int, searchers: str | None, only: list[str] | None, seed_sets: list[str] | None) -> None:
-    for name, flags in comparisons(budget, searchers, only, seed_sets):
-        run_kept(name, flags, RESULTS)
-
-
-def compare_part(
-    part: str, budget: int, searchers: str | None, only: list[str] | None, seed_sets: list[str] | None
+def compare(
+    budget: int, searchers: str | None, only: list[str] | None, seed_sets: list[str] | None, part: str | None = None
 ) -> None:
-    """Only the seeds ``part`` (e.g. ``0-9``) of each comparison, in a folder of their own: a second lane
-    beside ``compare`` on a machine with a spare core. Its runs go to the same kept folder, so the full
-    ``compare`` reuses them; it writes no summary (a part is not the comparison)."""
-    for name, flags in comparisons(budget, searchers, only, seed_sets):
-        run_kept(name, part_flags(flags, part), RESULTS, summary=False)
+    run_plans(comparisons(budget, searchers, only, seed_sets), RESULTS, part)
+
+
+def run_plans(plans: list[tuple[str, list[str]]], results: Path, part: str | None = None) -> None:
+    """Each comparison of ``plans`` with :func:`run_kept`. With ``part`` (e.g. ``0-9``) only those seeds, in a
+    folder of their own: a second lane beside a full run on a machine with a spare core. Its runs go to the
+    same kept folder, so the full comparison reuses them; it writes no summary (a part is not the comparison)."""
+    for name, flags in plans:
+        if part:
+            run_kept(name, part_flags(flags, part), results, summary=False)
+        else:
+            run_kept(name, flags, results)
 
 
 def part_flags(flags: list[str], part: str) -> list[str]:
@@ -284,10 +286,8 @@ def main() -> None:
     parser.add_argument("--part", help="compare: only these seeds (e.g. 0-9), kept for a later full compare")
     args = parser.parse_args()
     for step in args.steps:
-        if step == "compare" and args.part:
-            compare_part(args.part, args.budget, args.searchers, args.only, args.seed_sets)
-        elif step == "compare":
-            compare(args.budget, args.searchers, args.only, args.seed_sets)
+        if step == "compare":
+            compare(args.budget, args.searchers, args.only, args.seed_sets, args.part)
         else:
             {"build": build, "noise": noise, "floor": floor, "tables": tables}[step]()
 
