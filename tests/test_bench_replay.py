@@ -13,8 +13,9 @@ import pytest
 
 from ray_diffnas.app.cli import main
 from ray_diffnas.bench.build import ARCH_COLUMN, DEFAULT_OBJECTIVE, curve_column
-from ray_diffnas.bench.harness import TableBenchmark
+from ray_diffnas.bench.harness import RUNS_FOLDER, LLMRunError, TableBenchmark
 from ray_diffnas.bench.table import write_table_file
+from ray_diffnas.searchers.llm.local_server import free_port
 from ray_diffnas.spaces.unet_bench import bench_space
 
 pytestmark = pytest.mark.slow  # real Tune runs: about a minute in all
@@ -144,3 +145,16 @@ def test_queries_are_in_the_order_the_searcher_suggested_them(searcher: str, tab
         counters[trial_id] = int(folder.name.split(f"{trial_id}_", 1)[1].split("_", 1)[0])
     ordered = result.trajectories["trial_id"].tolist()
     assert len(ordered) == 15 and [counters[t] for t in ordered] == sorted(counters.values())
+
+
+def test_an_llm_searchers_run_in_which_the_llm_failed_is_refused_not_kept(
+    table_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of gpt4 whose LLM stopped answering (a closed port: a local server that died) measured the
+    searcher's fallbacks, not the LLM: the benchmark stops with the reason and keeps nothing of it."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    bench = TableBenchmark.from_file(table_path)
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(LLMRunError, match=r"gpt4 seed 0: (\d+) of \1 LLM calls failed .* not kept"):
+        bench.cached_run("gpt4", 0, 4, tmp_path, llm_url=dead)
+    assert not (tmp_path / RUNS_FOLDER).exists()

@@ -47,7 +47,7 @@ from ray_diffnas.bench.sources import source_summary
 from ray_diffnas.bench.stats import bootstrap_interval, difference_interval
 from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, write_table_file
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
-from ray_diffnas.errors import ConfigError, Stopped
+from ray_diffnas.errors import ConfigError, DiffNASError, Stopped
 from ray_diffnas.searchers.factory import LLM_SEARCHERS, SearcherSetup, check_searcher, make_searcher, parse_searchers
 from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Constraint, Objective
@@ -502,6 +502,7 @@ class TableBenchmark:
             wall,
             wall / max(len(frame), 1),
         )
+        _check_llm_answered(search_alg, name, seed)
         screen = getattr(search_alg, "llm_screen", None)  # the hybrid's: what it kept the LLM from running
         # Tune ends a run early, without an error, when it catches Ctrl-C (SIGINT); the trials Tune's own
         # searchers had queued are then in the result grid without having run.
@@ -861,6 +862,27 @@ def _without_tensorboard_logger() -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = before
+
+
+class LLMRunError(DiffNASError):
+    """An LLM searcher's run in which LLM calls failed: it measured its fallbacks, not the LLM."""
+
+
+def _check_llm_answered(searcher: Any, name: str, seed: int) -> None:
+    """Refuses a run of ``gpt4`` or ``hybrid`` in which any LLM call failed for good (after the client's
+    retries). The searchers go on without the LLM, which is right for a user's search but not for a
+    benchmark of the LLM: its fallbacks (or, in the hybrid, the graph model alone) would be counted as
+    the LLM searcher. A local server that died mid-run is the case seen."""
+    llm = getattr(searcher, "llm", searcher)  # the hybrid's LLM searcher, or the LLM searcher itself
+    usage = getattr(llm, "usage", None)
+    failed = int(usage.get("failed_calls", 0)) if isinstance(usage, dict) else 0
+    if failed:
+        answered = int(usage.get("calls", 0)) if isinstance(usage, dict) else 0
+        raise LLMRunError(
+            f"{name} seed {seed}: {failed} of {failed + answered} LLM calls failed (the warnings above say "
+            "why), so the run is not kept: it would count fallbacks as the LLM's proposals. Runs finished "
+            "before it are kept; make the LLM answer again and run the same command to go on from there."
+        )
 
 
 def _read_cached_run(path: Path, settings: str, ignore: Sequence[str] = ()) -> RunRecord | None:

@@ -7,8 +7,10 @@ Install with ``pip install 'ray-diffnas[local-llm]'``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +33,12 @@ REQUEST_TIMEOUT = 900.0
 # retries three times); it reads the schema from "json_object" and constrains the reply to it by grammar.
 RESPONSE_FORMAT = "json_object_schema"
 INSTALL_HINT = "pip install 'ray-diffnas[local-llm]'"
+# A build of llama.cpp for this machine without AMX; .ci/llama_build.cmake does the same for CI.
+REBUILD_HINT = (
+    "CMAKE_ARGS=\"-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' "
+    "-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'\" "
+    "pip install --force-reinstall --no-deps --no-cache-dir 'llama-cpp-python[server]'"
+)
 
 
 class LocalLLMError(DiffNASError):
@@ -99,8 +107,9 @@ class LocalLLMServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> None:
-        command = [
+    def command(self) -> list[str]:
+        """The server's command line."""
+        return [
             sys.executable,
             "-m",
             "llama_cpp.server",
@@ -130,6 +139,9 @@ class LocalLLMServer:
             "--verbose",
             "False",
         ]
+
+    def start(self) -> None:
+        command = self.command()
         self._log = tempfile.NamedTemporaryFile(prefix="llama_server_", suffix=".log")
         logger.info("Starting the local LLM: %s (log: %s)", " ".join(command), self._log.name)
         # llama.cpp's OpenMP threads spin while they wait for each other. On cores that other work shares
@@ -147,6 +159,7 @@ class LocalLLMServer:
             try:
                 with urllib.request.urlopen(f"{self.url}/models", timeout=2) as response:
                     if response.status == 200:
+                        self._check_it_answers()
                         return
             except OSError:
                 time.sleep(0.5)
@@ -155,6 +168,39 @@ class LocalLLMServer:
         raise LocalLLMError(
             f"The local LLM server did not answer within {self.start_timeout:.0f} s; its log ends:\n{tail}"
         )
+
+    def _check_it_answers(self) -> None:
+        """One one-token answer before any search relies on the server.
+
+        The server lists its model before it has run it once. A llama.cpp built for instructions this
+        machine cannot execute (AMX on a virtual machine that reports it, the case seen here) dies on its
+        first answer; without this check every later call would fail and the searcher would quietly serve
+        fallbacks all search long.
+        """
+        request = urllib.request.Request(
+            f"{self.url}/chat/completions",
+            data=json.dumps(
+                {"model": self.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.start_timeout) as response:
+                response.read()
+                return
+        except OSError as error:
+            failure = f"{type(error).__name__}: {error}"
+        time.sleep(0.5)  # let a crashed process be reaped, so its exit status is known
+        status = self._process.poll() if self._process is not None else None
+        tail = self._tail()
+        self.stop()
+        if status is not None:
+            raise LocalLLMError(
+                f"The local LLM server {_exit_text(status)} on its first answer: llama.cpp was most likely built "
+                "for instructions this machine cannot run. Rebuild it without AMX (which virtual machines may "
+                f"report but refuse):\n  {REBUILD_HINT}\nIts log ends:\n{tail}"
+            )
+        raise LocalLLMError(f"The local LLM server did not answer a first request ({failure}); its log ends:\n{tail}")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -174,3 +220,13 @@ class LocalLLMServer:
             return ""
         self._log.flush()
         return Path(self._log.name).read_text(errors="replace")[-1500:]
+
+
+def _exit_text(status: int) -> str:
+    """``died of SIGSEGV`` for a signal (Popen's negative status), ``exited with status 1`` otherwise."""
+    if status < 0:
+        try:
+            return f"died of {signal.Signals(-status).name}"
+        except ValueError:
+            return f"died of signal {-status}"
+    return f"exited with status {status}"
