@@ -11,6 +11,7 @@ set(LLAMA_BUILD_COMMON OFF CACHE BOOL "" FORCE)
 # An explicit -mno-* outlasts -march=native whatever their order, so this keeps every other native
 # instruction set (AVX-512, VNNI) and leaves AMX out.
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
-    string(APPEND CMAKE_C_FLAGS " -mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
-    string(APPEND CMAKE_CXX_FLAGS " -mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+    set(NO_AMX_FLAGS "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")  # as NO_AMX_FLAGS in local_server.py
+    string(APPEND CMAKE_C_FLAGS " ${NO_AMX_FLAGS}")
+    string(APPEND CMAKE_CXX_FLAGS " ${NO_AMX_FLAGS}")
 endif()

@@ -875,9 +875,10 @@ def _check_llm_answered(searcher: Any, name: str, seed: int) -> None:
     the LLM searcher. A local server that died mid-run is the case seen."""
     llm = getattr(searcher, "llm", searcher)  # the hybrid's LLM searcher, or the LLM searcher itself
     usage = getattr(llm, "usage", None)
-    failed = int(usage.get("failed_calls", 0)) if isinstance(usage, dict) else 0
+    if not isinstance(usage, dict):
+        return  # not an LLM searcher
+    failed, answered = int(usage.get("failed_calls", 0)), int(usage.get("calls", 0))
     if failed:
-        answered = int(usage.get("calls", 0)) if isinstance(usage, dict) else 0
         raise LLMRunError(
             f"{name} seed {seed}: {failed} of {failed + answered} LLM calls failed (the warnings above say "
             "why), so the run is not kept: it would count fallbacks as the LLM's proposals. Runs finished "

@@ -34,9 +34,9 @@ REQUEST_TIMEOUT = 900.0
 RESPONSE_FORMAT = "json_object_schema"
 INSTALL_HINT = "pip install 'ray-diffnas[local-llm]'"
 # A build of llama.cpp for this machine without AMX; .ci/llama_build.cmake does the same for CI.
+NO_AMX_FLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 REBUILD_HINT = (
-    "CMAKE_ARGS=\"-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' "
-    "-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'\" "
+    f"CMAKE_ARGS=\"-DCMAKE_C_FLAGS='{NO_AMX_FLAGS}' -DCMAKE_CXX_FLAGS='{NO_AMX_FLAGS}'\" "
     "pip install --force-reinstall --no-deps --no-cache-dir 'llama-cpp-python[server]'"
 )
 
@@ -190,8 +190,7 @@ class LocalLLMServer:
                 return
         except OSError as error:
             failure = f"{type(error).__name__}: {error}"
-        time.sleep(0.5)  # let a crashed process be reaped, so its exit status is known
-        status = self._process.poll() if self._process is not None else None
+        status = self._exit_status(wait=2.0)  # a crashed process may need a moment to be reaped
         tail = self._tail()
         self.stop()
         if status is not None:
@@ -214,6 +213,15 @@ class LocalLLMServer:
         if self._log is not None:
             self._log.close()  # a NamedTemporaryFile: closing deletes it
             self._log = None
+
+    def _exit_status(self, wait: float) -> int | None:
+        """The server's exit status once it has exited (within ``wait`` seconds), else None."""
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _tail(self) -> str:
         if self._log is None:
