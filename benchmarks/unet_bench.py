@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from ray_diffnas.bench.build import BUILD_FILE
-from ray_diffnas.bench.harness import AGAINST_REFERENCE, RUNS_FOLDER
+from ray_diffnas.bench.harness import REFERENCE_SEARCHER, RUNS_FOLDER, against_key
 
 RUNS = Path("runs")
 TABLE = RUNS / "table-digits8" / "table.parquet"
@@ -44,6 +44,8 @@ SHIPPED_TABLE = SHIPPED / "unet_digits8.parquet"  # the comparisons read the tab
 NB201 = Path("../shared/data/nb201_cifar10_valid.csv")
 RESULTS = Path("benchmarks/results/unet_bench")
 BASELINES = "random,optuna,evolution,graph"
+# Every searcher's mean regret is also given minus each of these searchers' (those in the comparison).
+AGAINST = ("random", "graph", "gpt4")
 SEED_SETS = ("0-19", "100-119")  # choose on the first, report on both
 
 
@@ -119,6 +121,7 @@ def comparisons(
     (or the one ``searchers`` list), over ``only`` these comparisons and ``seed_sets`` (default: all)."""
     plans = []
     for stage in (searchers,) if searchers else STAGES:
+        against = ",".join(name for name in AGAINST if name in stage.split(","))
         for seeds in seed_sets or SEED_SETS:
             for name, flags in COMPARISONS.items():
                 if only and name not in only:
@@ -127,8 +130,8 @@ def comparisons(
                 plans.append(
                     (
                         f"{name}-seeds{seeds}",
-                        [*flags, "--searcher", stage, "--seeds", seeds, "--budget", str(budget), "--llm", "local",
-                         "--output", str(folder)],
+                        [*flags, "--searcher", stage, "--against", against, "--seeds", seeds, "--budget", str(budget),
+                         "--llm", "local", "--output", str(folder)],
                     )
                 )  # fmt: skip
     return plans
@@ -239,11 +242,11 @@ def sources_markdown(summary: dict) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
-def against_random_markdown(summary: dict) -> str:
-    """The docs' table of each searcher's mean regret minus random search's, per budget, with the
+def against_markdown(summary: dict, reference: str) -> str:
+    """The docs' table of each searcher's mean regret minus ``reference``'s, per budget, with the
     bootstrap 95 % interval of the difference; empty for a summary written before it was computed."""
     searchers = summary["searchers"].items()
-    rows = {name: stats[AGAINST_REFERENCE] for name, stats in searchers if AGAINST_REFERENCE in stats}
+    rows = {name: stats[against_key(reference)] for name, stats in searchers if against_key(reference) in stats}
     if not rows:
         return ""
     counts = list(next(iter(rows.values())))
@@ -272,8 +275,9 @@ def tables() -> None:
         print(markdown(summary))
         if sources := sources_markdown(summary):
             print(f"\nWhere the trials came from:\n{sources}")
-        if against := against_random_markdown(summary):
-            print(f"\nMean regret minus random search's (below 0: lower regret):\n{against}")
+        for reference in summary.get("against", [REFERENCE_SEARCHER]):
+            if against := against_markdown(summary, reference):
+                print(f"\nMean regret minus {reference}'s (below 0: lower regret):\n{against}")
 
 
 def main() -> None:

@@ -150,6 +150,39 @@ def test_scoring_of_a_partial_table_min_objective_and_trial_order() -> None:
     stats = bench.summarize([RunRecord("random", 3, run, 2.0)], budget=5)["searchers"]["random"]
     assert stats["not_in_table"] == [2] and stats["duplicates"] == [1] and stats["feasible_share"] == 0.6
     assert stats["seconds_per_query"] == 0.4 and stats["checkpoints"]["5"]["median_best"] == min(first, second)
+    # --against: each searcher's mean regret minus each named searcher's (random search by default).
+    graph = bench.trajectory("graph", 3, [trials[1]])  # one query: the first architecture only
+    records = [RunRecord("random", 3, run, 2.0), RunRecord("graph", 3, graph, 1.0)]
+    assert bench.summarize(records, budget=5)["against"] == ["random"]
+    summary = bench.summarize(records, budget=5, against=("random", "graph"))
+    assert summary["against"] == ["random", "graph"]
+    difference = (first - frame["latency_ms"].min()) - run["regret"].iloc[-1]
+    versus = summary["searchers"]["graph"]["against_random"]["5"]["mean_regret_difference"]
+    assert versus == pytest.approx(difference)
+    assert summary["searchers"]["random"]["against_graph"]["5"]["mean_regret_difference"] == pytest.approx(-difference)
+    assert "against_graph" not in summary["searchers"]["graph"]
+
+
+def test_kept_runs_serve_a_copy_of_the_table_in_another_folder(tmp_path: Path) -> None:
+    """A kept run names its table by file name and content, so that runs kept in a repository serve every
+    clone of it; runs kept before that (the absolute path, no digest) are matched by the file's name."""
+    from ray_diffnas.bench.harness import TableBenchmark, _same_settings
+
+    frame = pd.DataFrame([synthetic_row(ops) for ops in itertools.islice(itertools.product(OPERATIONS, repeat=6), 50)])
+    here, there = tmp_path / "here" / "t.csv", tmp_path / "there" / "t.csv"
+    for path in (here, there):
+        path.parent.mkdir()
+        frame.to_csv(path, index=False)
+    settings = TableBenchmark.from_file(here, "acc:max").run_settings(10)
+    elsewhere = TableBenchmark.from_file(there, "acc:max").run_settings(10)
+    assert settings == elsewhere and settings["table"] == "t.csv" and settings["table_sha256"]
+    legacy = {k: v for k, v in settings.items() if k != "table_sha256"} | {"table": str(here.resolve())}
+    assert _same_settings(json.dumps(legacy), json.dumps(elsewhere), ())
+    frame.loc[frame["acc"].idxmin(), "acc"] -= 1.0  # another table: same file name, rows and optimum
+    frame.to_csv(there, index=False)
+    changed = TableBenchmark.from_file(there, "acc:max").run_settings(10)
+    assert changed["optimum"] == settings["optimum"] and changed["rows"] == settings["rows"]
+    assert not _same_settings(json.dumps(settings), json.dumps(changed), ())
 
 
 def test_table_warns_about_bad_and_duplicate_rows(caplog: pytest.LogCaptureFixture) -> None:
@@ -216,6 +249,7 @@ BAD_INPUTS = {
     "no parseable row": ({}, ("t.csv", "arch,acc\nfoo,1\nbar,2\n"), ["No row", "'foo'", "--space"]),
     "unknown space": ({"--space": "nb301"}, "good", ["Unknown space 'nb301'", "unet:IMAGE_SIZE"]),
     "unknown searcher": ({"--searcher": "random,bayes"}, "good", ["Unknown searcher", "bayes", "optuna"]),
+    "against a searcher not run": ({"--against": "graph"}, "good", ["--against graph", "add it to --searcher"]),
     "asha replay without a curve": ({"--scheduler": "asha"}, "good", ["ASHA replay", "curve", "--scheduler none"]),
 }
 

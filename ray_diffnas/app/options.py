@@ -358,6 +358,12 @@ class BenchTableOptions:
         metavar="COLUMN<=VALUE",
     )
     searcher: str = option("graph,random,optuna,evolution", f"comma-separated searchers among {', '.join(SEARCHERS)}")
+    against: str | None = option(
+        None,
+        "comma-separated searchers (among --searcher) every other one is compared with: the difference of "
+        "mean regrets at each budget with its bootstrap interval (default: random, where it runs)",
+        metavar="SEARCHERS",
+    )
     budget: int = option(
         100, "queries (Tune trials) per run; with --scheduler asha, full trials' worth of iterations", minimum=1
     )

@@ -34,4 +34,6 @@ def run_bench_table(options: BenchTableOptions) -> BenchResult:
     else:
         objective = options.objective[0] if options.objective else None
         bench = TableBenchmark.from_file(options.table, objective, **settings)
-    return bench.run(searchers, budget=options.budget, seeds=options.seeds, output=options.output)
+    return bench.run(
+        searchers, budget=options.budget, seeds=options.seeds, output=options.output, against=options.against
+    )

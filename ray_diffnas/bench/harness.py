@@ -9,7 +9,9 @@ the regret against the table's optimum, and writes:
 - ``trajectories.parquet``: one row per (searcher, seed, query);
 - ``summary.json``: per searcher, at 10/25/50/100/all queries: median best, mean and median regret
   with bootstrap 95 % intervals over seeds; queries to reach the optimum, the share of queries
-  meeting the constraints, duplicate queries, wall time;
+  meeting the constraints, duplicate queries, wall time; and each searcher's mean regret minus that of
+  each reference searcher (``against``: random search by default), with the bootstrap 95 % interval
+  of the difference;
 - ``bench.png``: mean regret against queries with its bootstrap 95 % band over seeds.
 
 With ``scheduler="asha"`` (ASHA replay) a trial reports the table's curve of the objective one
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
 import json
 import logging
@@ -61,14 +64,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS = (10, 25, 50, 100)
-REFERENCE_SEARCHER = "random"  # every other searcher's regret is also given as a difference from this one's
-AGAINST_REFERENCE = f"against_{REFERENCE_SEARCHER}"  # the summary's key for that difference
+REFERENCE_SEARCHER = "random"  # by default every other searcher's regret is also given as a difference from this one's
+
+
+def against_key(reference: str) -> str:
+    """The summary's key for a searcher's mean regret minus ``reference``'s (see :meth:`TableBenchmark.run`)."""
+    return f"against_{reference}"
+
+
 RUNS_FOLDER = "runs"  # one finished run per file: a rerun of the benchmark resumes from them
 RUN_METADATA_KEY = b"ray_diffnas.bench_run"
 # 2: queries in the order trials started (before, a Searcher's trials were left in the result grid's order).
 RUN_FORMAT = 2
 # Settings a run of a searcher that asks no LLM does not depend on: its kept run serves any --llm/--model.
 LLM_SETTINGS = ("llm", "model")
+TABLE_DIGEST = "table_sha256"  # the run settings' key for the table file's content
 BENCH_SCHEDULERS = ("none", "asha")
 TRAJECTORY_COLUMNS = [
     "searcher",
@@ -335,6 +345,7 @@ class TableBenchmark:
         output: str | os.PathLike,
         *,
         plot: bool = True,
+        against: str | Iterable[str] | None = None,
     ) -> BenchResult:
         """Runs every searcher for every seed and writes the trajectories, summary and plot.
 
@@ -346,11 +357,15 @@ class TableBenchmark:
                 finished run (``runs/<searcher>-seed<seed>.parquet``: run again, the benchmark keeps
                 the runs made with the same settings) and Tune's own files (``tune/<searcher>-seed<seed>``).
             plot: Whether to draw ``bench.png``.
+            against: Searchers (run by this call) that every other searcher is compared with: its mean
+                regret minus theirs at each budget, with the bootstrap 95 % interval of the difference
+                (``against_<name>`` in the summary). Default: random search, where it runs.
         """
         if not isinstance(budget, int) or budget < 1:
             raise ConfigError(f"The budget must be a positive number of queries, but got {budget!r}.")
         seed_list = _seeds(seeds)
         chosen = self.check_searchers(searchers)
+        references = _references(against, chosen)
         output = Path(output).expanduser().resolve()
         output.mkdir(parents=True, exist_ok=True)
         runs: list[RunRecord] = []
@@ -367,7 +382,7 @@ class TableBenchmark:
                         )
                     runs.append(run)
         trajectories = pd.concat([r.trajectory for r in runs], ignore_index=True)
-        summary = self.summarize(runs, budget)
+        summary = self.summarize(runs, budget, against=references)
         summary["wall_seconds"] = round(time.perf_counter() - start, 2)
         return self._write(BenchResult(trajectories, summary, runs), output, plot, budget)
 
@@ -387,12 +402,19 @@ class TableBenchmark:
             return contextlib.nullcontext(None)
         return local_llm_server(self.llm)  # one server for every LLM searcher's run (None: the OpenAI API)
 
+    @functools.cached_property
+    def table_digest(self) -> str | None:
+        """The SHA-256 of the table's file (None for a table given as a DataFrame)."""
+        path = Path(self.table.source)
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
     def run_settings(self, budget: int) -> dict[str, Any]:
         """What a finished run's result depends on besides its searcher and seed: a cached run counts
         only when these match."""
         return {
             "format": RUN_FORMAT,
-            "table": self.table.source,
+            "table": Path(self.table.source).name,  # the file, not where it lies: kept runs serve any checkout
+            TABLE_DIGEST: self.table_digest,
             "rows": len(self.table),
             "optimum": self.optimum,
             "objective": self.objective,
@@ -602,16 +624,20 @@ class TableBenchmark:
         frame["regret"] = (self.optimum - frame["best_so_far"]).abs()  # the optimum is the best feasible row
         return frame[TRAJECTORY_COLUMNS + [c for c in frame.columns if c not in TRAJECTORY_COLUMNS]]
 
-    def summarize(self, runs: Sequence[RunRecord], budget: int) -> dict[str, Any]:
-        """The ``summary.json`` contents for these runs (see the module docstring)."""
+    def summarize(
+        self, runs: Sequence[RunRecord], budget: int, against: Sequence[str] = (REFERENCE_SEARCHER,)
+    ) -> dict[str, Any]:
+        """The ``summary.json`` contents for these runs (see the module docstring); each searcher's mean
+        regret is also compared with each searcher of ``against`` that ran."""
         by_searcher: dict[str, list[RunRecord]] = {}
         for run in runs:
             by_searcher.setdefault(run.searcher, []).append(run)
         searchers = {name: self._summarize_searcher(group, budget) for name, group in by_searcher.items()}
-        if REFERENCE_SEARCHER in by_searcher:
+        references = [name for name in against if name in by_searcher]
+        for reference in references:
             for name, group in by_searcher.items():
-                if name != REFERENCE_SEARCHER:
-                    searchers[name][AGAINST_REFERENCE] = _against(group, by_searcher[REFERENCE_SEARCHER], budget)
+                if name != reference:
+                    searchers[name][against_key(reference)] = _against(group, by_searcher[reference], budget)
         return {
             "objective": self.objective,
             "mode": self.mode,
@@ -621,6 +647,7 @@ class TableBenchmark:
             "reduction_factor": self.reduction_factor if self.scheduler == "asha" else None,
             "seeds": sorted({r.seed for r in runs}),
             "table": self.table_info(),
+            "against": references,
             "searchers": searchers,
         }
 
@@ -786,19 +813,35 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def _against_text(summary: dict[str, Any]) -> list[str]:
-    """One line per searcher compared with random search: the difference of mean regrets per checkpoint."""
-    lines = []
-    for name, stats in summary["searchers"].items():
-        if AGAINST_REFERENCE in stats:
-            parts = []
-            for count, point in stats[AGAINST_REFERENCE].items():
-                interval = point["mean_regret_difference_ci95"]
-                spread = f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
-                parts.append(f"q={count} {_fmt(point['mean_regret_difference'])}{spread}")
-            lines.append(f"  {name}: {', '.join(parts)}")
-    if not lines:
-        return []
-    return [f"mean regret minus {REFERENCE_SEARCHER} search's [bootstrap 95 % interval]; below 0: lower regret", *lines]
+    """Per reference searcher, one line per other searcher: the difference of mean regrets per checkpoint."""
+    text = []
+    for reference in summary.get("against", [REFERENCE_SEARCHER]):  # summaries written before --against: random
+        lines = []
+        for name, stats in summary["searchers"].items():
+            if against_key(reference) in stats:
+                parts = []
+                for count, point in stats[against_key(reference)].items():
+                    interval = point["mean_regret_difference_ci95"]
+                    spread = f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
+                    parts.append(f"q={count} {_fmt(point['mean_regret_difference'])}{spread}")
+                lines.append(f"  {name}: {', '.join(parts)}")
+        if lines:
+            text += [f"mean regret minus {reference}'s [bootstrap 95 % interval]; below 0: lower regret", *lines]
+    return text
+
+
+def _references(against: str | Iterable[str] | None, chosen: Sequence[str]) -> list[str]:
+    """The searchers to compare the others with: by default random search where it runs; named ones must run."""
+    if against is None:
+        return [REFERENCE_SEARCHER] if REFERENCE_SEARCHER in chosen else []
+    names = parse_searchers(against if isinstance(against, str) else list(against))
+    missing = [name for name in names if name not in chosen]
+    if missing:
+        raise ConfigError(
+            f"--against {','.join(missing)}: a searcher to compare with must run in the same command; "
+            f"add it to --searcher (now {','.join(chosen)})."
+        )
+    return names
 
 
 def _sources_text(summary: dict[str, Any]) -> list[str]:
@@ -914,6 +957,12 @@ def _same_settings(saved: str | None, settings: str, ignore: Sequence[str]) -> b
         return False
     if not isinstance(before, dict):
         return False
+    if TABLE_DIGEST not in before:
+        # Kept before tables were named by file name and digest: "table" held the absolute path. Such a run
+        # is matched by the file's name (its rows, optimum and objective must still agree), so that the
+        # runs kept in a repository serve any clone of it.
+        before = {**before, "table": Path(str(before.get("table"))).name}
+        ignore = (*ignore, TABLE_DIGEST)
     return {k: v for k, v in before.items() if k not in ignore} == {k: v for k, v in now.items() if k not in ignore}
 
 

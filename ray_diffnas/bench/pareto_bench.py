@@ -25,7 +25,14 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ray_diffnas.bench.harness import RunRecord, TableBenchmark, checkpoints, open_table, values_at
+from ray_diffnas.bench.harness import (
+    REFERENCE_SEARCHER,
+    RunRecord,
+    TableBenchmark,
+    checkpoints,
+    open_table,
+    values_at,
+)
 from ray_diffnas.bench.stats import bootstrap_interval
 from ray_diffnas.bench.table import ArchTable, TableError
 from ray_diffnas.errors import ConfigError
@@ -170,8 +177,10 @@ class ParetoBenchmark(TableBenchmark):
         frame["igd"] = distances
         return frame
 
-    def summarize(self, runs: Sequence[RunRecord], budget: int) -> dict[str, Any]:
-        summary = super().summarize(runs, budget)
+    def summarize(
+        self, runs: Sequence[RunRecord], budget: int, against: Sequence[str] = (REFERENCE_SEARCHER,)
+    ) -> dict[str, Any]:
+        summary = super().summarize(runs, budget, against)
         summary.update(objective="hypervolume_ratio", mode="max", objectives=self.pareto.metrics)
         summary["modes"] = self.pareto.modes
         return summary
