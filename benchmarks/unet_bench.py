@@ -121,7 +121,8 @@ def comparisons(
     (or the one ``searchers`` list), over ``only`` these comparisons and ``seed_sets`` (default: all)."""
     plans = []
     for stage in (searchers,) if searchers else STAGES:
-        against = ",".join(name for name in AGAINST if name in stage.split(","))
+        against = [name for name in AGAINST if name in stage.split(",")]
+        against_flags = ["--against", ",".join(against)] if against else []  # a lane of one searcher has none
         for seeds in seed_sets or SEED_SETS:
             for name, flags in COMPARISONS.items():
                 if only and name not in only:
@@ -130,7 +131,7 @@ def comparisons(
                 plans.append(
                     (
                         f"{name}-seeds{seeds}",
-                        [*flags, "--searcher", stage, "--against", against, "--seeds", seeds, "--budget", str(budget),
+                        [*flags, "--searcher", stage, *against_flags, "--seeds", seeds, "--budget", str(budget),
                          "--llm", "local", "--output", str(folder)],
                     )
                 )  # fmt: skip
