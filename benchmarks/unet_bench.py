@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from ray_diffnas.bench.build import BUILD_FILE
-from ray_diffnas.bench.harness import REFERENCE_SEARCHER, RUNS_FOLDER, against_key
+from ray_diffnas.bench.harness import RUNS_FOLDER, against_key, summary_references
 
 RUNS = Path("runs")
 TABLE = RUNS / "table-digits8" / "table.parquet"
@@ -276,7 +276,7 @@ def tables() -> None:
         print(markdown(summary))
         if sources := sources_markdown(summary):
             print(f"\nWhere the trials came from:\n{sources}")
-        for reference in summary.get("against", [REFERENCE_SEARCHER]):
+        for reference in summary_references(summary):
             if against := against_markdown(summary, reference):
                 print(f"\nMean regret minus {reference}'s (below 0: lower regret):\n{against}")
 

@@ -72,6 +72,11 @@ def against_key(reference: str) -> str:
     return f"against_{reference}"
 
 
+def summary_references(summary: Mapping[str, Any]) -> list[str]:
+    """The searchers a summary compares the others with (one written before ``against``: random search)."""
+    return list(summary.get("against", [REFERENCE_SEARCHER]))
+
+
 RUNS_FOLDER = "runs"  # one finished run per file: a rerun of the benchmark resumes from them
 RUN_METADATA_KEY = b"ray_diffnas.bench_run"
 # 2: queries in the order trials started (before, a Searcher's trials were left in the result grid's order).
@@ -815,7 +820,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 def _against_text(summary: dict[str, Any]) -> list[str]:
     """Per reference searcher, one line per other searcher: the difference of mean regrets per checkpoint."""
     text = []
-    for reference in summary.get("against", [REFERENCE_SEARCHER]):  # summaries written before --against: random
+    for reference in summary_references(summary):
         lines = []
         for name, stats in summary["searchers"].items():
             if against_key(reference) in stats:
@@ -831,9 +836,10 @@ def _against_text(summary: dict[str, Any]) -> list[str]:
 
 
 def _references(against: str | Iterable[str] | None, chosen: Sequence[str]) -> list[str]:
-    """The searchers to compare the others with: by default random search where it runs; named ones must run."""
+    """The searchers to compare the others with: by default random search (where it runs, as
+    :meth:`TableBenchmark.summarize` keeps only those that ran); named ones must run."""
     if against is None:
-        return [REFERENCE_SEARCHER] if REFERENCE_SEARCHER in chosen else []
+        return [REFERENCE_SEARCHER]
     names = parse_searchers(against if isinstance(against, str) else list(against))
     missing = [name for name in names if name not in chosen]
     if missing:
