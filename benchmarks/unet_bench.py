@@ -18,8 +18,13 @@ Steps, in order (the commands are the ones a user would type):
 
 5. ``tables``: the docs' markdown tables from the summaries.
 
+``--hybrid-warmup random|llm`` runs the hybrid with that warm-up in comparisons of their own
+(``<comparison>-hybrid-warmup-<value>``), which take every other searcher's kept runs from the plain
+comparison: how a variant of the hybrid is chosen on seeds 0-19 without running the rest again.
+
     python -m benchmarks.unet_bench [--steps build noise floor compare tables] [--budget 100]
         [--searchers random,optuna,evolution,graph] [--only unet-plain ...] [--seed-sets 0-19]
+        [--hybrid-warmup random]
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Callable
 
 from ray_diffnas.bench.build import BUILD_FILE
 from ray_diffnas.bench.harness import RUNS_FOLDER, against_key, summary_references
+from ray_diffnas.searchers.hybrid_warmup import HYBRID_WARMUPS
 
 RUNS = Path("runs")
 TABLE = RUNS / "table-digits8" / "table.parquet"
@@ -112,13 +118,20 @@ COMPARISONS = {
 }
 # The LLM searchers last: hours each (issue 19's hybrid beside issue 17's gpt4, on the same tables).
 STAGES = (BASELINES, f"{BASELINES},gpt4", f"{BASELINES},gpt4,hybrid")
+VARIANT_TAG = "-hybrid-warmup-"  # the name of a comparison of a variant of the hybrid: <comparison><tag><value>
 
 
 def comparisons(
-    budget: int, searchers: str | None = None, only: list[str] | None = None, seed_sets: list[str] | None = None
+    budget: int,
+    searchers: str | None = None,
+    only: list[str] | None = None,
+    seed_sets: list[str] | None = None,
+    hybrid_warmup: str | None = None,
 ) -> list[tuple[str, list[str]]]:
     """(name, bench-table flags) for every comparison, fastest searchers first: each stage in ``STAGES``
-    (or the one ``searchers`` list), over ``only`` these comparisons and ``seed_sets`` (default: all)."""
+    (or the one ``searchers`` list), over ``only`` these comparisons and ``seed_sets`` (default: all); with
+    ``hybrid_warmup``, the comparisons of that variant of the hybrid (see the module's docstring)."""
+    variant = ["--hybrid-warmup", hybrid_warmup] if hybrid_warmup else []
     plans = []
     for stage in (searchers,) if searchers else STAGES:
         against = [name for name in AGAINST if name in stage.split(",")]
@@ -127,39 +140,47 @@ def comparisons(
             for name, flags in COMPARISONS.items():
                 if only and name not in only:
                     continue
-                folder = RUNS / "compare" / f"{name}-seeds{seeds}"
+                label = f"{name}-seeds{seeds}" + (f"{VARIANT_TAG}{hybrid_warmup}" if hybrid_warmup else "")
                 plans.append(
                     (
-                        f"{name}-seeds{seeds}",
+                        label,
                         [*flags, "--searcher", stage, *against_flags, "--seeds", seeds, "--budget", str(budget),
-                         "--llm", "local", "--output", str(folder)],
+                         "--llm", "local", *variant, "--output", str(RUNS / "compare" / label)],
                     )
                 )  # fmt: skip
     return plans
 
 
-def carry_runs(source: Path, target: Path) -> None:
-    """Copies the finished (searcher, seed) runs of ``source`` that ``target`` lacks: bench-table reuses a
-    kept run instead of running it again, so runs kept in the repository carry a comparison over sessions
-    and machines (the LLM's runs take hours)."""
+def carry_runs(source: Path, target: Path, which: Callable[[str], bool] = lambda name: True) -> None:
+    """Copies the finished (searcher, seed) runs of ``source`` that ``target`` lacks (those whose file name
+    ``which`` accepts): bench-table reuses a kept run instead of running it again, so runs kept in the
+    repository carry a comparison over sessions and machines (the LLM's runs take hours)."""
     if not source.is_dir():
         return
     target.mkdir(parents=True, exist_ok=True)
     for run in source.glob("*.parquet"):
-        if not (target / run.name).exists():
+        if which(run.name) and not (target / run.name).exists():
             shutil.copyfile(run, target / run.name)
+
+
+def is_hybrid_run(file_name: str) -> bool:
+    return file_name.startswith("hybrid-seed")
 
 
 def run_kept(name: str, flags: list[str], results: Path, summary: bool = True) -> None:
     """One ``bench-table`` comparison whose finished runs are kept in ``results/runs/<name>`` (and reused
     from there), its summary written to ``results/<name>.json`` when it completes (unless ``summary`` is
-    False: a part of a comparison)."""
+    False: a part of a comparison). A comparison of a variant of the hybrid keeps only the hybrid's runs:
+    the other searchers' are the plain comparison's."""
     results.mkdir(parents=True, exist_ok=True)
     output = Path(flags[flags.index("--output") + 1])
     kept = results / "runs" / name
+    plain, variant, _ = name.partition(VARIANT_TAG)
     carry_runs(kept, output / RUNS_FOLDER)
+    if variant:
+        carry_runs(results / "runs" / plain, output / RUNS_FOLDER, lambda run: not is_hybrid_run(run))
     code = ray_diffnas("bench-table", *flags)
-    carry_runs(output / RUNS_FOLDER, kept)  # what finished, also when the command was stopped
+    carry_runs(output / RUNS_FOLDER, kept, is_hybrid_run if variant else lambda run: True)  # also when stopped
     if code == 0 and summary:
         summary = json.loads((output / "summary.json").read_text())
         (results / f"{name}.json").write_text(json.dumps(summary, indent=1))
@@ -168,9 +189,14 @@ def run_kept(name: str, flags: list[str], results: Path, summary: bool = True) -
 
 
 def compare(
-    budget: int, searchers: str | None, only: list[str] | None, seed_sets: list[str] | None, part: str | None = None
+    budget: int,
+    searchers: str | None,
+    only: list[str] | None,
+    seed_sets: list[str] | None,
+    part: str | None = None,
+    hybrid_warmup: str | None = None,
 ) -> None:
-    run_plans(comparisons(budget, searchers, only, seed_sets), RESULTS, part)
+    run_plans(comparisons(budget, searchers, only, seed_sets, hybrid_warmup), RESULTS, part)
 
 
 def run_plans(plans: list[tuple[str, list[str]]], results: Path, part: str | None = None) -> None:
@@ -289,10 +315,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(COMPARISONS), help="these comparisons only")
     parser.add_argument("--seed-sets", nargs="+", choices=SEED_SETS, help="these seed sets only")
     parser.add_argument("--part", help="compare: only these seeds (e.g. 0-9), kept for a later full compare")
+    parser.add_argument("--hybrid-warmup", choices=HYBRID_WARMUPS, help="compare: this variant of the hybrid")
     args = parser.parse_args()
     for step in args.steps:
         if step == "compare":
-            compare(args.budget, args.searchers, args.only, args.seed_sets, args.part)
+            compare(args.budget, args.searchers, args.only, args.seed_sets, args.part, args.hybrid_warmup)
         else:
             {"build": build, "noise": noise, "floor": floor, "tables": tables}[step]()
 

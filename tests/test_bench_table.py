@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ray_diffnas.app.cli import main
+from ray_diffnas.errors import ConfigError
 from ray_diffnas.spaces.nb201 import OPERATIONS, NB201Arch, NB201Space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,6 +184,29 @@ def test_kept_runs_serve_a_copy_of_the_table_in_another_folder(tmp_path: Path) -
     changed = TableBenchmark.from_file(there, "acc:max").run_settings(10)
     assert changed["optimum"] == settings["optimum"] and changed["rows"] == settings["rows"]
     assert not _same_settings(json.dumps(settings), json.dumps(changed), ())
+
+
+def test_kept_hybrid_runs_are_told_apart_by_their_warm_up(tmp_path: Path) -> None:
+    """--hybrid-warmup is part of a hybrid run's settings (a run kept before it existed warmed up on the
+    LLM's candidates); the other searchers' kept runs serve either value."""
+    from ray_diffnas.bench.harness import TableBenchmark, _same_settings, _settings_not_used_by
+    from ray_diffnas.searchers.hybrid_warmup import HYBRID_WARMUPS
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame([synthetic_row(ops) for ops in itertools.islice(itertools.product(OPERATIONS, repeat=6), 50)]).to_csv(
+        path, index=False
+    )
+    llm, uniform = (
+        TableBenchmark.from_file(path, "acc:max", hybrid_warmup=w).run_settings(10) for w in HYBRID_WARMUPS[::-1]
+    )
+    legacy = json.dumps({k: v for k, v in llm.items() if k != "hybrid_warmup"})
+    assert _same_settings(legacy, json.dumps(llm), _settings_not_used_by("hybrid"))
+    assert not _same_settings(legacy, json.dumps(uniform), _settings_not_used_by("hybrid"))
+    assert not _same_settings(json.dumps(uniform), json.dumps(llm), _settings_not_used_by("hybrid"))
+    for searcher in ("graph", "gpt4", "random"):
+        assert _same_settings(json.dumps(uniform), json.dumps(llm), _settings_not_used_by(searcher))
+    with pytest.raises(ConfigError, match="hybrid_warmup must be one of"):
+        TableBenchmark.from_file(path, "acc:max", hybrid_warmup="gpt4")
 
 
 def test_table_warns_about_bad_and_duplicate_rows(caplog: pytest.LogCaptureFixture) -> None:

@@ -43,8 +43,8 @@ def _hybrid(server: FakeLLMServer, **overrides) -> HybridSearcher:
     return HybridSearcher(**{**options, **overrides})
 
 
-def _run(searcher: HybridSearcher, trials: int) -> None:
-    for i in range(trials):
+def _run(searcher: HybridSearcher, trials: int, start: int = 0) -> None:
+    for i in range(start, start + trials):
         config = searcher.suggest(f"t{i}")
         searcher.on_trial_complete(f"t{i}", objective(SPACE.validate(config["arch"])))
 
@@ -53,7 +53,7 @@ def test_the_hybrid_serves_the_llms_excellent_candidate_and_screens_out_its_poor
     with FakeLLMServer(SPACE, seed=1) as server:
         # The first reply (sampled by the server: a plain LLM) fills the warm-up; the second is scripted.
         server.script = [Reply(), Reply(json.dumps({"reasoning": "r", "proposals": [*POOR[:3], EXCELLENT, *POOR[3:]]}))]
-        searcher = _hybrid(server)
+        searcher = _hybrid(server, warmup_source="llm")
         _run(searcher, WARMUP + 6)
         records = searcher.memory.records()
         assert [r.proposer for r in records[:WARMUP]] == ["llm"] * WARMUP  # the warm-up is the LLM's
@@ -72,12 +72,27 @@ def test_the_hybrid_serves_the_llms_excellent_candidate_and_screens_out_its_poor
             assert "screened out, not run" in prompt and SPACE.key(EXCELLENT) in prompt
 
 
+def test_a_random_warm_up_asks_the_llm_only_once_a_model_can_screen_its_candidates() -> None:
+    with FakeLLMServer(SPACE, seed=5) as server:
+        server.script = [Reply(json.dumps({"reasoning": "r", "proposals": [*POOR[:3], EXCELLENT, *POOR[3:]]}))]
+        searcher = _hybrid(server, warmup_source="random")
+        _run(searcher, WARMUP)
+        assert [r.proposer for r in searcher.memory.records()] == ["random"] * WARMUP
+        assert not server.requests  # no model to screen with yet: the LLM is not asked
+        _run(searcher, 6, start=WARMUP)
+        assert len(server.requests) >= 1  # asked by the first round of the model
+    served = [r.arch_key for r in searcher.memory.records()[WARMUP:] if r.proposer == "llm"]
+    assert not {SPACE.key(p) for p in POOR} & set(served)  # every LLM candidate went through the screen
+    screen = searcher.llm_screen
+    assert screen["received"] == len(served) + screen["poor"] + screen["infeasible"] + len(searcher._pool), screen
+
+
 def test_an_llm_none_of_whose_candidates_run_is_asked_less_often_until_one_does() -> None:
     poor = Reply(json.dumps({"reasoning": "r", "proposals": POOR}))
     excellent = Reply(json.dumps({"reasoning": "r", "proposals": [EXCELLENT, *POOR[:2]]}))
     with FakeLLMServer(SPACE, seed=4) as server:
         server.script = [Reply(), poor, poor, excellent]
-        searcher = _hybrid(server)
+        searcher = _hybrid(server, warmup_source="llm")
         asked_at: list[int] = []  # finished trials at each call of the LLM
         ask = searcher._ask_llm
 
@@ -123,6 +138,8 @@ def test_bad_hybrid_options_are_refused() -> None:
         HybridSearcher(space=SPACE, metric="acc", mode="max", llm="gpt-4o")
     with pytest.raises(ConfigError, match="llm_candidates must be an integer >= 1"):
         HybridSearcher(space=SPACE, metric="acc", mode="max", llm=GPT4Searcher(), llm_candidates=0)
+    with pytest.raises(ConfigError, match=r"warmup_source must be one of \['random', 'llm'\]"):
+        HybridSearcher(space=SPACE, metric="acc", mode="max", llm=GPT4Searcher(), warmup_source="gpt4")
 
 
 @pytest.mark.slow

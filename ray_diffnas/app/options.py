@@ -26,6 +26,7 @@ from ray_diffnas.searchers.factory import (
     SEARCHERS,
     SearcherName,
 )
+from ray_diffnas.searchers.hybrid_warmup import DEFAULT_HYBRID_WARMUP, HybridWarmup
 from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_reachable
 from ray_diffnas.searchers.objective import Objective, parse_constraints
 from ray_diffnas.searchers.pareto import ParetoObjective
@@ -192,6 +193,11 @@ class SearchOptions(TrialOptions):
     )
     model: str | None = option(
         None, "gpt4 and hybrid searchers: model name (default gpt-4o; the local model for --llm local)"
+    )
+    hybrid_warmup: HybridWarmup = option(
+        DEFAULT_HYBRID_WARMUP,
+        "hybrid searcher: what its warm-up (no model yet to screen the LLM's candidates) runs: random draws, "
+        "or the LLM's candidates unscreened",
     )
     objective: tuple[str, ...] = option(
         (),
@@ -388,6 +394,11 @@ class BenchTableOptions:
     )
     llm: LLMBackend = option("openai", "gpt4 searcher: the OpenAI API or a local SmolLM2 server (as in 'search')")
     model: str | None = option(None, "gpt4 searcher: model name")
+    hybrid_warmup: HybridWarmup = option(
+        DEFAULT_HYBRID_WARMUP,
+        "hybrid searcher: what its warm-up (no model yet to screen the LLM's candidates) runs: random draws, "
+        "or the LLM's candidates unscreened",
+    )
     address: str | None = option(None, "Ray cluster address (default: a local Ray)")
 
     def __post_init__(self) -> None:
@@ -468,6 +479,7 @@ def load_options(folder: str | os.PathLike[str]) -> SearchOptions:
         if values.get("image_size") is None:  # files written before 2026-12-02: null meant "the data set's own size"
             values["image_size"] = 0
         values.setdefault("max_gflops", 0)  # files written before the bound (2026-12-02) searched without one
+        values.setdefault("hybrid_warmup", "llm")  # before the option (2026-12-04) the hybrid warmed up on the LLM's
         values["output"] = folder  # the folder may have moved since
         return SearchOptions(**values)
     except (ValueError, TypeError) as error:

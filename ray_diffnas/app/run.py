@@ -182,6 +182,7 @@ def build_search(options: SearchOptions, data: ImageDataset, llm_url: str | Endp
         warmup=warmup,
         llm_model=model,
         llm_url=llm_url,
+        hybrid_warmup=options.hybrid_warmup,
     )
 
 

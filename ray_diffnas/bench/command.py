@@ -27,6 +27,7 @@ def run_bench_table(options: BenchTableOptions) -> BenchResult:
         reduction_factor=options.reduction_factor,
         llm=options.llm,
         model=options.model,
+        hybrid_warmup=options.hybrid_warmup,
         address=options.address,
     )
     if len(options.objective) > 1:

@@ -51,7 +51,14 @@ from ray_diffnas.bench.stats import bootstrap_interval, difference_interval
 from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, write_table_file
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
 from ray_diffnas.errors import ConfigError, DiffNASError, Stopped
-from ray_diffnas.searchers.factory import LLM_SEARCHERS, SearcherSetup, check_searcher, make_searcher, parse_searchers
+from ray_diffnas.searchers.factory import (
+    LLM_SEARCHERS,
+    SearcherSetup,
+    check_searcher,
+    make_searcher,
+    parse_searchers,
+)
+from ray_diffnas.searchers.hybrid_warmup import DEFAULT_HYBRID_WARMUP, HYBRID_WARMUPS
 from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Constraint, Objective
 from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
@@ -83,6 +90,10 @@ RUN_METADATA_KEY = b"ray_diffnas.bench_run"
 RUN_FORMAT = 2
 # Settings a run of a searcher that asks no LLM does not depend on: its kept run serves any --llm/--model.
 LLM_SETTINGS = ("llm", "model")
+HYBRID_SETTINGS = ("hybrid_warmup",)  # settings only the hybrid searcher's runs depend on
+# Settings added after runs were kept, with the value those runs had: a hybrid run kept before
+# --hybrid-warmup existed served the LLM's candidates in its warm-up.
+LEGACY_SETTINGS = {"hybrid_warmup": "llm"}
 TABLE_DIGEST = "table_sha256"  # the run settings' key for the table file's content
 BENCH_SCHEDULERS = ("none", "asha")
 TRAJECTORY_COLUMNS = [
@@ -171,6 +182,7 @@ class TableBenchmark:
         reduction_factor: ASHA's reduction factor (as ``ray-diffnas search --reduction-factor``).
         llm: ``openai`` or ``local``, for the LLM searchers, gpt4 and hybrid (as ``ray-diffnas search --llm``).
         model: The LLM searchers' model name.
+        hybrid_warmup: What the hybrid searcher's warm-up serves: ``random`` draws or the ``llm``'s candidates.
         address: A Ray cluster address (default: a local Ray, started once for all runs).
 
     Example:
@@ -200,6 +212,7 @@ class TableBenchmark:
         reduction_factor: float = 2.0,
         llm: str = "openai",
         model: str | None = None,
+        hybrid_warmup: str = DEFAULT_HYBRID_WARMUP,
         address: str | None = None,
     ) -> None:
         if max_concurrent_trials < 1:
@@ -220,7 +233,9 @@ class TableBenchmark:
             raise ConfigError(f"ASHA's reduction factor must be > 1, but got {reduction_factor}.")
         self.scheduler, self.reduction_factor = scheduler, reduction_factor
         self.curve = self._curve_columns() if scheduler == "asha" else ()
-        self.llm, self.model, self.address = llm, model, address
+        if hybrid_warmup not in HYBRID_WARMUPS:
+            raise ConfigError(f"hybrid_warmup must be one of {list(HYBRID_WARMUPS)}, but got {hybrid_warmup!r}.")
+        self.llm, self.model, self.hybrid_warmup, self.address = llm, model, hybrid_warmup, address
         self.feasible = {key: self._row_feasible(row) for key, row in table.rows.items()}
         self.optimum, self.optimum_key = self._find_optimum()
         # The driver resolves keys with the space it already has; trials get a light copy.
@@ -338,6 +353,7 @@ class TableBenchmark:
             warmup=self.warmup,
             llm_model=model,
             llm_url=llm_url,
+            hybrid_warmup=self.hybrid_warmup,
         )
 
     # --- running ----------------------------------------------------------------------------
@@ -432,6 +448,7 @@ class TableBenchmark:
             "warmup": self.warmup,
             "llm": self.llm,
             "model": self.model,
+            "hybrid_warmup": self.hybrid_warmup,
         }
 
     def cached_run(self, name: str, seed: int, budget: int, output: Path, llm_url: str | None = None) -> RunRecord:
@@ -439,7 +456,7 @@ class TableBenchmark:
         part-way and run again reruns only the runs it had not finished (with the same settings)."""
         path = output / RUNS_FOLDER / f"{name}-seed{seed}.parquet"
         settings = json.dumps(_jsonable(self.run_settings(budget)), sort_keys=True)
-        cached = _read_cached_run(path, settings, ignore=() if name in LLM_SEARCHERS else LLM_SETTINGS)
+        cached = _read_cached_run(path, settings, ignore=_settings_not_used_by(name))
         if cached is not None:
             logger.info("%s seed %d: kept from %s.", name, seed, path)
             return cached
@@ -935,6 +952,12 @@ def _check_llm_answered(searcher: Any, name: str, seed: int) -> None:
         )
 
 
+def _settings_not_used_by(searcher: str) -> tuple[str, ...]:
+    """The run settings a searcher's result does not depend on: its kept run serves any value of them."""
+    unused = () if searcher == "hybrid" else HYBRID_SETTINGS
+    return unused if searcher in LLM_SEARCHERS else (*LLM_SETTINGS, *unused)
+
+
 def _read_cached_run(path: Path, settings: str, ignore: Sequence[str] = ()) -> RunRecord | None:
     """A run saved by :meth:`TableBenchmark.cached_run` with these settings (but for the keys ``ignore``),
     else None."""
@@ -963,6 +986,7 @@ def _same_settings(saved: str | None, settings: str, ignore: Sequence[str]) -> b
         return False
     if not isinstance(before, dict):
         return False
+    before = {**LEGACY_SETTINGS, **before}
     if TABLE_DIGEST not in before:
         # Kept before tables were named by file name and digest: "table" held the absolute path. Such a run
         # is matched by the file's name (its rows, optimum and objective must still agree), so that the

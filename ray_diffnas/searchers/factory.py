@@ -87,6 +87,7 @@ def make_searcher(
     warmup: int | None = None,
     llm_model: str | None = None,
     llm_url: str | EndpointFile | None = None,
+    hybrid_warmup: str | None = None,
 ) -> SearcherSetup:
     """The search algorithm called ``name``, and the ``param_space`` to run it with.
 
@@ -105,6 +106,8 @@ def make_searcher(
         llm_model: The LLM searcher's model (default ``gpt-4o``).
         llm_url: The LLM searcher's endpoint: a URL, an :class:`EndpointFile`, or None for
             ``$OPENAI_BASE_URL`` / OpenAI's.
+        hybrid_warmup: What the hybrid's warm-up serves, ``random`` or ``llm`` (default:
+            ``DEFAULT_HYBRID_WARMUP``).
 
     Example:
         >>> from ray_diffnas.spaces.nb201 import NB201Space
@@ -167,6 +170,8 @@ def make_searcher(
         from ray_diffnas.searchers.hybrid import HybridSearcher
 
         # The LLM writes prompts and calls the endpoint; the hybrid owns the space, objective and memory.
+        if hybrid_warmup is not None:
+            extra["warmup_source"] = hybrid_warmup
         return SearcherSetup(HybridSearcher(llm=llm(), **extra, **model_based), param_space)
     return SearcherSetup(llm(**model_based), param_space)
 

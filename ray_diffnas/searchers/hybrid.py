@@ -4,7 +4,9 @@ DiffNAS trusts the LLM's proposals as they come; DiNAS trusts a model trained on
 outcomes. Here the LLM brings what it knows of good denoisers as *candidates*, and the graph model
 (trained on this data set, budget and machine) ranks them together with its own samples and
 neighbours: an LLM candidate runs only when the model ranks it among what it would propose itself.
-Before the model exists (the warm-up) the LLM's candidates run unscreened, in place of random draws.
+Before the model exists (the warm-up) there is nothing to screen with: the warm-up's proposals are
+either uniform draws, as the graph searcher's (``warmup_source="random"``), or the LLM's candidates,
+run unscreened (``"llm"``: worth it only with an LLM whose first proposals beat chance).
 
 The LLM is asked for more candidates than a round needs, and asked again only when every earlier one
 has been served (run as a trial) or screened out. Its prompt carries what the screen said of its
@@ -28,6 +30,7 @@ from typing import Any, Mapping, Sequence
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.base import Proposal, proposal_from_state, proposal_state
 from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
+from ray_diffnas.searchers.hybrid_warmup import DEFAULT_HYBRID_WARMUP, HYBRID_WARMUPS, HybridWarmup
 from ray_diffnas.searchers.llm.searcher import GPT4Searcher, LLMUnavailable
 from ray_diffnas.searchers.memory import SearchMemory, TrialRecord
 
@@ -47,6 +50,9 @@ class HybridSearcher(GraphDiffusionSearcher):
             endpoint, retries, cost ceiling); it proposes from this search's memory.
         llm_candidates: Architectures asked of the LLM at a time (more than a round serves: the
             screen keeps the ones the model ranks well).
+        warmup_source: What the warm-up serves, before a model exists to screen with: ``random``
+            (uniform draws, the graph searcher's warm-up; the LLM is first asked after it) or ``llm``
+            (the LLM's candidates, unscreened; random draws where it has none).
         **graph_options: The rest of :class:`GraphDiffusionSearcher`'s options.
 
     Example:
@@ -68,14 +74,20 @@ class HybridSearcher(GraphDiffusionSearcher):
         *,
         llm: GPT4Searcher,
         llm_candidates: int = 8,
+        warmup_source: HybridWarmup = DEFAULT_HYBRID_WARMUP,
         **graph_options: Any,
     ) -> None:
         if not isinstance(llm, GPT4Searcher):
             raise ConfigError(f"HybridSearcher: llm must be a GPT4Searcher, but got {type(llm).__name__}.")
         if not isinstance(llm_candidates, int) or isinstance(llm_candidates, bool) or llm_candidates < 1:
             raise ConfigError(f"HybridSearcher: llm_candidates must be an integer >= 1, but got {llm_candidates!r}.")
+        if warmup_source not in HYBRID_WARMUPS:
+            raise ConfigError(
+                f"HybridSearcher: warmup_source must be one of {list(HYBRID_WARMUPS)}, but got {warmup_source!r}."
+            )
         self.llm = llm
         self.llm_candidates = llm_candidates
+        self.warmup_source = warmup_source
         self._pool: dict[str, Proposal] = {}  # the LLM's candidates not yet served nor screened out
         # what the screen did with the LLM's candidates: counts, and every one it screened out with the reason
         self.llm_screen: dict[str, Any] = {"received": 0, "infeasible": 0, "poor": 0, "screened_out": []}
@@ -89,7 +101,7 @@ class HybridSearcher(GraphDiffusionSearcher):
     # --- proposing ------------------------------------------------------------------------------
 
     def propose(self, count: int) -> list[Proposal]:
-        if self._warming_up(self._finished()):
+        if self.warmup_source == "llm" and self._warming_up(self._finished()):
             # No model to screen with yet: the LLM's prior knowledge takes the random draws' place.
             served = list(self._outside_candidates().values())[:count]
             for proposal in served:
