@@ -17,6 +17,8 @@ Steps, in order (the commands are the ones a user would type):
    rerun, on any machine.
 
 5. ``tables``: the docs' markdown tables from the summaries.
+6. ``choose``: which warm-up the hybrid takes by default, by the rule written before its runs (docs,
+   "Choosing the warm-up"), from the summaries of seeds 0-19 only.
 
 ``--hybrid-warmup random|llm`` runs the hybrid with that warm-up in comparisons of their own
 (``<comparison>-hybrid-warmup-<value>``), which take every other searcher's kept runs from the plain
@@ -307,6 +309,41 @@ def tables() -> None:
                 print(f"\nMean regret minus {reference}'s (below 0: lower regret):\n{against}")
 
 
+CHOICE_TABLES = ("unet-plain", "nb201-plain")  # the hybrid's warm-up is chosen on these, seeds 0-19 only
+CHOICE_SEEDS = "0-19"
+
+
+def choose(results: Path = RESULTS, variant: str = "random", default: str = "llm") -> str:
+    """The rule for the hybrid's default warm-up: over the cells (table x budget) of ``CHOICE_TABLES`` on
+    seeds 0-19, the warm-up whose hybrid minus graph mean regret is lower in more cells; a tie keeps
+    ``default``. ``default``'s runs are the plain comparisons', ``variant``'s the comparisons of their own."""
+    wins = {variant: 0, default: 0}
+    lines = [
+        f"| table | @budget | hybrid ({default}) minus graph | hybrid ({variant}) minus graph | lower |",
+        "|---|---|---|---|---|",
+    ]
+    for table in CHOICE_TABLES:
+        name = f"{table}-seeds{CHOICE_SEEDS}"
+        paths = {default: results / f"{name}.json", variant: results / f"{name}{VARIANT_TAG}{variant}.json"}
+        missing = [str(path) for path in paths.values() if not path.is_file()]
+        if missing:
+            raise SystemExit(f"no summary {', '.join(missing)}: run --steps compare for it first")
+        against = {
+            w: json.loads(path.read_text())["searchers"]["hybrid"][against_key("graph")] for w, path in paths.items()
+        }
+        for count in against[default]:
+            cells = {w: against[w][count] for w in (default, variant)}
+            lower = min(cells, key=lambda w: cells[w]["mean_regret_difference"])
+            wins[lower] += 1
+            shown = [f"{c['mean_regret_difference']:+.3g} [{c['mean_regret_difference_ci95'][0]:+.3g}, "
+                     f"{c['mean_regret_difference_ci95'][1]:+.3g}]" for c in cells.values()]  # fmt: skip
+            lines.append(f"| {table} | {count} | {shown[0]} | {shown[1]} | {lower} |")
+    chosen = variant if wins[variant] > wins[default] else default
+    print("\n".join(lines))
+    print(f"\ncells won: {wins}; the default warm-up: {chosen}")
+    return chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", nargs="+", default=["build", "noise", "floor", "compare", "tables"])
@@ -321,7 +358,7 @@ def main() -> None:
         if step == "compare":
             compare(args.budget, args.searchers, args.only, args.seed_sets, args.part, args.hybrid_warmup)
         else:
-            {"build": build, "noise": noise, "floor": floor, "tables": tables}[step]()
+            {"build": build, "noise": noise, "floor": floor, "tables": tables, "choose": choose}[step]()
 
 
 if __name__ == "__main__":
