@@ -180,6 +180,8 @@ BAD_FLAGS = [
     (["--dataset", "imagenet"], "argument --dataset: invalid choice: 'imagenet'"),
     (["--scheduler", "hyperband"], "argument --scheduler: invalid choice: 'hyperband'"),
     (["--reduction-factor", "1"], "ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials"),
+    (["--grace-period", "8", "--max-iterations", "8"], "--grace-period 8 leaves ASHA nothing to stop"),
+    (["--grace-period", "0"], "argument --grace-period: expected a positive integer, but got 0"),
     pytest.param(  # found when the data loads: after torch's import, seconds
         ["--dataset", "cifar10", "--data-root", "/no/such/folder"],
         "error: Data root '/no/such/folder' for dataset 'cifar10' does not exist",
@@ -217,10 +219,17 @@ IGNORED_OPTIONS = [
         "--constraint guides only the graph, gpt4, hybrid, evolution searchers; random ignores it",
     ),
     (SearchOptions(scheduler="none", reduction_factor=3.0), "--reduction-factor is ASHA's; --scheduler none ignores"),
+    (SearchOptions(scheduler="none", grace_period=2), "--grace-period is ASHA's; --scheduler none ignores"),
+    (
+        SearchOptions(searcher="graph", hybrid_warmup="random"),
+        "--hybrid-warmup is the hybrid searcher's; graph ignores",
+    ),
 ]
 
 
-@pytest.mark.parametrize("options,message", IGNORED_OPTIONS, ids=["constraint", "reduction-factor"])
+@pytest.mark.parametrize(
+    "options,message", IGNORED_OPTIONS, ids=["constraint", "reduction-factor", "grace-period", "hybrid-warmup"]
+)
 def test_an_option_the_search_would_ignore_is_named(
     options: SearchOptions, message: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,8 +13,9 @@ import pytest
 
 from ray_diffnas.app.cli import main
 from ray_diffnas.bench.build import ARCH_COLUMN, DEFAULT_OBJECTIVE, curve_column
-from ray_diffnas.bench.harness import RUNS_FOLDER, LLMRunError, TableBenchmark
+from ray_diffnas.bench.harness import RUNS_FOLDER, LLMRunError, TableBenchmark, _same_settings
 from ray_diffnas.bench.table import write_table_file
+from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.llm.local_server import free_port
 from ray_diffnas.spaces.unet_bench import bench_space
 
@@ -70,6 +71,19 @@ def test_asha_replay_reports_the_curve_and_counts_compute(table_path: Path, tmp_
     # The pick is the best reported value, scored by its true final value.
     picked = runs.loc[runs["objective"].idxmin()]
     assert math.isclose(runs["best_so_far"].iloc[-1], picked["true_objective"])
+
+
+def test_asha_replay_with_a_later_first_rung_stops_no_trial_before_it(table_path: Path, tmp_path: Path) -> None:
+    bench = TableBenchmark.from_file(table_path, scheduler="asha", grace_period=2)
+    runs = bench.run(["random"], budget=6, seeds=1, output=tmp_path).trajectories
+    assert runs["iterations"].min() >= 2 and (runs["iterations"] < ITERATIONS).any(), runs["iterations"].tolist()
+    # a run kept before --grace-period replayed ASHA from the first iteration: it serves grace 1, not 2
+    first = TableBenchmark.from_file(table_path, scheduler="asha").run_settings(6)
+    legacy = json.dumps({k: v for k, v in first.items() if k != "grace_period"})
+    assert _same_settings(legacy, json.dumps(first), ())
+    assert not _same_settings(legacy, json.dumps(bench.run_settings(6)), ())
+    with pytest.raises(ConfigError, match="grace period must be from 1 to 7"):
+        TableBenchmark.from_file(table_path, scheduler="asha", grace_period=ITERATIONS)
 
 
 def test_plain_runs_report_intervals_and_are_kept_between_invocations(table_path: Path, tmp_path: Path) -> None:

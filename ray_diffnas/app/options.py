@@ -31,6 +31,7 @@ from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_reachable
 from ray_diffnas.searchers.objective import Objective, parse_constraints
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.registry import SPACE_SPECS
+from ray_diffnas.trainable.asha import GRACE_PERIOD, REDUCTION_FACTOR
 from ray_diffnas.trainable.reports import METRIC, METRIC_NOTES, MODE, TRADE_OFF_METRICS
 from ray_diffnas.trainable.settings import TrainingSettings
 
@@ -218,7 +219,15 @@ class SearchOptions(TrialOptions):
     )
     scheduler: SchedulerName = option("asha", "asha stops weak trials early; none runs every trial in full")
     reduction_factor: float = option(
-        2.0, "ASHA: each rung (1, ETA, ETA^2... iterations) lets the best 1/ETA of the trials go on", metavar="ETA"
+        REDUCTION_FACTOR,
+        "ASHA: each rung (GRACE, GRACE x ETA, GRACE x ETA^2... iterations) lets the best 1/ETA of the trials go on",
+        metavar="ETA",
+    )
+    grace_period: int = option(
+        GRACE_PERIOD,
+        "ASHA: iterations every trial runs before it is first compared (raise it where early RFID misjudges)",
+        minimum=1,
+        metavar="GRACE",
     )
     output: Path = option(Path("runs/search"), "folder for results, plots and Tune's files")
 
@@ -285,6 +294,11 @@ class SearchOptions(TrialOptions):
             raise DiffNASError(
                 f"ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials at each rung), "
                 f"but got {self.reduction_factor}."
+            )
+        if self.scheduler == "asha" and self.grace_period >= self.max_iterations:
+            raise DiffNASError(
+                f"--grace-period {self.grace_period} leaves ASHA nothing to stop: every trial runs its "
+                f"{self.max_iterations} iterations; give a grace period below --max-iterations, or --scheduler none."
             )
         from ray_diffnas.searchers.factory import check_searcher
 
@@ -382,7 +396,15 @@ class BenchTableOptions:
     scheduler: SchedulerName = option(
         "none", "none: each query looks a row up; asha: replay each row's RFID curve under ASHA (build-table tables)"
     )
-    reduction_factor: float = option(2.0, "ASHA replay: the reduction factor, as in 'search'", metavar="ETA")
+    reduction_factor: float = option(
+        REDUCTION_FACTOR, "ASHA replay: the reduction factor, as in 'search'", metavar="ETA"
+    )
+    grace_period: int = option(
+        GRACE_PERIOD,
+        "ASHA replay: iterations before a trial is first compared, as in 'search'",
+        minimum=1,
+        metavar="GRACE",
+    )
     output: Path = option(Path("runs/bench-table"), "folder for the results and Tune's files")
     warmup: int | None = option(
         None,

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import pandas as pd
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from ray_diffnas.app.console import SearchConsole, quiet_unstarted_trials, tune_output
 from ray_diffnas.app.options import CONSOLE, TUNE_FOLDER, TUNE_OUTPUT, SearchOptions, save_options
@@ -30,6 +30,7 @@ from ray_diffnas.searchers.base import MEMORY_FILE
 from ray_diffnas.searchers.factory import CONSTRAINT_AWARE, LLM_SEARCHERS, SearcherSetup, make_searcher
 from ray_diffnas.searchers.llm.endpoint import ENDPOINT_FILE, EndpointFile, llm_model, local_llm_server
 from ray_diffnas.searchers.tune_state import has_saved_state
+from ray_diffnas.trainable.asha import asha_scheduler
 from ray_diffnas.trainable.reports import METRIC, MODE
 from ray_diffnas.trainable.trial import train_diffusion
 
@@ -106,6 +107,10 @@ def warn_ignored_options(options: SearchOptions) -> None:
         logger.warning("--constraint guides only the %s searchers; %s ignores it.", aware, options.searcher)
     if options.scheduler != "asha" and options.reduction_factor != SearchOptions.reduction_factor:
         logger.warning("--reduction-factor is ASHA's; --scheduler %s ignores it.", options.scheduler)
+    if options.scheduler != "asha" and options.grace_period != SearchOptions.grace_period:
+        logger.warning("--grace-period is ASHA's; --scheduler %s ignores it.", options.scheduler)
+    if options.searcher != "hybrid" and options.hybrid_warmup != SearchOptions.hybrid_warmup:
+        logger.warning("--hybrid-warmup is the hybrid searcher's; %s ignores it.", options.searcher)
 
 
 def prepare_output(options: SearchOptions, resume: bool) -> OutputPlan:
@@ -188,12 +193,7 @@ def build_search(options: SearchOptions, data: ImageDataset, llm_url: str | Endp
 
 def make_scheduler(options: SearchOptions) -> TrialScheduler:
     if options.scheduler == "asha":
-        return ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=options.max_iterations,
-            grace_period=1,
-            reduction_factor=options.reduction_factor,
-        )
+        return asha_scheduler(options.max_iterations, options.grace_period, options.reduction_factor)
     return FIFOScheduler()
 
 

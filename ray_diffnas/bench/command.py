@@ -25,6 +25,7 @@ def run_bench_table(options: BenchTableOptions) -> BenchResult:
         warmup=options.warmup,
         scheduler=options.scheduler,
         reduction_factor=options.reduction_factor,
+        grace_period=options.grace_period,
         llm=options.llm,
         model=options.model,
         hybrid_warmup=options.hybrid_warmup,

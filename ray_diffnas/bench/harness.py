@@ -63,6 +63,7 @@ from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, l
 from ray_diffnas.searchers.objective import Constraint, Objective
 from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
 from ray_diffnas.text_table import format_table
+from ray_diffnas.trainable.asha import GRACE_PERIOD, REDUCTION_FACTOR, asha_scheduler
 from ray_diffnas.trainable.settings import PROPOSER_KEY
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ class TableBenchmark:
         scheduler: ``none`` (each query looks a row up) or ``asha`` (replays each row's curve under
             ASHA; needs a table ``build-table`` wrote).
         reduction_factor: ASHA's reduction factor (as ``ray-diffnas search --reduction-factor``).
+        grace_period: Iterations before ASHA first compares a trial (as ``ray-diffnas search --grace-period``).
         llm: ``openai`` or ``local``, for the LLM searchers, gpt4 and hybrid (as ``ray-diffnas search --llm``).
         model: The LLM searchers' model name.
         hybrid_warmup: What the hybrid searcher's warm-up serves: ``random`` draws or the ``llm``'s candidates.
@@ -209,7 +211,8 @@ class TableBenchmark:
         max_concurrent_trials: int = 1,
         warmup: int | None = None,
         scheduler: str = "none",
-        reduction_factor: float = 2.0,
+        reduction_factor: float = REDUCTION_FACTOR,
+        grace_period: int = GRACE_PERIOD,
         llm: str = "openai",
         model: str | None = None,
         hybrid_warmup: str = DEFAULT_HYBRID_WARMUP,
@@ -231,8 +234,13 @@ class TableBenchmark:
             raise ConfigError(f"scheduler must be one of {list(BENCH_SCHEDULERS)}, but got {scheduler!r}.")
         if scheduler == "asha" and not reduction_factor > 1:
             raise ConfigError(f"ASHA's reduction factor must be > 1, but got {reduction_factor}.")
-        self.scheduler, self.reduction_factor = scheduler, reduction_factor
+        self.scheduler, self.reduction_factor, self.grace_period = scheduler, reduction_factor, grace_period
         self.curve = self._curve_columns() if scheduler == "asha" else ()
+        if scheduler == "asha" and not 1 <= grace_period < len(self.curve):
+            raise ConfigError(
+                f"ASHA's grace period must be from 1 to {len(self.curve) - 1} (the table's curves have "
+                f"{len(self.curve)} iterations), but got {grace_period}."
+            )
         if hybrid_warmup not in HYBRID_WARMUPS:
             raise ConfigError(f"hybrid_warmup must be one of {list(HYBRID_WARMUPS)}, but got {hybrid_warmup!r}.")
         self.llm, self.model, self.hybrid_warmup, self.address = llm, model, hybrid_warmup, address
@@ -444,6 +452,7 @@ class TableBenchmark:
             "budget": budget,
             "scheduler": self.scheduler,
             "reduction_factor": self.reduction_factor,
+            "grace_period": self.grace_period if self.scheduler == "asha" else None,
             "max_concurrent_trials": self.max_concurrent_trials,
             "warmup": self.warmup,
             "llm": self.llm,
@@ -480,7 +489,6 @@ class TableBenchmark:
         unless Ray is running)."""
         from ray import tune
         from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-        from ray.tune.schedulers import ASHAScheduler
 
         self._init_ray()  # here, not before the runs: a benchmark whose runs are all kept needs no Ray
         search_alg, param_space = self.make_searcher(name, seed, budget, llm_url)
@@ -495,12 +503,7 @@ class TableBenchmark:
                 hidden=self._hidden_in_replay(),
                 metric=self.objective,
             )
-            scheduler: Any = ASHAScheduler(
-                time_attr="training_iteration",
-                max_t=len(self.curve),
-                grace_period=1,
-                reduction_factor=self.reduction_factor,
-            )
+            scheduler: Any = asha_scheduler(len(self.curve), self.grace_period, self.reduction_factor)
             stop: Any = IterationBudget(budget * len(self.curve))
         else:
             trainable, scheduler, stop = tune.with_parameters(lookup_trainable, lookup=lookup), None, None
@@ -667,6 +670,7 @@ class TableBenchmark:
             "budget": budget,
             "scheduler": self.scheduler,
             "reduction_factor": self.reduction_factor if self.scheduler == "asha" else None,
+            "grace_period": self.grace_period if self.scheduler == "asha" else None,
             "seeds": sorted({r.seed for r in runs}),
             "table": self.table_info(),
             "against": references,
@@ -987,6 +991,8 @@ def _same_settings(saved: str | None, settings: str, ignore: Sequence[str]) -> b
     if not isinstance(before, dict):
         return False
     before = {**LEGACY_SETTINGS, **before}
+    if "grace_period" not in before:  # kept before --grace-period: ASHA replays started comparing after 1
+        before["grace_period"] = 1 if before.get("scheduler") == "asha" else None
     if TABLE_DIGEST not in before:
         # Kept before tables were named by file name and digest: "table" held the absolute path. Such a run
         # is matched by the file's name (its rows, optimum and objective must still agree), so that the

@@ -25,20 +25,6 @@ def png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def asha_rungs(max_iterations: int, reduction_factor: float) -> list[int]:
-    """The iterations at which ASHA (grace period 1) compares trials: 1, ETA, ETA^2 ... below max_t.
-
-    Example:
-        >>> asha_rungs(8, 2.0)
-        [1, 2, 4]
-    """
-    rungs, rung = [], 1.0
-    while rung < max_iterations:
-        rungs.append(int(round(rung)))
-        rung *= reduction_factor
-    return rungs
-
-
 def curves_figure(trials: pd.DataFrame, rungs: list[int]) -> bytes:
     """RFID after each iteration, one line per trial coloured by its status, ASHA's rungs dashed."""
     fig = agg_figure(7.5, 3.8)

@@ -29,6 +29,7 @@ from ray_diffnas.searchers.hybrid import served_by_llm
 from ray_diffnas.searchers.memory import RANK_COLUMN
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.unet_arch import UNetArch
+from ray_diffnas.trainable.asha import asha_rungs
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ def _leaderboard(trials: pd.DataFrame) -> Section:
 
 def _figures(folder: SearchFolder, trials: pd.DataFrame) -> Section:
     options = folder.options
-    rungs = figures.asha_rungs(options.max_iterations, options.reduction_factor) if options.scheduler == "asha" else []
+    asha = options.scheduler == "asha"
+    rungs = asha_rungs(options.max_iterations, options.reduction_factor, options.grace_period) if asha else []
     body = _image(figures.curves_figure(trials, rungs), "RFID of every trial after each iteration")
     target = options.target()
     searched = target.metrics[1:] if isinstance(target, ParetoObjective) else []  # the costs the search traded
