@@ -91,7 +91,11 @@ def _overview(folder: SearchFolder, trials: pd.DataFrame) -> Section:
         + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
         "trial budget": f"{options.max_iterations} x {options.steps_per_iteration} steps, batch {options.batch_size}",
         "scheduler": options.scheduler
-        + (f" (reduction factor {options.reduction_factor:g})" if options.scheduler == "asha" else ""),
+        + (
+            f" (grace period {options.grace_period}, reduction factor {options.reduction_factor:g})"
+            if options.scheduler == "asha"
+            else ""
+        ),
         "seed": str(options.seed),
     }
     scored = trials.dropna(subset=["best_rfid"])
