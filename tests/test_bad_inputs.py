@@ -180,7 +180,7 @@ BAD_FLAGS = [
     (["--dataset", "imagenet"], "argument --dataset: invalid choice: 'imagenet'"),
     (["--scheduler", "hyperband"], "argument --scheduler: invalid choice: 'hyperband'"),
     (["--reduction-factor", "1"], "ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials"),
-    (["--grace-period", "8", "--max-iterations", "8"], "--grace-period 8 leaves ASHA nothing to stop"),
+    (["--grace-period", "9", "--max-iterations", "8"], "--grace-period 9 is past the trials' end (8 iterations)"),
     (["--grace-period", "0"], "argument --grace-period: expected a positive integer, but got 0"),
     pytest.param(  # found when the data loads: after torch's import, seconds
         ["--dataset", "cifar10", "--data-root", "/no/such/folder"],

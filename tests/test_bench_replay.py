@@ -82,8 +82,8 @@ def test_asha_replay_with_a_later_first_rung_stops_no_trial_before_it(table_path
     legacy = json.dumps({k: v for k, v in first.items() if k != "grace_period"})
     assert _same_settings(legacy, json.dumps(first), ())
     assert not _same_settings(legacy, json.dumps(bench.run_settings(6)), ())
-    with pytest.raises(ConfigError, match="grace period must be from 1 to 7"):
-        TableBenchmark.from_file(table_path, scheduler="asha", grace_period=ITERATIONS)
+    with pytest.raises(ConfigError, match="grace period must be from 1 to 8"):
+        TableBenchmark.from_file(table_path, scheduler="asha", grace_period=ITERATIONS + 1)
 
 
 def test_plain_runs_report_intervals_and_are_kept_between_invocations(table_path: Path, tmp_path: Path) -> None:

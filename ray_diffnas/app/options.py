@@ -295,10 +295,10 @@ class SearchOptions(TrialOptions):
                 f"ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials at each rung), "
                 f"but got {self.reduction_factor}."
             )
-        if self.scheduler == "asha" and self.grace_period >= self.max_iterations:
+        if self.scheduler == "asha" and self.grace_period > self.max_iterations:
             raise DiffNASError(
-                f"--grace-period {self.grace_period} leaves ASHA nothing to stop: every trial runs its "
-                f"{self.max_iterations} iterations; give a grace period below --max-iterations, or --scheduler none."
+                f"--grace-period {self.grace_period} is past the trials' end ({self.max_iterations} iterations): "
+                f"give a grace period of at most --max-iterations, or --scheduler none."
             )
         from ray_diffnas.searchers.factory import check_searcher
 

@@ -236,9 +236,9 @@ class TableBenchmark:
             raise ConfigError(f"ASHA's reduction factor must be > 1, but got {reduction_factor}.")
         self.scheduler, self.reduction_factor, self.grace_period = scheduler, reduction_factor, grace_period
         self.curve = self._curve_columns() if scheduler == "asha" else ()
-        if scheduler == "asha" and not 1 <= grace_period < len(self.curve):
+        if scheduler == "asha" and not 1 <= grace_period <= len(self.curve):
             raise ConfigError(
-                f"ASHA's grace period must be from 1 to {len(self.curve) - 1} (the table's curves have "
+                f"ASHA's grace period must be from 1 to {len(self.curve)} (the table's curves have "
                 f"{len(self.curve)} iterations), but got {grace_period}."
             )
         if hybrid_warmup not in HYBRID_WARMUPS:
