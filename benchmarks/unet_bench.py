@@ -42,7 +42,7 @@ from typing import Callable
 
 from ray_diffnas.bench.build import BUILD_FILE
 from ray_diffnas.bench.harness import RUNS_FOLDER, against_key, summary_references
-from ray_diffnas.searchers.hybrid_warmup import HYBRID_WARMUPS
+from ray_diffnas.searchers.hybrid_warmup import DEFAULT_HYBRID_WARMUP, HYBRID_WARMUPS
 
 RUNS = Path("runs")
 TABLE = RUNS / "table-digits8" / "table.parquet"
@@ -132,7 +132,10 @@ def comparisons(
 ) -> list[tuple[str, list[str]]]:
     """(name, bench-table flags) for every comparison, fastest searchers first: each stage in ``STAGES``
     (or the one ``searchers`` list), over ``only`` these comparisons and ``seed_sets`` (default: all); with
-    ``hybrid_warmup``, the comparisons of that variant of the hybrid (see the module's docstring)."""
+    ``hybrid_warmup``, the comparisons of that variant of the hybrid (see the module's docstring); the
+    default warm-up's are the plain comparisons."""
+    if hybrid_warmup == DEFAULT_HYBRID_WARMUP:
+        hybrid_warmup = None
     variant = ["--hybrid-warmup", hybrid_warmup] if hybrid_warmup else []
     plans = []
     for stage in (searchers,) if searchers else STAGES:
@@ -311,34 +314,44 @@ def tables() -> None:
 
 CHOICE_TABLES = ("unet-plain", "nb201-plain")  # the hybrid's warm-up is chosen on these, seeds 0-19 only
 CHOICE_SEEDS = "0-19"
+CHOICE_TIE = "llm"  # the default when the rule was written: a tie keeps it
 
 
-def choose(results: Path = RESULTS, variant: str = "random", default: str = "llm") -> str:
+def variant_summary(results: Path, name: str, hybrid_warmup: str) -> Path:
+    """The summary of comparison ``name`` with the hybrid warming up on ``hybrid_warmup``: the plain
+    comparison's for the default warm-up, else that variant's comparison's."""
+    tag = "" if hybrid_warmup == DEFAULT_HYBRID_WARMUP else f"{VARIANT_TAG}{hybrid_warmup}"
+    return results / f"{name}{tag}.json"
+
+
+def choose(results: Path = RESULTS, tie: str = CHOICE_TIE) -> str:
     """The rule for the hybrid's default warm-up: over the cells (table x budget) of ``CHOICE_TABLES`` on
     seeds 0-19, the warm-up whose hybrid minus graph mean regret is lower in more cells; a tie keeps
-    ``default``. ``default``'s runs are the plain comparisons', ``variant``'s the comparisons of their own."""
-    wins = {variant: 0, default: 0}
+    ``tie``. Reads each warm-up's summary where :func:`variant_summary` puts it, so the rule gives the
+    same answer before and after the default changes."""
+    other = next(w for w in HYBRID_WARMUPS if w != tie)
+    wins = {tie: 0, other: 0}
     lines = [
-        f"| table | @budget | hybrid ({default}) minus graph | hybrid ({variant}) minus graph | lower |",
+        f"| table | @budget | hybrid ({tie}) minus graph | hybrid ({other}) minus graph | lower |",
         "|---|---|---|---|---|",
     ]
     for table in CHOICE_TABLES:
         name = f"{table}-seeds{CHOICE_SEEDS}"
-        paths = {default: results / f"{name}.json", variant: results / f"{name}{VARIANT_TAG}{variant}.json"}
+        paths = {w: variant_summary(results, name, w) for w in (tie, other)}
         missing = [str(path) for path in paths.values() if not path.is_file()]
         if missing:
             raise SystemExit(f"no summary {', '.join(missing)}: run --steps compare for it first")
         against = {
             w: json.loads(path.read_text())["searchers"]["hybrid"][against_key("graph")] for w, path in paths.items()
         }
-        for count in against[default]:
-            cells = {w: against[w][count] for w in (default, variant)}
+        for count in against[tie]:
+            cells = {w: against[w][count] for w in (tie, other)}
             lower = min(cells, key=lambda w: cells[w]["mean_regret_difference"])
             wins[lower] += 1
             shown = [f"{c['mean_regret_difference']:+.3g} [{c['mean_regret_difference_ci95'][0]:+.3g}, "
                      f"{c['mean_regret_difference_ci95'][1]:+.3g}]" for c in cells.values()]  # fmt: skip
             lines.append(f"| {table} | {count} | {shown[0]} | {shown[1]} | {lower} |")
-    chosen = variant if wins[variant] > wins[default] else default
+    chosen = other if wins[other] > wins[tie] else tie
     print("\n".join(lines))
     print(f"\ncells won: {wins}; the default warm-up: {chosen}")
     return chosen
