@@ -221,7 +221,7 @@ IGNORED_OPTIONS = [
     (SearchOptions(scheduler="none", reduction_factor=3.0), "--reduction-factor is ASHA's; --scheduler none ignores"),
     (SearchOptions(scheduler="none", grace_period=2), "--grace-period is ASHA's; --scheduler none ignores"),
     (
-        SearchOptions(searcher="graph", hybrid_warmup="random"),
+        SearchOptions(searcher="graph", hybrid_warmup="llm"),  # not the default (random)
         "--hybrid-warmup is the hybrid searcher's; graph ignores",
     ),
 ]

@@ -88,7 +88,9 @@ def test_tuner_with_the_hybrid_searcher_serves_llm_candidates_and_keeps_no_key(r
 
     with FakeLLMServer(SPACE) as server:
         llm = GPT4Searcher(base_url=server.url, api_key=SENTINEL_KEY)
-        searcher = HybridSearcher(llm=llm, llm_candidates=3, warmup=2, train_steps=30, prior_graphs=64, max_trials=4)
+        searcher = HybridSearcher(
+            llm=llm, llm_candidates=3, warmup=2, train_steps=30, prior_graphs=64, max_trials=4, warmup_source="llm"
+        )
         tuner = tune.Tuner(
             train_diffusion,
             param_space=SPACE.param_space(**SMALL),

@@ -127,7 +127,9 @@ def test_the_hybrid_state_survives_save_and_restore(tmp_path) -> None:
 
 def test_an_unreachable_llm_leaves_the_graph_searcher_proposing_alone() -> None:
     llm = GPT4Searcher(base_url="http://127.0.0.1:9/v1", api_key="sk-test", max_retries=0, timeout=0.5)
-    searcher = HybridSearcher(space=SPACE, metric="acc", mode="max", llm=llm, warmup=3, model=SMALL_MODEL, seed=0)
+    searcher = HybridSearcher(
+        space=SPACE, metric="acc", mode="max", llm=llm, warmup=3, model=SMALL_MODEL, seed=0, warmup_source="llm"
+    )
     _run(searcher, 3)
     assert [r.proposer for r in searcher.memory.records()] == ["random"] * 3
     assert searcher.llm.usage["failed_calls"] == 3  # asked again only once more trials had finished

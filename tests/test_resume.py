@@ -159,6 +159,8 @@ def test_killed_command_resumes_with_resume_flag(searcher: str, tmp_path: Path, 
     output = tmp_path / "search"
     memory_file = output / TUNE_FOLDER / MEMORY_FILE
     command = [sys.executable, "-m", "ray_diffnas", "search", "--searcher", searcher, "--output", str(output)]
+    if searcher == "hybrid":  # a 4-trial search: only an LLM warm-up asks the LLM (whose key must stay out of files)
+        command += ["--hybrid-warmup", "llm"]
     sessions_before = _ray_sessions()
     finished_before = _kill_after_two_trials(command + CLI_FLAGS, memory_file, llm_env)
 
