@@ -5,7 +5,7 @@ outcomes. Here the LLM brings what it knows of good denoisers as *candidates*, a
 (trained on this data set, budget and machine) ranks them together with its own samples and
 neighbours: an LLM candidate runs only when the model ranks it among what it would propose itself.
 Before the model exists (the warm-up) there is nothing to screen with: the warm-up's proposals are
-either uniform draws, as the graph searcher's (``warmup_source="random"``), or the LLM's candidates,
+either uniform draws, as the graph searcher's (``warmup_source="random"``, the default), or the LLM's candidates,
 run unscreened (``"llm"``: worth it only with an LLM whose first proposals beat chance).
 
 The LLM is asked for more candidates than a round needs, and asked again only when every earlier one
