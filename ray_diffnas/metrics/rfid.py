@@ -10,6 +10,7 @@ import torch
 from ray_diffnas.data.datasets import ImageDataset
 from ray_diffnas.metrics.cache import atomic_torch_save, cache_dir, file_lock
 from ray_diffnas.metrics.features import FeatureExtractor, build_extractor
+from ray_diffnas.metrics.frechet import frechet_distance
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,5 @@ class RFID:
 
     def of_features(self, feats: np.ndarray) -> float:
         """RFID of images already through ``self.extractor`` (score several subsets, extract once)."""
-        from cleanfid.fid import frechet_distance
-
         generated, ref = FeatureStats.of(feats), self.reference
-        return float(frechet_distance(generated.mu, generated.sigma, ref.mu, ref.sigma))
+        return frechet_distance(generated.mu, generated.sigma, ref.mu, ref.sigma)
