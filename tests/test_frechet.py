@@ -20,7 +20,7 @@ def _clean_fid_or_none(*stats: np.ndarray) -> float | None:
     """clean-fid's value, or None on a SciPy without ``sqrtm(disp=...)`` (the reason frechet.py exists)."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # SciPy 1.16-1.17 deprecate disp
+            warnings.simplefilter("ignore", DeprecationWarning)  # SciPy 1.17 deprecates disp
             return float(clean_fid.frechet_distance(*stats))
     except TypeError as error:
         assert "disp" in str(error)

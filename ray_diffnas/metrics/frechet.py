@@ -1,7 +1,7 @@
 """The Fréchet distance between two Gaussians: clean-fid's formula, on every SciPy we support.
 
-clean-fid 0.1.35 (its latest release) calls ``scipy.linalg.sqrtm(..., disp=False)``; SciPy 1.16
-deprecated ``disp`` and later releases removed it, so there clean-fid's ``frechet_distance`` raises
+clean-fid 0.1.35 (its latest release) calls ``scipy.linalg.sqrtm(..., disp=False)``; SciPy
+deprecated ``disp`` (1.17 warns) and 1.18 removed it, so there clean-fid's ``frechet_distance`` raises
 ``TypeError`` on every call. This is the same computation (same regularisation of a singular
 product, same tolerance on the imaginary part) with the ``sqrtm`` call every SciPy release takes;
 ``tests/test_frechet.py`` checks it against clean-fid's wherever that still runs.
