@@ -104,6 +104,31 @@ def test_the_llm_is_shown_the_front_and_asked_to_extend_it() -> None:
     assert hybrid.pareto.metrics == METRICS
 
 
+def test_the_llm_fallback_mutates_the_front_members_that_hold_it_up() -> None:
+    """With the LLM out, the fallback mutates the front members that add most hypervolume, not the first
+    five in the order they were tried (those crowd one end of this front; the newest three span it)."""
+    old = [("nor_conv_3x3",) * 5 + (op,) for op in OPERATIONS]  # one corner: accurate and slow
+    new = [("none",) * 6, ("skip_connect",) * 6, ("avg_pool_3x3",) * 3 + ("nor_conv_1x1",) * 3]
+    points = [(90.0 + 0.1 * i, 9.0 + 0.1 * i) for i in range(5)] + [(60.0, 1.0), (70.0, 3.0), (80.0, 6.0)]
+    llm = GPT4Searcher(space=SPACE, metric=METRICS, mode=MODES, base_url="http://127.0.0.1:9/v1", api_key="sk-test",
+                       max_retries=0, seed=0)  # fmt: skip
+    for i, (ops, (acc, ms)) in enumerate(zip(old + new, points)):
+        arch = SPACE.validate({"ops": list(ops)})
+        llm.memory.propose(f"w{i}", {"arch": arch.to_dict()}, arch.key(), "warm_start")
+        llm.memory.complete(f"w{i}", {"acc": acc, "latency_ms": ms, "training_iteration": 1}, "completed")
+    assert all(rank == 0 for rank in llm.memory.pareto_ranks().values())  # eight on the front
+    parents = [SPACE.validate(r.config["arch"]).ops for r in llm.memory.front_members(5)]
+    assert set(new) <= set(parents)  # the three that span the front hold it up most
+
+    def distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+        return sum(x != y for x, y in zip(a, b))
+
+    children = [SPACE.validate(llm.suggest(f"t{i}")["arch"]).ops for i in range(24)]
+    assert {llm.memory.get(f"t{i}").proposer for i in range(24)} == {"fallback"}
+    assert all(min(distance(c, p) for p in parents) == 1 for c in children)
+    assert any(min(distance(c, p) for p in new) == 1 for c in children)  # the newest members are mutated too
+
+
 def test_a_warm_start_keeps_every_objective(tmp_path: Path) -> None:
     first = GraphDiffusionSearcher(space=SPACE, metric=METRICS, mode=MODES, warmup=20, seed=2)
     drive(first, rows(), 5)

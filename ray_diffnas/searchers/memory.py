@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.searchers.objective import Objective, reported
-from ray_diffnas.searchers.pareto import ParetoObjective, pareto_ranks
+from ray_diffnas.searchers.pareto import ParetoObjective, hypervolume_contributions, pareto_ranks, reference_point
 from ray_diffnas.trainable.faults import FAULT_KEY
 
 FORMAT_VERSION = 1
@@ -293,6 +294,35 @@ class SearchMemory:
         """The finished trials on the Pareto front (rank 0 of :meth:`pareto_ranks`), in the order they were proposed."""
         on_front = {trial_id for trial_id, rank in self.pareto_ranks().items() if rank == 0}
         return [r for r in self._records.values() if r.trial_id in on_front]
+
+    def front_members(self, k: int) -> list[TrialRecord]:
+        """The ``k`` best finished feasible trials with several objectives: by Pareto rank, and within a rank
+        those that add most hypervolume first (the members that hold a thin stretch of the front up, whose
+        neighbours extend it). The parents every searcher mutates when it searches for a front; empty
+        unless the search has several objectives.
+
+        Example:
+            >>> memory = SearchMemory("rfid", "min")
+            >>> memory.pareto = ParetoObjective(["rfid", "latency_ms"], ["min", "min"])
+            >>> for i, (rfid, ms) in enumerate([(1.0, 9.0), (1.1, 5.0), (5.0, 1.0), (6.0, 6.0)]):
+            ...     memory.propose(f"t{i}", {}, f"k{i}", "random")
+            ...     _ = memory.complete(f"t{i}", {"rfid": rfid, "latency_ms": ms}, "completed")
+            >>> [r.trial_id for r in memory.front_members(3)]  # t1 holds up the widest stretch
+            ['t1', 't2', 't0']
+        """
+        pareto = self.pareto
+        ranks = self.pareto_ranks()  # feasible trials only
+        if pareto is None or not ranks:
+            return []
+        records = [self._records[t] for t in ranks]
+        costs = np.array([pareto.costs(r.last_metrics) for r in records])
+        reference = reference_point(costs)
+        added = np.zeros(len(records))
+        for rank in set(ranks.values()):
+            layer = [i for i, r in enumerate(records) if ranks[r.trial_id] == rank]
+            added[layer] = hypervolume_contributions(costs[layer], reference)
+        order = sorted(range(len(records)), key=lambda i: (ranks[records[i].trial_id], -added[i]))
+        return [records[i] for i in order[:k]]
 
     def tokens(self) -> tuple[int, int]:
         """Total prompt and completion tokens spent."""

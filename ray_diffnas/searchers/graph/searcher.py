@@ -25,7 +25,6 @@ from ray_diffnas.searchers.graph.cost_model import NodeCostModel
 from ray_diffnas.searchers.graph.diffusion import GraphDiffusion, GraphDiffusionConfig
 from ray_diffnas.searchers.memory import TrialRecord
 from ray_diffnas.searchers.objective import Constraint, parse_constraints
-from ray_diffnas.searchers.pareto import hypervolume_contributions, reference_point
 from ray_diffnas.spaces.protocol import GraphSpace
 
 logger = logging.getLogger(__name__)
@@ -354,7 +353,7 @@ class GraphDiffusionSearcher(MemorySearcher):
         objectives: by Pareto rank, and within a rank those that add most hypervolume first (the members
         that hold a thin stretch of the front up, whose neighbours extend it)."""
         if self.pareto is not None:
-            return self._front_members(k)
+            return self.memory.front_members(k)
         objective = self.objective
         usable = [
             r
@@ -362,22 +361,6 @@ class GraphDiffusionSearcher(MemorySearcher):
             if r.status != "failed" and r.best is not None and objective.feasible(r.last_metrics)
         ]
         return sorted(usable, key=lambda r: objective.sort_key(r.best))[:k]
-
-    def _front_members(self, k: int) -> list[TrialRecord]:
-        pareto = self.pareto
-        assert pareto is not None
-        ranks = self.memory.pareto_ranks()  # feasible trials only
-        if not ranks:
-            return []
-        records = [r for r in (self.memory.get(t) for t in ranks) if r is not None and r.arch_key is not None]
-        costs = np.array([pareto.costs(r.last_metrics) for r in records])
-        reference = reference_point(costs)
-        added = np.zeros(len(records))
-        for rank in set(ranks.values()):
-            layer = [i for i, r in enumerate(records) if ranks[r.trial_id] == rank]
-            added[layer] = hypervolume_contributions(costs[layer], reference)
-        order = sorted(range(len(records)), key=lambda i: (ranks[records[i].trial_id], -added[i]))
-        return [records[i] for i in order[:k]]
 
     def _node_counts(self) -> torch.Tensor:
         """Sizes to generate: half from good-labelled graphs, half from all (keeps exploring)."""

@@ -187,8 +187,8 @@ class GPT4Searcher(MemorySearcher):
 
     def _fallback(self, taken: Sequence[Proposal]) -> Proposal:
         """A mutation of a good remembered architecture (or a fresh sample when memory is empty)."""
-        if self.pareto is not None:  # several objectives: the front's members
-            best = self.memory.front()[:5]
+        if self.pareto is not None:  # several objectives: the front's members that hold its thin stretches up
+            best = self.memory.front_members(5)
         else:
             best = self.memory.top_k(5)
         parents = [r.config["arch"] for r in best if "arch" in r.config]
