@@ -98,3 +98,23 @@ def test_a_fallback_whose_parents_neighbourhoods_are_spent_is_a_fresh_untried_sa
     assert searcher._neighbour([parent.to_dict()], set()).key() in tried  # every neighbour is spent
     fresh = searcher._new_neighbour([parent.to_dict()], set())
     assert fresh.key() not in tried and space.validate(fresh.to_dict()) == fresh
+
+
+def test_the_llm_fallback_mutates_feasible_parents_only() -> None:
+    # With a constraint, the best RFID can come from a trial that broke it: mutating that trial would
+    # spend the fallback's trials next to an infeasible architecture. The parents are the best feasible
+    # trials, the rule the graph searcher uses (MemorySearcher._best_feasible).
+    from ray_diffnas.searchers.llm.searcher import GPT4Searcher
+
+    space = NB201Space()
+    searcher = GPT4Searcher(space=space, metric="acc", mode="max", constraints={"latency_ms": 5.0},
+                            base_url="http://127.0.0.1:9/v1", max_retries=0, seed=0)  # fmt: skip
+    fast, slow = ("none",) * 6, ("nor_conv_3x3",) * 6  # six edits apart: their neighbours never meet
+    for i, (ops, acc, ms) in enumerate([(slow, 90.0, 9.0), (fast, 60.0, 2.0)]):
+        arch = space.validate({"ops": list(ops)})
+        searcher.memory.propose(f"w{i}", {"arch": arch.to_dict()}, arch.key(), "user")
+        searcher.memory.complete(f"w{i}", {"acc": acc, "latency_ms": ms, "training_iteration": 1}, "completed")
+    for i in range(12):
+        child = space.validate(searcher.suggest(f"t{i}")["arch"]).ops
+        assert searcher.memory.get(f"t{i}").proposer == "fallback"
+        assert sum(a != b for a, b in zip(child, fast)) == 1  # a mutation of the feasible one

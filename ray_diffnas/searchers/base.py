@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.searchers.memory import MemoryFileError, NotAMemoryFileError, SearchMemory
+from ray_diffnas.searchers.memory import MemoryFileError, NotAMemoryFileError, SearchMemory, TrialRecord
 from ray_diffnas.searchers.objective import MODES, Constraint, Objective, parse_constraints, reported
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.searchers.tune_state import SavedTrial, iteration, saved_trials
@@ -359,6 +359,20 @@ class MemorySearcher(Searcher):
             wanted = max(1, self._wanted_batch())
             self._pending = [p for p in self.propose(wanted) if self._is_new(p.arch.key())]
         return None
+
+    def _best_feasible(self, k: int) -> list[TrialRecord]:
+        """The ``k`` best finished trials that met every constraint (see :class:`Objective`): the parents a
+        searcher mutates. With several objectives: by Pareto rank, and within a rank those that add most
+        hypervolume first (:meth:`SearchMemory.front_members`)."""
+        if self.pareto is not None:
+            return self.memory.front_members(k)
+        objective = self.objective  # the memory's own loses the constraints on a restore: the searcher's has them
+        usable = [
+            r
+            for r in self.memory.records(["completed", "stopped"])
+            if r.arch_key is not None and r.best is not None and objective.feasible(r.last_metrics)
+        ]
+        return sorted(usable, key=lambda r: objective.sort_key(r.best))[:k]
 
     def _neighbour(self, parents: Sequence[Mapping[str, Any]], taken_keys: set[str], tries: int = 50) -> Any:
         """A mutation of one of ``parents`` (a fresh sample when there are none) that is new and

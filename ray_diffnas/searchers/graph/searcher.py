@@ -348,20 +348,6 @@ class GraphDiffusionSearcher(MemorySearcher):
             proposals.append(Proposal(arch, "fallback", note="the model sampled only known architectures"))
         return proposals
 
-    def _best_feasible(self, k: int) -> list[TrialRecord]:
-        """The ``k`` best finished trials that met every constraint (see :class:`Objective`). With several
-        objectives: by Pareto rank, and within a rank those that add most hypervolume first (the members
-        that hold a thin stretch of the front up, whose neighbours extend it)."""
-        if self.pareto is not None:
-            return self.memory.front_members(k)
-        objective = self.objective
-        usable = [
-            r
-            for r in self._finished()
-            if r.status != "failed" and r.best is not None and objective.feasible(r.last_metrics)
-        ]
-        return sorted(usable, key=lambda r: objective.sort_key(r.best))[:k]
-
     def _node_counts(self) -> torch.Tensor:
         """Sizes to generate: half from good-labelled graphs, half from all (keeps exploring)."""
         model = self.trained_model

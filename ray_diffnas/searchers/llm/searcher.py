@@ -187,11 +187,7 @@ class GPT4Searcher(MemorySearcher):
 
     def _fallback(self, taken: Sequence[Proposal]) -> Proposal:
         """A mutation of a good remembered architecture (or a fresh sample when memory is empty)."""
-        if self.pareto is not None:  # several objectives: the front's members that hold its thin stretches up
-            best = self.memory.front_members(5)
-        else:
-            best = self.memory.top_k(5)
-        parents = [r.config["arch"] for r in best if "arch" in r.config]
+        parents = [r.config["arch"] for r in self._best_feasible(5) if "arch" in r.config]
         arch = self._new_neighbour(parents, {p.arch.key() for p in taken})
         return Proposal(arch, "fallback", note=self._fallback_reason)
 
