@@ -53,6 +53,21 @@ def test_the_prompt_for_an_nb201_table_is_about_the_cell() -> None:
     assert "flops_m<=100" in user["content"] and "flops_m 120" in user["content"]  # constraints and their metric
 
 
+def test_the_best_so_far_shown_are_the_ones_that_met_the_constraints() -> None:
+    memory = SearchMemory("cifar10_valid_acc", "max")
+    for i, (ops, acc, flops) in enumerate([("nor_conv_3x3", 91.0, 120.0), ("skip_connect", 70.0, 0.0)]):
+        key = NB201Space().validate({"ops": [ops] * 6}).key()
+        memory.propose(f"t{i}", {"arch": {"ops": [ops] * 6}}, key, "llm")
+        memory.complete(f"t{i}", {"cifar10_valid_acc": acc, "flops_m": flops}, status="completed")
+    constrained = Objective("cifar10_valid_acc", "max", ["flops_m<=100"])
+    user = build_messages(NB201Space(), constrained, memory, 3, "2 finished", [])[1]["content"]
+    best = user[user.index("Best so far") :]
+    assert best.startswith("Best so far of those that met the constraints (top 1):")
+    assert "skip_connect" in best and "nor_conv_3x3" not in best  # 91 % broke the FLOPs bound
+    free = build_messages(NB201Space(), Objective("cifar10_valid_acc", "max"), memory, 3, "2 finished", [])
+    assert "Best so far (top 2):" in free[1]["content"]
+
+
 def test_bench_table_runs_the_llm_searcher_on_nb201(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ray_session
 ) -> None:

@@ -115,7 +115,7 @@ def build_messages(
     changing = [  # differs from call to call: kept short, and last
         "## Now",
         f"Budget: {budget}.",
-        front_text(memory, pareto) if pareto else _best_so_far(memory),
+        front_text(memory, pareto) if pareto else _best_so_far(memory, objective),
         *([f"Running now: {', '.join(list(live_keys)[:EARLIER])}"] if live_keys else []),
         *(
             ["## What a model trained on these outcomes says of your earlier candidates", *model_notes]
@@ -213,12 +213,14 @@ def front_text(memory: SearchMemory, pareto: ParetoObjective) -> str:
     return "\n".join(lines)
 
 
-def _best_so_far(memory: SearchMemory) -> str:
-    best = memory.top_k(TOP)
+def _best_so_far(memory: SearchMemory, objective: Objective) -> str:
+    """The best trials that met the constraints: a trial that broke one is no example to follow."""
+    best = [r for r in memory.top_k(len(memory)) if objective.feasible(r.last_metrics)][:TOP]
     if not best:
         return ""
     entries = [f"- {r.arch_key}: best {_num(r.best)} ({r.status}, {r.iterations} it)" for r in best]
-    return "\n".join([f"Best so far (top {len(best)}):", *entries])
+    which = " of those that met the constraints" if objective.constraints else ""
+    return "\n".join([f"Best so far{which} (top {len(best)}):", *entries])
 
 
 def _line(record: TrialRecord, metrics: Sequence[str]) -> str:
