@@ -191,6 +191,19 @@ def test_save_restore_round_trip_into_a_blank_instance(make: Factory, tmp_path: 
     assert blank.memory.best().trial_id == "not_completed"
 
 
+def test_a_restored_memory_judges_by_the_restoring_searchers_constraints(make: Factory, tmp_path: Path) -> None:
+    # The memory file keeps metric and mode; the constraints belong to the searcher that restores it.
+    searcher = make(space=SPACE, metric="rfid", mode="min", constraints={"latency_ms": 5.0}, seed=3)
+    searcher.suggest("1")
+    searcher.on_trial_complete("1", {"rfid": 10.0, "latency_ms": 9.0, "training_iteration": 4})
+    path = str(tmp_path / "state.parquet")
+    searcher.save(path)
+    blank = make(constraints={"latency_ms": 5.0})
+    blank.restore(path)
+    assert blank.memory.objective == searcher.memory.objective
+    assert not blank.memory.objective.feasible(blank.memory.records()[0].last_metrics)
+
+
 def test_warm_start_from_a_previous_results_parquet(make: Factory, tmp_path: Path) -> None:
     import json
 

@@ -209,12 +209,17 @@ class MemorySearcher(Searcher):
         return None
 
     def _on_configured(self) -> None:
-        if self._metric and self._mode:
-            self.memory.objective = Objective(self._metric, self._mode, self.constraints)
-        self.memory.pareto = self.pareto
+        self._bind_memory()
         if self._warm_start is not None:
             path, self._warm_start = self._warm_start, None
             self.warm_start_from(path)
+
+    def _bind_memory(self) -> None:
+        """Gives the memory this searcher's objectives: a memory file keeps the metric and mode, not the
+        constraints (they belong to the searcher that reads it), so a restored memory gets them here."""
+        if self._metric and self._mode:
+            self.memory.objective = Objective(self._metric, self._mode, self.constraints)
+        self.memory.pareto = self.pareto
 
     def _check_ready(self) -> None:
         if self._space is None:
@@ -366,7 +371,7 @@ class MemorySearcher(Searcher):
         hypervolume first (:meth:`SearchMemory.front_members`)."""
         if self.pareto is not None:
             return self.memory.front_members(k)
-        objective = self.objective  # the memory's own loses the constraints on a restore: the searcher's has them
+        objective = self.objective
         usable = [
             r
             for r in self.memory.records(["completed", "stopped"])
@@ -522,7 +527,7 @@ class MemorySearcher(Searcher):
             logger.warning("%s restores a memory written by %s.", type(self).__name__, state.get("class"))
         self.set_state(state)  # first: a state this searcher cannot take leaves it untouched
         self.memory = memory
-        self.memory.pareto = self.pareto
+        self._bind_memory()
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         """Writes the memory file, and its copy under Tune's searcher-state name, into ``checkpoint_dir``.
