@@ -142,3 +142,16 @@ def test_a_memory_saved_when_random_draws_were_named_sampler_reads_them_as_rando
     pq.write_table(old.replace_schema_metadata(table.schema.metadata), path)
     loaded, _ = SearchMemory.load(path)
     assert [record.proposer for record in loaded.records()] == ["random"]
+
+
+def test_an_invalid_proposal_after_a_forgotten_trial_keeps_the_earlier_one() -> None:
+    # A restored search forgets the proposals Tune did not keep; the next invalid proposal took the id of
+    # an earlier one (the count of records) and replaced it, its error and tokens lost.
+    memory = SearchMemory()
+    memory.propose("t0", {}, "a", proposer="llm")
+    first = memory.invalid({"arch": "junk"}, "not JSON", proposer="llm", prompt_tokens=100)
+    memory.forget("t0")
+    second = memory.invalid({"arch": "more junk"}, "not JSON either", proposer="llm", prompt_tokens=50)
+    assert first != second
+    assert [r.error for r in memory.records(["invalid"])] == ["not JSON", "not JSON either"]
+    assert memory.tokens()[0] == 150

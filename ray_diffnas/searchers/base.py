@@ -324,7 +324,7 @@ class MemorySearcher(Searcher):
         """Records an outside outcome: the objective's curve, and the other metrics it reported (with
         several objectives, the others are what places it on the front)."""
         arch = self.space.validate(parameters.get("arch", parameters))
-        trial_id = f"evaluated-{len(self.memory)}"
+        trial_id = self.memory.new_id("evaluated")
         self.memory.propose(trial_id, {"arch": arch.to_dict()}, arch.key(), "warm_start")
         for i, v in enumerate(curve, start=1):
             self.memory.report(trial_id, {**(metrics or {}), self.objective.metric: v, "training_iteration": i})

@@ -160,12 +160,30 @@ class SearchMemory:
             self._key_index.discard(record.arch_key)
         return record
 
+    def new_id(self, prefix: str) -> str:
+        """A record id for something that is not a Tune trial (``invalid-7``, ``evaluated-3``) that no record
+        holds: the count of records alone would repeat an id once a record has been forgotten, and the
+        new record would silently replace the old one.
+
+        Example:
+            >>> memory = SearchMemory()
+            >>> memory.propose("t1", {}, "a", proposer="llm")
+            >>> first = memory.invalid({}, "bad", proposer="llm")
+            >>> _ = memory.forget("t1")
+            >>> memory.new_id("invalid") != first
+            True
+        """
+        n = len(self._records)
+        while f"{prefix}-{n}" in self._records:
+            n += 1
+        return f"{prefix}-{n}"
+
     def invalid(
         self, config: Any, error: str, proposer: str, prompt_tokens: int = 0, completion_tokens: int = 0
     ) -> str:
         """Records a proposal that never became a trial; returns its record id."""
         self._check_proposer(proposer)
-        record_id = f"invalid-{len(self._records)}"
+        record_id = self.new_id("invalid")
         payload = config if isinstance(config, Mapping) else {"raw": str(config)[:2000]}
         self._add(
             TrialRecord(
