@@ -92,6 +92,25 @@ def test_outside_the_table_and_infeasible_queries_add_nothing() -> None:
     assert run["best_so_far"].tolist() == [0.0, 0.0] and run["igd"].isna().all()
 
 
+def test_the_summary_counts_the_seeds_that_found_a_feasible_row_and_judges_no_screen_by_one_objective() -> None:
+    frame = small_table()
+    bench = ParetoBenchmark(
+        load_table(frame, SPACE), ParetoObjective(["acc", "latency_ms"], ["max", "min"], ["latency_ms<=2"])
+    )
+    slow = [c for c, ms in zip(frame["arch"], frame["latency_ms"]) if ms > 2][:12]
+    fast = [c for c, ms in zip(frame["arch"], frame["latency_ms"]) if ms <= 2][:12]
+    late, early = run_of(bench, [*slow[:10], *fast[:2]]), run_of(bench, fast)
+    for run in (late, early):
+        run["proposer"] = "llm"  # as an LLM searcher's trajectory names its trials
+    runs = [RunRecord("random", 0, late, 1.0), RunRecord("random", 1, early, 1.0, screened_out=[{"key": slow[-1]}])]
+    stats = bench.summarize(runs, budget=12)["searchers"]["random"]
+    assert stats["checkpoints"]["10"]["seeds_with_a_feasible_query"] == 1  # the first run had none by then
+    assert stats["checkpoints"]["10"]["median_best"] == pytest.approx(early["best_so_far"].iloc[9] / 2)
+    screen = stats["llm_screen"]  # counts only: a regret against "the optimum" needs one objective
+    assert screen["served"] == 24 and screen["screened_out"] == 1
+    assert not any("regret" in key for key in screen)
+
+
 def test_searchers_that_take_one_objective_say_so() -> None:
     with pytest.raises(ConfigError, match="takes one objective"):
         make_searcher("evolution", SPACE, TARGET)

@@ -710,9 +710,13 @@ class TableBenchmark:
             "queries": [len(r.trajectory) for r in runs],
             "wall_seconds": wall,
             "seconds_per_query": round(sum(wall) / max(queries, 1), 4),
-            **({"llm_screen": screen} if (screen := screen_summary(runs, self._true_value, self.optimum)) else {}),
+            **({"llm_screen": screen} if (screen := self._screen_summary(runs)) else {}),
             **({"sources": sources} if (sources := self._source_summary(runs)) else {}),
         }
+
+    def _screen_summary(self, runs: list[RunRecord]) -> dict[str, Any] | None:
+        """What the LLM candidates served and screened out were worth (see :func:`screen_summary`)."""
+        return screen_summary(runs, self._true_value, self.optimum)
 
     def _source_summary(self, runs: list[RunRecord]) -> dict[str, Any] | None:
         """Each source's queries and mean regret against chance's (see :func:`source_summary`)."""

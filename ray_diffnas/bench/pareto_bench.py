@@ -33,6 +33,7 @@ from ray_diffnas.bench.harness import (
     open_table,
     values_at,
 )
+from ray_diffnas.bench.screen import screen_summary
 from ray_diffnas.bench.stats import bootstrap_interval
 from ray_diffnas.bench.table import ArchTable, TableError
 from ray_diffnas.errors import ConfigError
@@ -191,12 +192,17 @@ class ParetoBenchmark(TableBenchmark):
     def _source_summary(self, runs: list[RunRecord]) -> dict[str, Any] | None:
         return None  # a source's regret needs one objective
 
+    def _screen_summary(self, runs: list[RunRecord]) -> dict[str, Any] | None:
+        return screen_summary(runs, self._true_value, None)  # the counts: a regret needs one objective
+
     def _summarize_searcher(self, runs: list[RunRecord], budget: int) -> dict[str, Any]:
         stats = super()._summarize_searcher(runs, budget)
         for count in checkpoints(budget):
             distance = values_at(runs, "igd", count)
-            seen = distance[~np.isnan(distance)]
+            seen = distance[~np.isnan(distance)]  # IGD is NaN until a run's first feasible query
             stats["checkpoints"][str(count)].update(
+                # the hypervolume ratio is 0 (not NaN) before that, so the base class would count every seed
+                seeds_with_a_feasible_query=len(seen),
                 mean_igd=float(seen.mean()) if len(seen) else None,
                 mean_igd_ci95=bootstrap_interval(distance, np.mean),
                 median_igd=float(np.median(seen)) if len(seen) else None,
