@@ -155,3 +155,19 @@ def test_an_invalid_proposal_after_a_forgotten_trial_keeps_the_earlier_one() -> 
     assert first != second
     assert [r.error for r in memory.records(["invalid"])] == ["not JSON", "not JSON either"]
     assert memory.tokens()[0] == 150
+
+
+def test_the_front_places_a_trial_by_its_best_rfid_as_the_results_table_does() -> None:
+    from ray_diffnas.searchers.pareto import ParetoObjective
+
+    memory = SearchMemory("rfid", "min")
+    memory.pareto = ParetoObjective(["rfid", "latency_ms"], ["min", "min"])
+    memory.propose("a", {}, "ka", "random")
+    for i, rfid in enumerate([5.0, 3.0, 4.0], start=1):  # its RFID got worse after its best
+        memory.report("a", {"rfid": rfid, "latency_ms": 2.0, "training_iteration": i})
+    memory.complete("a", None, "completed")
+    memory.propose("b", {}, "kb", "random")
+    memory.complete("b", {"rfid": 3.5, "latency_ms": 2.0, "training_iteration": 1}, "completed")
+    assert memory.best().trial_id == "a"
+    assert memory.pareto_ranks() == {"a": 0, "b": 1}  # not by its last RFID, 4.0, which b's 3.5 beats
+    assert [r.trial_id for r in memory.front_members(2)] == ["a", "b"]

@@ -282,6 +282,14 @@ class SearchMemory:
         top = self.top_k(1)
         return top[0] if top else None
 
+    def front_point(self, record: TrialRecord) -> dict[str, float]:
+        """The metrics that place a finished trial on the front: its best value of the search's first metric
+        (the value the leaderboard and ``results.parquet`` rank it by; the last can be worse), the others
+        as it last reported them (a UNet's latency, params and FLOPs do not change while it trains)."""
+        if record.best is None:
+            return dict(record.last_metrics)
+        return {**record.last_metrics, self.metric: record.best}
+
     def pareto_ranks(self, feasible_only: bool = True) -> dict[str, int]:
         """The Pareto rank (0 = on the front) of each finished trial that reported every objective (and met
         the constraints, unless not ``feasible_only``), by trial id; empty unless the search has several
@@ -300,8 +308,9 @@ class SearchMemory:
             return {}
         scored = []
         for record in self.records(["completed", "stopped"]):
-            costs = self.pareto.costs(record.last_metrics)
-            if costs is not None and (not feasible_only or self.pareto.feasible(record.last_metrics)):
+            point = self.front_point(record)
+            costs = self.pareto.costs(point)
+            if costs is not None and (not feasible_only or self.pareto.feasible(point)):
                 scored.append((record.trial_id, costs))
         if not scored:
             return {}
@@ -333,7 +342,7 @@ class SearchMemory:
         if pareto is None or not ranks:
             return []
         records = [self._records[t] for t in ranks]
-        costs = np.array([pareto.costs(r.last_metrics) for r in records])
+        costs = np.array([pareto.costs(self.front_point(r)) for r in records])
         reference = reference_point(costs)
         added = np.zeros(len(records))
         for rank in set(ranks.values()):

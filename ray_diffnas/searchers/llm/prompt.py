@@ -194,12 +194,13 @@ def front_text(memory: SearchMemory, pareto: ParetoObjective) -> str:
     members = memory.front()
     if not members:
         return "No trial has reported every objective yet."
-    costs = np.array([pareto.costs(r.last_metrics) for r in members])
+    points = [memory.front_point(r) for r in members]
+    costs = np.array([pareto.costs(p) for p in points])
     order = np.lexsort(costs.T[::-1])
-    members, costs = [members[i] for i in order], costs[order]
+    members, points, costs = [members[i] for i in order], [points[i] for i in order], costs[order]
     lines = [f"Current Pareto front ({len(members)} architectures, best {pareto.metrics[0]!r} first):"]
-    for record in members:
-        values = ", ".join(f"{m} {_num(record.last_metrics.get(m))}" for m in pareto.metrics)
+    for record, point in zip(members, points):
+        values = ", ".join(f"{m} {_num(point.get(m))}" for m in pareto.metrics)
         lines.append(f"- {record.arch_key}: {values}")
     if len(pareto.metrics) == 2 and len(members) > 2:
         span = np.ptp(costs, axis=0)
