@@ -94,7 +94,7 @@ def with_pareto_ranks(frame: pd.DataFrame, target: ParetoObjective) -> pd.DataFr
     frame[RANK_COLUMN] = pd.array([pd.NA] * len(frame), dtype="Int64")
     scored, costs = [], []
     for i, row in enumerate(frame.to_dict("records")):
-        values = {**row, METRIC: row.get("best_rfid")}
+        values = target.point(row, row.get("best_rfid"))
         point = target.costs(values)
         if row.get("status") in ("completed", "stopped") and point is not None and target.feasible(values):
             scored.append(i)

@@ -283,12 +283,9 @@ class SearchMemory:
         return top[0] if top else None
 
     def front_point(self, record: TrialRecord) -> dict[str, float]:
-        """The metrics that place a finished trial on the front: its best value of the search's first metric
-        (the value the leaderboard and ``results.parquet`` rank it by; the last can be worse), the others
-        as it last reported them (a UNet's latency, params and FLOPs do not change while it trains)."""
-        if record.best is None:
-            return dict(record.last_metrics)
-        return {**record.last_metrics, self.metric: record.best}
+        """The metrics that place a finished trial on the front (:meth:`ParetoObjective.point`)."""
+        assert self.pareto is not None, "a front needs several objectives"
+        return self.pareto.point(record.last_metrics, record.best)
 
     def pareto_ranks(self, feasible_only: bool = True) -> dict[str, int]:
         """The Pareto rank (0 = on the front) of each finished trial that reported every objective (and met

@@ -89,6 +89,17 @@ class ParetoObjective:
             costs.append(value if objective.mode == "min" else -value)
         return np.array(costs, dtype=float)
 
+    def point(self, last: Mapping[str, Any], best: float | None) -> dict[str, Any]:
+        """What places a finished trial on the front: its ``best`` value of the first metric over the trial
+        (the value leaderboards rank it by; its last can be worse), the other metrics as it ``last``
+        reported them (a UNet's latency, params and FLOPs do not change while it trains).
+
+        Example:
+            >>> ParetoObjective(["rfid", "latency_ms"], ["min", "min"]).point({"rfid": 4.0, "latency_ms": 2.0}, 3.0)
+            {'rfid': 3.0, 'latency_ms': 2.0}
+        """
+        return dict(last) if best is None else {**last, self.metrics[0]: best}
+
     def values(self, costs: np.ndarray) -> np.ndarray:
         """The metrics' values back from costs (each ``max`` column negated again)."""
         signs = np.array([1.0 if o.mode == "min" else -1.0 for o in self.objectives])
