@@ -191,7 +191,16 @@ BAD_FLAGS = [
     (["--image-size", "5000"], "image_size must be an integer in [4, 1024] or None, but got 5000"),
     (["--image-size", "7"], "image_size must be even (a UNet halves it at least once, for 2 levels), but got 7"),
     (["--rfid-samples", "1"], "rfid_samples must be an integer >= 2 (FID needs a covariance), but got 1"),
+    (["--data-root", "/data/cifar"], "--data-root '/data/cifar' is read only for --dataset cifar10 or folder"),
+    (["--cpus-per-trial", "nan"], "--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, but got nan"),
+    (["--gpus-per-trial", "1.5"], "--gpus-per-trial 1.5: Ray shares a GPU in fractions below 1"),
     (["--searcher", "gpt4", "--llm", "openai"], "--searcher gpt4 needs an LLM: set OPENAI_API_KEY"),
+    # A misspelt metric would make every trial infeasible, found out only when the search ends.
+    (["--constraint", "latncy_ms<=5"], "--constraint latncy_ms<=5: trials report no 'latncy_ms'; bound one of rfid"),
+    (
+        ["--objective", "rfid:min", "--objective", "latency_ms:max"],
+        "--objective latency_ms: a cost is better lower, so a search minimises it; give --objective latency_ms:min",
+    ),
 ]
 
 
@@ -224,11 +233,12 @@ IGNORED_OPTIONS = [
         SearchOptions(searcher="graph", hybrid_warmup="llm"),  # not the default (random)
         "--hybrid-warmup is the hybrid searcher's; graph ignores",
     ),
+    (SearchOptions(searcher="graph", llm="local"), "--llm is the LLM searchers' (gpt4, hybrid); graph ignores it"),
 ]
 
 
 @pytest.mark.parametrize(
-    "options,message", IGNORED_OPTIONS, ids=["constraint", "reduction-factor", "grace-period", "hybrid-warmup"]
+    "options,message", IGNORED_OPTIONS, ids=["constraint", "reduction-factor", "grace-period", "hybrid-warmup", "llm"]
 )
 def test_an_option_the_search_would_ignore_is_named(
     options: SearchOptions, message: str, caplog: pytest.LogCaptureFixture
@@ -253,3 +263,13 @@ def test_every_flag_has_help_and_each_default_is_said_once(command: str) -> None
     text = sub.format_help()
     assert "(default: None)" not in text and "(default: False)" not in text
     assert all(line.count("(default:") <= 1 for line in text.splitlines())
+    if command == "search":  # a default of 0 is a value (seed 0, no GPUs); a switch's default is not one to give
+        assert "search's searcher (default: 0)" in " ".join(text.split()) and "(default: 0.0)" in text
+        assert "one line per trial event (default" not in " ".join(text.split())
+
+
+def test_the_gflops_bound_is_checked_at_the_data_sets_own_size() -> None:
+    """digits trains at its own 8 px: a bound that 8 px UNets meet is not refused for 32 px ones."""
+    SearchOptions(dataset="digits", max_gflops=0.01).check()
+    with pytest.raises(DiffNASError, match="max_gflops=0.0001"):
+        SearchOptions(dataset="digits", max_gflops=0.0001).check()

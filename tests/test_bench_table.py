@@ -186,6 +186,32 @@ def test_kept_runs_serve_a_copy_of_the_table_in_another_folder(tmp_path: Path) -
     assert not _same_settings(json.dumps(settings), json.dumps(changed), ())
 
 
+def test_a_run_kept_with_other_settings_is_refused_not_replaced(tmp_path: Path) -> None:
+    """A rerun into the same folder with another budget must not overwrite hours of kept runs one by one."""
+    from ray_diffnas.bench.harness import RUN_METADATA_KEY, RUNS_FOLDER, TableBenchmark
+    from ray_diffnas.bench.table import write_table_file
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame([synthetic_row(ops) for ops in itertools.islice(itertools.product(OPERATIONS, repeat=6), 50)]).to_csv(
+        path, index=False
+    )
+    bench, output = TableBenchmark.from_file(path, "acc:max"), tmp_path / "bench"
+    kept = output / RUNS_FOLDER / "random-seed0.parquet"
+    kept.parent.mkdir(parents=True)
+    settings = json.dumps(bench.run_settings(10), sort_keys=True)
+    write_table_file(
+        pd.DataFrame({"searcher": ["random"], "seed": [0]}), kept, {"settings": settings}, key=RUN_METADATA_KEY
+    )
+    before = kept.read_bytes()
+    with pytest.raises(
+        ConfigError, match=r"kept with other settings \(budget: 10 there, 5 now\); pass another --output"
+    ):
+        bench.run("random", budget=5, seeds=[0], output=output)  # refused before any run (no Ray here)
+    assert kept.read_bytes() == before
+    bench.check_kept_runs(["random"], [0], 10, output)  # the same settings: reused, nothing to refuse
+    bench.check_kept_runs(["random"], [1], 5, output)  # another seed's run: nothing kept to replace
+
+
 def test_kept_hybrid_runs_are_told_apart_by_their_warm_up(tmp_path: Path) -> None:
     """--hybrid-warmup is part of a hybrid run's settings (a run kept before it existed warmed up on the
     LLM's candidates); the other searchers' kept runs serve either value."""
@@ -307,6 +333,26 @@ def test_bad_inputs_fail_with_one_clear_message(case: str, tmp_path: Path, capsy
     for word in words:
         assert word in message[0], message[0]
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_a_missing_table_and_a_one_objective_searcher_on_a_front_are_refused_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The missing file is the error (not "give --objective", which a build-table table would not need); a
+    searcher that takes one objective is refused before any other searcher's runs, not after them."""
+    code = run_cli("--table", str(tmp_path / "missing.parquet"), "--searcher", "random", "--seeds", "1")
+    err = capsys.readouterr().err
+    assert code == 2 and "missing.parquet' does not exist" in err and "--objective must be given" not in err
+    path = tmp_path / "t.csv"
+    pd.DataFrame([synthetic_row(ops) for ops in itertools.islice(itertools.product(OPERATIONS, repeat=6), 50)]).to_csv(
+        path, index=False
+    )
+    output = tmp_path / "out"
+    objectives = ["--objective", "acc:max", "--objective", "latency_ms:min"]
+    code = run_cli("--table", str(path), *objectives, "--searcher", "graph,evolution", "--output", str(output))
+    err = capsys.readouterr().err
+    assert code == 2 and "--searcher evolution takes one objective; with several use one of" in err
+    assert not (output / "runs").exists()  # refused before the graph searcher's runs
 
 
 def test_search_command_takes_graph_default_and_constraints() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,6 +159,18 @@ def test_a_build_stopped_with_ctrl_c_writes_its_table_and_another_build_reuses_i
     assert metadata["reused"] == {"table": str(first / TABLE_FILE), "rows": len(finished)}
     assert metadata["rows_complete"] == 4
 
+    # The stopped build's Tune folder deleted (or its table copied to another machine): the same command
+    # keeps the table's finished rows and trains the rest, never the finished ones over again.
+    shutil.rmtree(first / TUNE_FOLDER)
+    rerun = subprocess.run(_command(space_file, first), env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    table = pd.read_parquet(first / TABLE_FILE)
+    assert (table["status"] == "completed").all()
+    assert len(list((first / TUNE_FOLDER).glob("*/result.json"))) == 4 - len(finished)
+    assert (
+        table.set_index("arch_key").loc[finished["arch_key"], "rfid_final"].tolist() == finished["rfid_final"].tolist()
+    )
+
 
 def test_reuse_refuses_a_table_of_another_build(tmp_path: Path) -> None:
     from ray_diffnas.bench.reuse import reused_rows
@@ -165,6 +178,7 @@ def test_reuse_refuses_a_table_of_another_build(tmp_path: Path) -> None:
 
     archs = [arch.to_dict() for arch in SPACE.enumerate()]
     metadata = {"format": 1, "space": SPACE.to_dict(), "dataset": "digits", "image_size": 8, "seed": 0}
+    metadata["rfid_features"] = "classifier:digits-8px-0123456789ab"
     metadata["training"] = {"max_iterations": 2, "lr": 0.002}
     frame = pd.DataFrame({"arch": [json.dumps(archs[0], sort_keys=True)], "status": ["completed"], "rfid_final": [3.0]})
     path = write_table_file(frame, tmp_path / "table.parquet", metadata)
@@ -172,6 +186,8 @@ def test_reuse_refuses_a_table_of_another_build(tmp_path: Path) -> None:
     assert len(reused_rows(str(path), metadata, archs[1:]).frame) == 0  # not an architecture of this build
     with pytest.raises(DiffNASError, match=r"built differently \(seed: 0 there, 1 here\)"):
         reused_rows(str(path), {**metadata, "seed": 1}, archs)
+    with pytest.raises(DiffNASError, match=r"built differently \(rfid_features: 'classifier:digits"):
+        reused_rows(str(path), {**metadata, "rfid_features": "inception_v3_clean"}, archs)  # RFIDs on another scale
     (tmp_path / "plain.csv").write_text("arch,rfid_final\n{},1\n")
     with pytest.raises(DiffNASError, match="not a table written by 'ray-diffnas build-table'"):
         reused_rows(str(tmp_path / "plain.csv"), metadata, archs)

@@ -207,8 +207,14 @@ def test_resume_of_a_folder_without_a_search_is_one_clear_error(tmp_path: Path) 
     assert "holds no search to resume" in run.stderr and "--output folder of a search" in run.stderr
 
 
-def test_a_new_search_into_a_folder_with_a_search_is_refused(tmp_path: Path) -> None:
-    (tmp_path / TUNE_FOLDER).mkdir()
+# A started search (its Tune folder, or its options before Tune's first save) and a finished one whose
+# bulky tune/ folder was deleted (its results and summary are still what the user keeps).
+@pytest.mark.parametrize("held", [TUNE_FOLDER, "search_options.json", "results.parquet", "summary.json"])
+def test_a_new_search_into_a_folder_with_a_search_is_refused(held: str, tmp_path: Path) -> None:
+    if held == TUNE_FOLDER:
+        (tmp_path / held).mkdir()
+    else:
+        (tmp_path / held).write_text("kept")
     run = subprocess.run(
         [sys.executable, "-m", "ray_diffnas", "search", "--dataset", "digits", "--output", str(tmp_path)],
         capture_output=True,
@@ -217,6 +223,45 @@ def test_a_new_search_into_a_folder_with_a_search_is_refused(tmp_path: Path) -> 
     )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "already holds a search; finish it with 'ray-diffnas search --resume" in run.stderr
+    assert held == TUNE_FOLDER or (tmp_path / held).read_text() == "kept"
+
+
+def test_ctrl_c_stops_a_search_that_resume_then_finishes(tmp_path: Path) -> None:
+    """Tune ends ``fit`` quietly on Ctrl-C: the command must not then write the results and summary of a
+    finished search with the cut-short trial as "stopped" (by ASHA) and exit 0, but say it stopped."""
+    output = tmp_path / "search"
+    memory_file = output / TUNE_FOLDER / MEMORY_FILE
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    command = [sys.executable, "-m", "ray_diffnas", "search", "--searcher", "graph", "--output", str(output)]
+    driver = subprocess.Popen(
+        command + CLI_FLAGS, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while _finished(memory_file) < 1 and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.5)
+        assert driver.poll() is None and _finished(memory_file) >= 1, "no trial finished in time"
+        driver.send_signal(signal.SIGINT)  # what Ctrl-C sends (to the driver: Ray's own processes ignore it)
+        _, stderr = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:  # a failed wait: nothing of it goes on
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+
+    assert driver.returncode == 130, stderr[-3000:]
+    assert f"Finish it with 'ray-diffnas search --resume {output}'" in stderr
+    assert not (output / "results.parquet").exists() and not (output / "summary.json").exists()
+    assert (output / "report.html").is_file()  # the search so far
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ray_diffnas", "search", "--resume", str(output)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    results = pd.read_parquet(output / "results.parquet")
+    assert len(results) == 4 and results["arch_key"].is_unique
+    assert set(results["status"]) <= {"completed", "stopped"}
+    _check_memory_kept(memory_file, {}, total=4)
 
 
 def test_resume_of_a_search_killed_before_its_first_save_starts_it_again(tmp_path: Path) -> None:

@@ -45,3 +45,10 @@ def test_inception_without_weights_fails_with_the_fix(digits, monkeypatch, tmp_p
     monkeypatch.setenv(INCEPTION_ENV, str(tmp_path / "missing.pt"))
     with pytest.raises(FeatureExtractorError, match="is not a file; point it at clean-fid's inception-2015-12-05.pt"):
         build_extractor(digits, "inception")
+
+
+def test_a_stale_inception_variable_does_not_stop_the_classifier(digits, monkeypatch, tmp_path) -> None:
+    """8 px grey digits never use Inception: a weights path left set from other work must not matter."""
+    monkeypatch.setenv(INCEPTION_ENV, str(tmp_path / "missing.pt"))
+    assert RFID(digits).features == f"classifier:{digits.fingerprint()}"  # auto picks the classifier here
+    assert build_extractor(digits, "classifier") is not None

@@ -42,7 +42,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+        # "is": a default of 0 (a seed, no GPUs) is said; only an absent one (None, False) is not.
+        absent = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        switch = action.nargs == 0  # -v, --torch-compile: the flag takes no value, its default is not one to give
+        if absent or switch or "default" in text:
             return text
         return super()._get_help_string(action)
 
@@ -235,6 +238,9 @@ def _resolve_paths_for_ray_job(args: argparse.Namespace) -> None:
         value = getattr(args, flag, None)
         if value is not None:
             setattr(args, flag, str(Path(value).expanduser().resolve()))
+    space = getattr(args, "space", None)  # a space's JSON file, or its name (unet-bench:8), which stays as it is
+    if space is not None and Path(space).expanduser().is_file():
+        args.space = str(Path(space).expanduser().resolve())
     leave_job_working_dir()
 
 

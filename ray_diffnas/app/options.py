@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, get_args, get_origin, get_type_hints
 
 from ray_diffnas.atomic import atomic_write
-from ray_diffnas.data.catalog import DEFAULT_IMAGE_SIZE, DatasetName
+from ray_diffnas.data.catalog import DEFAULT_IMAGE_SIZE, OWN_IMAGE_SIZE, ROOTED_DATASETS, DatasetName
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.metrics.catalog import FeatureChoice
 from ray_diffnas.searchers.factory import (
@@ -32,7 +33,14 @@ from ray_diffnas.searchers.objective import Objective, parse_constraints
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.registry import SPACE_SPECS
 from ray_diffnas.trainable.asha import GRACE_PERIOD, REDUCTION_FACTOR
-from ray_diffnas.trainable.reports import METRIC, METRIC_NOTES, MODE, TRADE_OFF_METRICS
+from ray_diffnas.trainable.reports import (
+    COST_MODE,
+    METRIC,
+    METRIC_NOTES,
+    MODE,
+    REPORTED_METRICS,
+    TRADE_OFF_METRICS,
+)
 from ray_diffnas.trainable.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -155,8 +163,21 @@ class TrialOptions:
     def check_trials(self) -> None:
         """The checks of the trial options (see :meth:`SearchOptions.check`)."""
         check_choices_and_minimums(self)
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise DiffNASError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0.")
+        if self.data_root is not None and self.dataset not in ROOTED_DATASETS:  # else a search of the wrong data
+            raise DiffNASError(
+                f"--data-root {self.data_root!r} is read only for --dataset {' or '.join(ROOTED_DATASETS)}, but the "
+                f"data set is {self.dataset!r} (which ships with its package); add --dataset, or drop --data-root."
+            )
+        if not (0 < self.cpus_per_trial < math.inf and 0 <= self.gpus_per_trial < math.inf):  # NaN fails too
+            raise DiffNASError(
+                f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, but got {self.cpus_per_trial} and "
+                f"{self.gpus_per_trial}."
+            )
+        if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
+            raise DiffNASError(
+                f"--gpus-per-trial {self.gpus_per_trial}: Ray shares a GPU in fractions below 1, and gives whole "
+                f"GPUs above; pass e.g. 0.5 or 2."
+            )
         TrainingSettings.from_config(
             {"dataset": self.dataset, "image_size": self.train_image_size, **self.training_settings()}
         )
@@ -266,6 +287,12 @@ class SearchOptions(TrialOptions):
                 f"--objective {', '.join(unknown)}: a search trades {METRIC} against what the denoiser costs, "
                 f"one of {', '.join(TRADE_OFF_METRICS)}."
             )
+        upward = [o.metric for o in parsed[1:] if o.mode != COST_MODE]
+        if upward:
+            raise DiffNASError(
+                f"--objective {upward[0]}: a cost is better lower, so a search minimises it; give "
+                f"--objective {upward[0]}:{COST_MODE}."
+            )
         return ParetoObjective([o.metric for o in parsed], [o.mode for o in parsed], self.constraints)
 
     def check(self) -> None:
@@ -275,11 +302,16 @@ class SearchOptions(TrialOptions):
             DiffNASError: naming the option, its value and what is allowed.
         """
         self.check_trials()
-        parse_constraints(self.constraints)  # a malformed bound fails now, not after the data has loaded
+        unreported = [c for c in parse_constraints(self.constraints) if c.metric not in REPORTED_METRICS]
+        if unreported:  # a typo would make every trial infeasible, found out only at the end
+            raise DiffNASError(
+                f"--constraint {unreported[0]}: trials report no {unreported[0].metric!r}; bound one of "
+                f"{', '.join(REPORTED_METRICS)}."
+            )
         if not self.max_gflops >= 0:
             raise DiffNASError(f"--max-gflops must be >= 0 (0: no bound), but got {self.max_gflops}.")
         if self.searcher in LLM_SEARCHERS:
-            check_llm_reachable(self.llm)
+            check_llm_reachable(self.llm, self.searcher)
         if self.searcher not in SEARCH_COMMAND_SEARCHERS:
             raise DiffNASError(
                 f"The {self.searcher} searcher is a baseline for tabular benchmarks: run it with "
@@ -302,8 +334,9 @@ class SearchOptions(TrialOptions):
             )
         from ray_diffnas.searchers.factory import check_searcher
 
-        # A size no UNet fits fails here, with the fix; so does a searcher that cannot search UNets.
-        check_searcher(self.searcher, self.space(self.train_image_size or 32))
+        # A size no UNet fits fails here, with the fix; so does a searcher that cannot search UNets. A folder's
+        # own size is known once its images load (where the space is built again, and checked).
+        check_searcher(self.searcher, self.space(self.train_image_size or OWN_IMAGE_SIZE.get(self.dataset, 32)))
 
     def space(self, image_size: int) -> UNetSpace:
         """The space the search is over, for images of ``image_size`` pixels.

@@ -18,22 +18,11 @@ from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.searchers.pareto import ParetoObjective, pareto_ranks
 from ray_diffnas.spaces.unet_arch import UNetArch
 from ray_diffnas.text_table import format_table
-from ray_diffnas.trainable.reports import METRIC, MODE
+from ray_diffnas.trainable.reports import METRIC, MODE, REPORTED_METRICS
 from ray_diffnas.trainable.settings import PROPOSER_KEY, TrainingSettings
 
 RESULTS_FILE = "results.parquet"
 OBJECTIVE = Objective(METRIC, MODE)  # what "best" means in the table
-METRICS = (
-    "rfid",
-    "loss",
-    "latency_ms",
-    "params_m",
-    "gflops",
-    "images_seen",
-    "cpu_seconds",
-    "step",
-    "training_iteration",
-)
 # What each trial cost beside its quality: its own wall time (over every restore), its process's CPU
 # time, and the images it trained on.
 COST_COLUMNS = ("wall_seconds", "cpu_seconds", "images_seen")
@@ -119,7 +108,7 @@ def _row(result: Any) -> dict[str, Any]:
         "arch": json.dumps(arch, sort_keys=True),
         **{f"arch.{k}": v for k, v in arch.items()},
         **{f"train.{k}": v for k, v in settings.items()},
-        **{k: _number(metrics.get(k)) for k in METRICS},
+        **{k: _number(metrics.get(k)) for k in REPORTED_METRICS},
         "best_rfid": _finite(OBJECTIVE.best(curve)),
         "wall_seconds": _number(metrics.get("time_total_s")),  # the trial's own time, over every restore
         "started": _start_time(result.metrics_dataframe),

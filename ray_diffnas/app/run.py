@@ -20,16 +20,26 @@ from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from ray_diffnas.app.console import SearchConsole, quiet_unstarted_trials, tune_output
-from ray_diffnas.app.options import CONSOLE, TUNE_FOLDER, TUNE_OUTPUT, SearchOptions, save_options
-from ray_diffnas.app.storage import atomic_local_filesystem, remove_partial_writes
+from ray_diffnas.app.options import (
+    CONSOLE,
+    OPTIONS_FILE,
+    SUMMARY_FILE,
+    TUNE_FOLDER,
+    TUNE_OUTPUT,
+    SearchOptions,
+    save_options,
+)
+from ray_diffnas.app.results import RESULTS_FILE
+from ray_diffnas.app.stop_signal import fit_watching_for_stop
+from ray_diffnas.app.storage import atomic_local_filesystem, make_output_folder, remove_partial_writes
 from ray_diffnas.app.summary import summarize
 from ray_diffnas.data.datasets import ImageDataset, load_dataset
-from ray_diffnas.errors import DiffNASError
+from ray_diffnas.errors import DiffNASError, Stopped
 from ray_diffnas.metrics.rfid import RFID
 from ray_diffnas.searchers.base import MEMORY_FILE
 from ray_diffnas.searchers.factory import CONSTRAINT_AWARE, LLM_SEARCHERS, SearcherSetup, make_searcher
 from ray_diffnas.searchers.llm.endpoint import ENDPOINT_FILE, EndpointFile, llm_model, local_llm_server
-from ray_diffnas.searchers.tune_state import has_saved_state
+from ray_diffnas.searchers.tune_state import has_saved_state, saved_trials
 from ray_diffnas.trainable.asha import asha_scheduler
 from ray_diffnas.trainable.reports import METRIC, MODE
 from ray_diffnas.trainable.trial import train_diffusion
@@ -37,6 +47,7 @@ from ray_diffnas.trainable.trial import train_diffusion
 logger = logging.getLogger(__name__)
 
 TUNE_VERBOSE = 3  # Tune's most detailed output, for -v
+SEARCH_FILES = (OPTIONS_FILE, RESULTS_FILE, SUMMARY_FILE)  # a new search into a folder holding one is refused
 
 
 @dataclass(frozen=True)
@@ -76,9 +87,10 @@ def run_search(options: SearchOptions, resume: bool = False, verbosity: int = CO
             else new_tuner(options, plan, build_search(options, data, llm_url), verbosity)
         )
         with tune_output(verbosity), quiet_unstarted_trials():
-            grid = tuner.fit()
+            grid, signalled = fit_watching_for_stop(tuner)
         if verbosity >= CONSOLE:
             print(f"Tune's files: {plan.tune_folder}", flush=True)
+    stop_if_unfinished(plan, signalled, options.num_samples)
     summary = summarize(grid, rfid, plan.output, options)
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)  # the report's figure (without the report)
     if (plan.tune_folder / MEMORY_FILE).exists():
@@ -93,8 +105,34 @@ def write_search_report(output: Path, summary: dict[str, Any]) -> Path:
     from ray_diffnas.app.report.page import write_report
 
     folder = read_search_folder(output, trials=pd.read_parquet(summary["results"]))
-    folder.summary = {**summary, **(folder.summary or {})}  # summary.json is written after this
+    folder.summary = {**(folder.summary or {}), **summary}  # summary.json is written after this: this run's wins
     return write_report(folder)
+
+
+def stop_if_unfinished(plan: OutputPlan, signalled: bool, num_samples: int) -> None:
+    """After Ctrl-C, Tune ends ``fit`` without an error, with trials still to run: write the report of
+    the search so far, no results or summary of a finished one, and say how to go on.
+
+    Tune's saved state is read, not the grid it returns: Tune marks the trials it cut short ended
+    after saving them as running, which is how a resume finds them. A stop between two trials leaves
+    none running, only fewer than ``num_samples`` (a searcher that ran out of architectures ends a
+    search with fewer too, but not on a signal).
+
+    Raises:
+        Stopped: when a trial of the saved run had not ended, or a signal ended the run short.
+    """
+    trials = saved_trials(plan.tune_folder) or []
+    finished = sum(trial.finished for trial in trials)
+    if finished == len(trials) and not (signalled and len(trials) < num_samples):
+        return
+    from ray_diffnas.app.report.folder import read_search_folder
+    from ray_diffnas.app.report.page import write_report
+
+    report = write_report(read_search_folder(plan.output))
+    raise Stopped(
+        f"Stopped: {finished} of {num_samples} trials finished; the search is saved in "
+        f"{plan.tune_folder} (report so far: {report}). Finish it with 'ray-diffnas search --resume {plan.output}'."
+    )
 
 
 # --- the steps --------------------------------------------------------------------------------
@@ -111,13 +149,18 @@ def warn_ignored_options(options: SearchOptions) -> None:
         logger.warning("--grace-period is ASHA's; --scheduler %s ignores it.", options.scheduler)
     if options.searcher != "hybrid" and options.hybrid_warmup != SearchOptions.hybrid_warmup:
         logger.warning("--hybrid-warmup is the hybrid searcher's; %s ignores it.", options.searcher)
+    for flag in ("llm", "model"):
+        if options.searcher not in LLM_SEARCHERS and getattr(options, flag) != getattr(SearchOptions, flag):
+            llm = ", ".join(LLM_SEARCHERS)
+            logger.warning("--%s is the LLM searchers' (%s); %s ignores it.", flag, llm, options.searcher)
 
 
 def prepare_output(options: SearchOptions, resume: bool) -> OutputPlan:
     """The output folder, and whether there is a saved Tune run in it to resume.
 
     Raises:
-        DiffNASError: when a new search would overwrite a search already in the folder.
+        DiffNASError: when a new search would overwrite a search already in the folder (one started, or
+            the results of a finished one, even with its ``tune/`` folder deleted).
     """
     output = options.output.expanduser().resolve()
     tune_folder = output / TUNE_FOLDER
@@ -129,12 +172,12 @@ def prepare_output(options: SearchOptions, resume: bool) -> OutputPlan:
             output,
         )
         resume = False
-    elif not resume and tune_folder.exists():
+    elif not resume and any(path.exists() for path in (tune_folder, *(output / name for name in SEARCH_FILES))):
         raise DiffNASError(
             f"{str(output)!r} already holds a search; finish it with 'ray-diffnas search --resume "
             f"{output}', or pass another --output."
         )
-    output.mkdir(parents=True, exist_ok=True)
+    make_output_folder(output)
     return OutputPlan(output, resume)
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from ray_diffnas.atomic import create_beside
+from ray_diffnas.errors import DiffNASError
 
 PARTIAL_WRITE = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # the names create_beside gives
 
@@ -119,3 +120,20 @@ def remove_partial_writes(folder: str | os.PathLike) -> int:
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def make_output_folder(path: Path, flag: str = "--output") -> Path:
+    """Creates a command's output folder (and its parents), or says plainly why it cannot.
+
+    Raises:
+        DiffNASError: when ``path`` is a file, or cannot be created (permissions, a read-only disk).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DiffNASError(f"{flag} {str(path)!r} is a file, not a folder; pass a folder.") from None
+    except OSError as error:
+        raise DiffNASError(
+            f"{flag} {str(path)!r} cannot be created ({error.strerror or error}); pass a folder you can write to."
+        ) from None
+    return path

@@ -30,8 +30,9 @@ from ray.tune.experiment import Trial
 
 from ray_diffnas.app.options import TUNE_FOLDER
 from ray_diffnas.app.results import UNFINISHED
+from ray_diffnas.app.storage import make_output_folder
 from ray_diffnas.atomic import atomic_write
-from ray_diffnas.bench.reuse import reused_rows
+from ray_diffnas.bench.reuse import finished_rows, reused_rows
 from ray_diffnas.bench.table import write_table_file
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.spaces.registry import space_from_spec
@@ -113,9 +114,11 @@ def build_table(options: BuildTableOptions) -> BuildResult:
     archs = chosen_architectures(space, options.sample, options.sample_seed)
     output = Path(options.output).expanduser().resolve()
     metadata = _metadata(options, space, data.image_size, len(archs))
-    reused = reused_rows(options.reuse_table, metadata, archs)
-    to_train = [arch for arch in archs if json.dumps(arch, sort_keys=True) not in reused.arch_jsons]
+    rfid = RFID(data, options.rfid_features)  # the reference statistics, cached once before the trials start
+    metadata["rfid_features"] = rfid.features  # what the rows' RFIDs mean: a reused table must agree
     resume = _check_same_build(options, output)
+    reused = reused_rows(_table_to_reuse(options, output, resume), metadata, archs)
+    to_train = [arch for arch in archs if json.dumps(arch, sort_keys=True) not in reused.arch_jsons]
     logger.info(
         "%s %d of the %d architectures of %s at %d px (%d x %d steps each; %d taken from %s) into %s.",
         "Resuming the build of" if resume else "Training",
@@ -129,14 +132,14 @@ def build_table(options: BuildTableOptions) -> BuildResult:
         reused.source,
         output,
     )
-    rfid = RFID(data, options.rfid_features)  # the reference statistics, cached once before the trials start
     start = time.perf_counter()
     trained = _train(options, space, to_train, output, resume)
-    seconds = _add_build_time(output, time.perf_counter() - start) + reused.build_wall_seconds
+    # The time of the build that made a reused table; none for this folder's own, whose runs build_time.json has.
+    earlier = 0.0 if reused.source == str(output / TABLE_FILE) else reused.build_wall_seconds
+    seconds = _add_build_time(output, time.perf_counter() - start) + earlier
     frame = _merge(trained, reused.frame, archs, data.image_size, options.max_iterations)
     metadata.update(
-        rfid_features=rfid.features,
-        rows_complete=int(frame["rfid_final"].notna().sum()),
+        rows_complete=int(finished_rows(frame).sum()),
         reused={"table": reused.source, "rows": len(reused.frame)} if reused.source else None,
         build_wall_seconds=round(seconds, 1),
         train_seconds_total=round(float(frame["train_seconds"].sum()), 1),
@@ -164,7 +167,7 @@ def _merge(
     missing = sorted(set(chosen) - set(frame[ARCH_COLUMN] if len(frame) else ()))
     rows = pd.DataFrame([unfinished_row(chosen[arch], image_size, max_iterations) for arch in missing])
     frame = pd.concat([f for f in (frame, rows) if len(f)], ignore_index=True)
-    frame["_unfinished"] = frame["rfid_final"].isna()
+    frame["_unfinished"] = ~finished_rows(frame)
     frame = frame.sort_values(["arch_key", "_unfinished"], kind="stable").drop_duplicates(ARCH_COLUMN)
     return frame.drop(columns="_unfinished").reset_index(drop=True)
 
@@ -183,6 +186,27 @@ def _train(
     return table_frame(results_frame(grid), options.max_iterations)
 
 
+def _table_to_reuse(options: BuildTableOptions, output: Path, resume: bool) -> str | None:
+    """``--reuse-table``; or, for a build with no Tune run to resume (its ``tune/`` folder deleted, or its
+    table copied here from another machine), the table already in ``output``: its finished rows are kept,
+    not trained again and overwritten.
+
+    Raises:
+        DiffNASError: when ``--reuse-table`` names another table than the one ``output`` holds.
+    """
+    here = output / TABLE_FILE
+    if resume or not here.is_file():
+        return options.reuse_table
+    if options.reuse_table is None or Path(options.reuse_table).expanduser().resolve() == here:
+        logger.info("%s holds no Tune run to resume; its finished rows are kept, the rest trained.", here)
+        return str(here)
+    raise DiffNASError(
+        f"{str(output)!r} already holds a table ({TABLE_FILE}) and no Tune run to resume; building there with "
+        f"--reuse-table {options.reuse_table!r} would replace it. Pass another --output, or --reuse-table "
+        f"{str(here)!r}."
+    )
+
+
 def _check_same_build(options: BuildTableOptions, output: Path) -> bool:
     """Whether ``output`` holds this build to resume (a different build there is an error)."""
     saved = output / BUILD_FILE
@@ -198,7 +222,7 @@ def _check_same_build(options: BuildTableOptions, output: Path) -> bool:
                 + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
                 + "); rerun with its options to resume it, or pass another --output."
             )
-    output.mkdir(parents=True, exist_ok=True)
+    make_output_folder(output)
     atomic_write(saved, lambda tmp: Path(tmp).write_text(json.dumps(wanted, indent=1)))
     from ray import tune
 

@@ -45,14 +45,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ray.tune import Callback, Stopper
 
+from ray_diffnas.app.storage import make_output_folder
 from ray_diffnas.bench.screen import screen_summary
 from ray_diffnas.bench.sources import source_summary
 from ray_diffnas.bench.stats import bootstrap_interval, difference_interval
-from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, write_table_file
+from ray_diffnas.bench.table import ArchTable, TableError, load_table, read_table_metadata, table_file, write_table_file
 from ray_diffnas.bench.table_trainable import TableLookup, lookup_trainable, replay_trainable
 from ray_diffnas.errors import ConfigError, DiffNASError, Stopped
 from ray_diffnas.searchers.factory import (
     LLM_SEARCHERS,
+    MULTI_OBJECTIVE,
     SearcherSetup,
     check_searcher,
     make_searcher,
@@ -61,6 +63,7 @@ from ray_diffnas.searchers.factory import (
 from ray_diffnas.searchers.hybrid_warmup import DEFAULT_HYBRID_WARMUP, HYBRID_WARMUPS
 from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Constraint, Objective
+from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
 from ray_diffnas.text_table import format_table
 from ray_diffnas.trainable.asha import GRACE_PERIOD, REDUCTION_FACTOR, asha_scheduler
@@ -267,7 +270,7 @@ class TableBenchmark:
         A table ``build-table`` wrote records its space, architecture column and objective; those
         are the defaults. Otherwise the space defaults to ``nb201``, the column to ``arch``, and the
         objective must be given."""
-        metadata = read_table_metadata(path) or {}
+        metadata = read_table_metadata(table_file(path)) or {}  # a missing file is that error, not "no objective"
         objective = objective or metadata.get("objective")
         if objective is None:
             raise ConfigError("--objective must be given (e.g. cifar10_valid_acc:max): the table records none.")
@@ -344,8 +347,13 @@ class TableBenchmark:
         chosen = parse_searchers(names if isinstance(names, str) else list(names))
         for name in chosen:
             check_searcher(name, self.table.space)
+        single = [name for name in chosen if name not in MULTI_OBJECTIVE]
+        if isinstance(self.searched_objective(), ParetoObjective) and single:  # now, not after the others' runs
+            raise ConfigError(
+                f"--searcher {single[0]} takes one objective; with several use one of {', '.join(MULTI_OBJECTIVE)}."
+            )
         if set(LLM_SEARCHERS) & set(chosen):
-            check_llm_reachable(self.llm)
+            check_llm_reachable(self.llm, next(name for name in chosen if name in LLM_SEARCHERS))
         return chosen
 
     def make_searcher(self, name: str, seed: int, budget: int, llm_url: str | None = None) -> SearcherSetup:
@@ -396,7 +404,8 @@ class TableBenchmark:
         chosen = self.check_searchers(searchers)
         references = _references(against, chosen)
         output = Path(output).expanduser().resolve()
-        output.mkdir(parents=True, exist_ok=True)
+        self.check_kept_runs(chosen, seed_list, budget, output)
+        make_output_folder(output)
         runs: list[RunRecord] = []
         start = time.perf_counter()
         with self._llm_server(chosen) as llm_url:
@@ -459,6 +468,26 @@ class TableBenchmark:
             "model": self.model,
             "hybrid_warmup": self.hybrid_warmup,
         }
+
+    def check_kept_runs(self, names: Sequence[str], seeds: Sequence[int], budget: int, output: Path) -> None:
+        """Refuses, before any run, to replace a run kept in ``output`` with other settings (another budget,
+        table or scheduler): it may be hours of compute, and its folder says nothing of them.
+
+        Raises:
+            ConfigError: naming the kept run, the settings that differ, and the fix.
+        """
+        settings = json.dumps(_jsonable(self.run_settings(budget)), sort_keys=True)
+        for name in names:
+            for seed in seeds:
+                path = output / RUNS_FOLDER / f"{name}-seed{seed}.parquet"
+                kept = _kept_settings(path)
+                differences = {} if kept is None else _settings_differences(kept, settings, _settings_not_used_by(name))
+                if differences:
+                    listed = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differences.items())
+                    raise ConfigError(
+                        f"{str(path)!r} is a run kept with other settings ({listed}); pass another --output to run "
+                        f"with these, or rerun with its settings to reuse it."
+                    )
 
     def cached_run(self, name: str, seed: int, budget: int, output: Path, llm_url: str | None = None) -> RunRecord:
         """:meth:`run_one`, kept in ``output/runs/<searcher>-seed<seed>.parquet``: a benchmark stopped
@@ -986,14 +1015,18 @@ def _read_cached_run(path: Path, settings: str, ignore: Sequence[str] = ()) -> R
 
 def _same_settings(saved: str | None, settings: str, ignore: Sequence[str]) -> bool:
     """Whether a kept run's settings (JSON) agree with these on every key but ``ignore``."""
-    if saved == settings:
-        return True
+    return saved == settings or not _settings_differences(saved, settings, ignore)
+
+
+def _settings_differences(saved: str | None, settings: str, ignore: Sequence[str]) -> dict[str, tuple[Any, Any]]:
+    """The keys on which a kept run's settings (JSON) differ from these, but ``ignore``: key -> (kept, now)."""
+    now = json.loads(settings)
     try:
-        before, now = json.loads(saved or ""), json.loads(settings)
+        before = json.loads(saved or "")
     except ValueError:
-        return False
+        before = None
     if not isinstance(before, dict):
-        return False
+        return {"settings": (saved, "these")}
     before = {**LEGACY_SETTINGS, **before}
     if "grace_period" not in before:  # kept before --grace-period: ASHA replays started comparing after 1
         before["grace_period"] = 1 if before.get("scheduler") == "asha" else None
@@ -1003,7 +1036,16 @@ def _same_settings(saved: str | None, settings: str, ignore: Sequence[str]) -> b
         # runs kept in a repository serve any clone of it.
         before = {**before, "table": Path(str(before.get("table"))).name}
         ignore = (*ignore, TABLE_DIGEST)
-    return {k: v for k, v in before.items() if k not in ignore} == {k: v for k, v in now.items() if k not in ignore}
+    keys = sorted((set(before) | set(now)) - set(ignore))
+    return {k: (before.get(k), now.get(k)) for k in keys if before.get(k) != now.get(k)}
+
+
+def _kept_settings(path: Path) -> str | None:
+    """The settings a kept run was made with (None: no kept run there, or one that cannot be read)."""
+    try:
+        return json.loads((pq.read_schema(path).metadata or {})[RUN_METADATA_KEY])["settings"]
+    except (OSError, KeyError, ValueError, TypeError, pa.ArrowException):
+        return None
 
 
 def _seeds(seeds: int | Sequence[int]) -> list[int]:

@@ -19,9 +19,20 @@ import pandas as pd
 from ray_diffnas.bench.table import read_frame, read_table_metadata
 from ray_diffnas.errors import DiffNASError
 
-# What makes two builds the same experiment (the rest of the metadata says where and when it ran).
-SAME_BUILD_KEYS = ("format", "space", "dataset", "image_size", "training", "seed")
+# What makes two builds the same experiment (the rest of the metadata says where and when it ran). The
+# feature extractor is the one RFID used, not the one asked for: "auto" picks Inception where its weights
+# are and the data set's classifier elsewhere, whose RFIDs are on other scales (the classifier's name
+# carries the data's content hash, so it also tells two folders of images apart).
+SAME_BUILD_KEYS = ("format", "space", "dataset", "image_size", "training", "seed", "rfid_features")
 FINISHED_STATUS = "completed"
+
+
+def finished_rows(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of a table are finished architectures: trained through every iteration without a fault.
+    The one rule for a build's count, its merge, its exit code and what a later build reuses."""
+    if not len(frame):
+        return pd.Series([], dtype=bool)
+    return (frame["status"] == FINISHED_STATUS) & frame["rfid_final"].notna()
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,7 @@ def reused_rows(path: str | None, wanted: dict[str, Any], archs: list[dict[str, 
         )
     frame = read_frame(path)
     chosen = {json.dumps(arch, sort_keys=True) for arch in archs}
-    finished = frame[(frame["status"] == FINISHED_STATUS) & frame["rfid_final"].notna() & frame["arch"].isin(chosen)]
+    finished = frame[finished_rows(frame) & frame["arch"].isin(chosen)]
     seconds = float(metadata.get("build_wall_seconds") or 0.0)
     return ReusedRows(finished.reset_index(drop=True), str(Path(path)), seconds)
 

@@ -40,8 +40,12 @@ class TableError(DiffNASError):
     """A benchmark table is missing, unreadable, or lacks what the benchmark needs."""
 
 
-def read_frame(path: str | os.PathLike) -> pd.DataFrame:
-    """Reads a CSV or Parquet file (by its suffix; anything else is read as CSV)."""
+def table_file(path: str | os.PathLike) -> Path:
+    """``path``, checked to be a file.
+
+    Raises:
+        TableError: when it does not exist or is a folder, naming what to pass.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise TableError(
@@ -50,6 +54,12 @@ def read_frame(path: str | os.PathLike) -> pd.DataFrame:
         )
     if path.is_dir():
         raise TableError(f"Table path {str(path)!r} is a folder; pass one CSV or Parquet file.")
+    return path
+
+
+def read_frame(path: str | os.PathLike) -> pd.DataFrame:
+    """Reads a CSV or Parquet file (by its suffix; anything else is read as CSV)."""
+    path = table_file(path)
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
     try:
         frame = pd.read_parquet(path) if parquet else pd.read_csv(path)

@@ -200,6 +200,8 @@ def _parquet(name: str, files: list[Path]) -> ImageDataset:
         raise DataError(
             f"Could not read Parquet file(s) {[str(f) for f in files]}: {error}; expected {CIFAR_LAYOUT}."
         ) from None
+    if table.num_rows == 0:
+        raise DataError(f"The Parquet file(s) {[str(f) for f in files]} hold no rows; expected {CIFAR_LAYOUT}.")
     column = _image_column(table)
     if column is None:
         raise DataError(
@@ -217,6 +219,11 @@ def _parquet(name: str, files: list[Path]) -> ImageDataset:
         )
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     label_column = next((c for c in ("label", "labels", "fine_label") if c in table.column_names), None)
+    if label_column and table.column(label_column).null_count:
+        raise DataError(
+            f"{table.column(label_column).null_count} image(s) in {[str(f) for f in files]} have no "
+            f"{label_column!r}; give every image its class, or drop the column to load the images unlabelled."
+        )
     labels = torch.tensor(table.column(label_column).to_pylist(), dtype=torch.int64) if label_column else None
     return ImageDataset(name, images, labels)
 

@@ -66,7 +66,9 @@ def build_extractor(
     if features not in FEATURE_CHOICES:
         raise FeatureExtractorError(f"rfid_features must be one of {list(FEATURE_CHOICES)}, but got {features!r}.")
     device = torch.device(device)
-    weights = inception_weights_path()
+    inception_fits = dataset.channels == 3 and dataset.image_size >= 32
+    # Only where Inception may be used: a stale weights variable must not stop the classifier.
+    weights = inception_weights_path() if features == "inception" or (features == "auto" and inception_fits) else None
     if features == "inception":
         if weights is None:
             raise FeatureExtractorError(
@@ -75,9 +77,9 @@ def build_extractor(
                 f"to its path; or use rfid_features='classifier'."
             )
         return InceptionFeatures(weights, device)
-    if features == "auto" and weights is not None and dataset.channels == 3 and dataset.image_size >= 32:
+    if features == "auto" and weights is not None and inception_fits:
         return InceptionFeatures(weights, device)
-    if features == "auto" and dataset.channels == 3 and dataset.image_size >= 32:
+    if features == "auto" and inception_fits:
         # Inception would have been the choice here: say loudly that it is not.
         logger.warning(
             "No Inception weights (%s in %s, or $%s): RFID of %s uses a classifier trained on the data "

@@ -21,3 +21,18 @@ COST_METRICS: tuple[str, ...] = ("latency_ms", "params_m", "cpu_seconds")
 # What the denoiser costs, which a search may trade RFID against (``ray-diffnas search --objective``):
 # measured from the architecture, so the same for every trial of it.
 TRADE_OFF_METRICS: tuple[str, ...] = ("latency_ms", "params_m", "gflops")
+# A cost is better lower: the direction of every trade-off metric.
+COST_MODE = "min"
+# Every number a trial reports (Tune adds training_iteration): what a constraint may bound and the
+# results table keeps.
+REPORTED_METRICS: tuple[str, ...] = (
+    METRIC,
+    "loss",
+    "latency_ms",
+    "params_m",
+    "gflops",
+    "images_seen",
+    "cpu_seconds",
+    "step",
+    "training_iteration",
+)

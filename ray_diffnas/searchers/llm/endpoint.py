@@ -67,8 +67,8 @@ def llm_model(backend: str, model: str | None) -> str | None:
     return model or (MODEL_ALIAS if backend == "local" else None)
 
 
-def check_llm_reachable(backend: str) -> None:
-    """The ``openai`` backend needs a key or an endpoint: say so before any work.
+def check_llm_reachable(backend: str, searcher: str = "gpt4") -> None:
+    """The ``openai`` backend needs a key or an endpoint: say so before any work (naming ``searcher``).
 
     Raises:
         DiffNASError: for an unknown backend, or ``openai`` without ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``.
@@ -77,7 +77,7 @@ def check_llm_reachable(backend: str) -> None:
         raise DiffNASError(f"Unknown llm {backend!r}; choose one of {list(LLM_BACKENDS)}.")
     if backend == "openai" and not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
         raise DiffNASError(
-            "--searcher gpt4 needs an LLM: set OPENAI_API_KEY (and OPENAI_BASE_URL for another "
+            f"--searcher {searcher} needs an LLM: set OPENAI_API_KEY (and OPENAI_BASE_URL for another "
             "OpenAI-compatible server), or run one on this machine with --llm local "
             "(pip install 'ray-diffnas[local-llm]')."
         )
