@@ -124,3 +124,19 @@ def test_search_as_a_ray_job_survives_its_working_dir_being_deleted(tmp_path: Pa
     assert "Best trial" in stdout
     assert len(pq.read_table(out / "results.parquet")) == 2
     assert json.loads((out / "summary.json").read_text())["trials"] == 2
+
+
+def test_a_space_file_is_made_absolute_and_a_space_name_left_as_it_is(tmp_path: Path, monkeypatch) -> None:
+    """Under a Ray job the command leaves its working dir: a relative --space file must be found first."""
+    import argparse
+
+    from ray_diffnas.app.cli import _resolve_paths_for_ray_job
+
+    (tmp_path / "space.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    as_file = argparse.Namespace(space="space.json")
+    _resolve_paths_for_ray_job(as_file)
+    assert as_file.space == str(tmp_path / "space.json")
+    as_name = argparse.Namespace(space="unet-bench:8")
+    _resolve_paths_for_ray_job(as_name)
+    assert as_name.space == "unet-bench:8"
