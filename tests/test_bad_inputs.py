@@ -191,6 +191,10 @@ BAD_FLAGS = [
     (["--image-size", "5000"], "image_size must be an integer in [4, 1024] or None, but got 5000"),
     (["--image-size", "7"], "image_size must be even (a UNet halves it at least once, for 2 levels), but got 7"),
     (["--rfid-samples", "1"], "rfid_samples must be an integer >= 2 (FID needs a covariance), but got 1"),
+    (
+        ["--searcher", "gpt4", "--llm", "local", "--model", "gpt-4o"],
+        "--model 'gpt-4o': --llm local serves smollm2-135m-instruct only; drop --model",
+    ),
     (["--data-root", "/data/cifar"], "--data-root '/data/cifar' is read only for --dataset cifar10 or folder"),
     (["--cpus-per-trial", "nan"], "--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, but got nan"),
     (["--gpus-per-trial", "1.5"], "--gpus-per-trial 1.5: Ray shares a GPU in fractions below 1"),

@@ -225,3 +225,21 @@ def test_the_local_model_is_waited_for_longer_than_an_api() -> None:
     assert llm("gpt4", None).response_format == "json_schema"
     with pytest.raises(ConfigError, match="response_format must be one of"):
         GPT4Searcher(response_format="yaml")
+
+
+def test_a_stalled_searcher_asks_the_llm_again_only_after_a_trial_ends(server: FakeLLMServer) -> None:
+    """Tune calls ``suggest`` in a loop while a trial runs: with nothing new to propose, the LLM's invalid
+    answers (each an ``invalid`` record) must not count as trials ending and make it ask over and over."""
+    one = UNetSpace(
+        8, base_channels=(8,), channel_mults=(1,), num_levels=(2,), num_res_blocks=(1,), attention_max_resolution=0,
+        num_heads=(1,), dropout=(0.0,), mid_attention=(False,),
+    )  # fmt: skip
+    assert len(one.enumerate()) == 1
+    invalid = Reply(content=json.dumps({"reasoning": "r", "proposals": [{**A, "base_channels": 12}]}))
+    server.script = [invalid] * 40
+    searcher = make_searcher(server, space=one)
+    assert searcher.suggest("t1") is not None  # the one architecture (a fallback: the LLM's is invalid)
+    assert searcher.suggest("t2") is None  # nothing new while t1 runs
+    asked = len(server.requests)
+    assert searcher.suggest("t3") is None and searcher.suggest("t4") is None
+    assert len(server.requests) == asked and asked > 0  # no trial ended since: not asked again

@@ -55,6 +55,26 @@ def test_de_duplication_by_architecture_key() -> None:
     assert memory.keys() == {"k-a", "k-b", "k-c"}
 
 
+def test_a_trial_stopped_at_its_fault_report_is_recorded_as_failed_with_the_reason() -> None:
+    """ASHA may stop a trial at its last rung on the fault report it sends before raising: Tune then calls
+    ``on_trial_complete`` with that report, never ``on_trial_result``, and no error flag."""
+    from ray_diffnas.searchers.evolution import RegularizedEvolution
+    from ray_diffnas.spaces.nb201 import NB201Space
+
+    searcher = RegularizedEvolution(space=NB201Space(), metric="acc", mode="max", population_size=2, tournament_size=1)
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", {"acc": 0.7, "training_iteration": 1})
+    fault = "TrainingDivergedError: the loss became nan at step 20"
+    searcher.on_trial_complete("t1", {"acc": math.nan, "fault": fault, "training_iteration": 2})
+    record = searcher.memory.get("t1")
+    assert (record.status, record.error) == ("failed", fault)  # not "completed" with its iteration-1 value
+    after_a_good_report = SearchMemory(metric="acc", mode="max")  # a trial Tune retried reports normally again
+    after_a_good_report.propose("r", {}, "k", proposer="random")
+    after_a_good_report.report("r", {"fault": fault, "training_iteration": 1})
+    after_a_good_report.complete("r", {"acc": 0.8, "training_iteration": 1}, status="completed")
+    assert (after_a_good_report.get("r").status, after_a_good_report.get("r").error) == ("completed", None)
+
+
 def test_a_trial_without_a_finite_metric_is_recorded_as_failed() -> None:
     memory = SearchMemory()
     memory.propose("n", {}, "k", proposer="random")

@@ -28,7 +28,7 @@ from ray_diffnas.searchers.factory import (
     SearcherName,
 )
 from ray_diffnas.searchers.hybrid_warmup import DEFAULT_HYBRID_WARMUP, HybridWarmup
-from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_reachable
+from ray_diffnas.searchers.llm.endpoint import LLMBackend, check_llm_model, check_llm_reachable
 from ray_diffnas.searchers.objective import Objective, parse_constraints
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.registry import SPACE_SPECS
@@ -312,6 +312,7 @@ class SearchOptions(TrialOptions):
             raise DiffNASError(f"--max-gflops must be >= 0 (0: no bound), but got {self.max_gflops}.")
         if self.searcher in LLM_SEARCHERS:
             check_llm_reachable(self.llm, self.searcher)
+            check_llm_model(self.llm, self.model)
         if self.searcher not in SEARCH_COMMAND_SEARCHERS:
             raise DiffNASError(
                 f"The {self.searcher} searcher is a baseline for tabular benchmarks: run it with "

@@ -61,7 +61,7 @@ from ray_diffnas.searchers.factory import (
     parse_searchers,
 )
 from ray_diffnas.searchers.hybrid_warmup import DEFAULT_HYBRID_WARMUP, HYBRID_WARMUPS
-from ray_diffnas.searchers.llm.endpoint import check_llm_reachable, llm_model, local_llm_server
+from ray_diffnas.searchers.llm.endpoint import check_llm_model, check_llm_reachable, llm_model, local_llm_server
 from ray_diffnas.searchers.objective import Constraint, Objective
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.registry import space_from_dict, space_from_spec
@@ -354,6 +354,7 @@ class TableBenchmark:
             )
         if set(LLM_SEARCHERS) & set(chosen):
             check_llm_reachable(self.llm, next(name for name in chosen if name in LLM_SEARCHERS))
+            check_llm_model(self.llm, self.model)
         return chosen
 
     def make_searcher(self, name: str, seed: int, budget: int, llm_url: str | None = None) -> SearcherSetup:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.searchers.memory import MemoryFileError, NotAMemoryFileError, SearchMemory, TrialRecord
+from ray_diffnas.searchers.memory import ENDED, MemoryFileError, NotAMemoryFileError, SearchMemory, TrialRecord
 from ray_diffnas.searchers.objective import MODES, Constraint, Objective, parse_constraints, reported
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.searchers.tune_state import SavedTrial, iteration, saved_trials
@@ -348,7 +348,7 @@ class MemorySearcher(Searcher):
     def _next_stalled_aware_proposal(self) -> Proposal | None:
         """Asks the proposer again only after a trial has ended since it last came back empty:
         Tune calls ``suggest`` in a loop, and an exhausted proposer must not be hammered."""
-        finished = len(self.memory) - len(self.live)
+        finished = len(self.memory.records(ENDED))  # not len(memory): an invalid proposal is no trial that ended
         if self._stalled_at is not None and finished == self._stalled_at:
             return None
         proposal = self._next_proposal()

@@ -28,6 +28,7 @@ from ray_diffnas.trainable.faults import FAULT_KEY
 FORMAT_VERSION = 1
 METADATA_KEY = b"ray_diffnas.search_memory"
 STATUSES = ("running", "completed", "stopped", "failed", "invalid")
+ENDED = ("completed", "stopped", "failed")  # the statuses of a trial that ran and ended
 # restored: a trial Tune restored that the memory had not recorded (the driver died between the two saves)
 # random: a uniform draw from the space (a warm-up, or a searcher with nothing better to offer)
 PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "random", "graph", "neighbour", "restored")
@@ -226,7 +227,7 @@ class SearchMemory:
 
     def complete(self, trial_id: str, result: Mapping[str, Any] | None, status: str, error: str | None = None) -> bool:
         """Closes a trial as ``completed``, ``stopped`` or ``failed``; returns False for an unknown one."""
-        if status not in ("completed", "stopped", "failed"):
+        if status not in ENDED:
             raise ValueError(f"status must be completed, stopped or failed, but got {status!r}.")
         record = self._records.get(trial_id)
         if record is None:
@@ -237,6 +238,10 @@ class SearchMemory:
                 self.report(trial_id, result)  # the final result, unless on_trial_result saw it
             if isinstance(iteration, numbers.Real) and not isinstance(iteration, bool):
                 record.iterations = int(float(iteration))
+        if status != "failed" and record.error:
+            # The last report was a fault (a normal one clears it): a scheduler stopped the trial at its fault
+            # report (ASHA at the last rung), or a restore replayed it, before the trial's raise reached Tune.
+            status, error = "failed", record.error
         if status != "failed" and record.best is None:
             status, error = "failed", error or f"no finite '{self.metric}' was reported"
         record.status, record.error, record.updated = status, error, time.time()

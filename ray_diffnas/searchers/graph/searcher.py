@@ -23,7 +23,7 @@ from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.base import MemorySearcher, Proposal
 from ray_diffnas.searchers.graph.cost_model import NodeCostModel
 from ray_diffnas.searchers.graph.diffusion import GraphDiffusion, GraphDiffusionConfig
-from ray_diffnas.searchers.memory import TrialRecord
+from ray_diffnas.searchers.memory import ENDED, TrialRecord
 from ray_diffnas.searchers.objective import Constraint, parse_constraints
 from ray_diffnas.spaces.protocol import GraphSpace
 
@@ -360,7 +360,7 @@ class GraphDiffusionSearcher(MemorySearcher):
     # --- training ---------------------------------------------------------------------------------
 
     def _finished(self) -> list[TrialRecord]:
-        return [r for r in self.memory.records(["completed", "stopped", "failed"]) if r.arch_key is not None]
+        return [r for r in self.memory.records(ENDED) if r.arch_key is not None]
 
     def _train(self, finished: list[TrialRecord]) -> None:
         start = time.perf_counter()

@@ -67,6 +67,21 @@ def llm_model(backend: str, model: str | None) -> str | None:
     return model or (MODEL_ALIAS if backend == "local" else None)
 
 
+def check_llm_model(backend: str, model: str | None) -> None:
+    """The local server serves its one model: another name would be asked of it with an API's settings.
+
+    Raises:
+        DiffNASError: for ``--llm local`` with a ``--model`` other than the local model.
+    """
+    from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS
+
+    if backend == "local" and model not in (None, MODEL_ALIAS):
+        raise DiffNASError(
+            f"--model {model!r}: --llm local serves {MODEL_ALIAS} only; drop --model, or use --llm openai "
+            f"(OPENAI_BASE_URL for another OpenAI-compatible server) to ask {model!r}."
+        )
+
+
 def check_llm_reachable(backend: str, searcher: str = "gpt4") -> None:
     """The ``openai`` backend needs a key or an endpoint: say so before any work (naming ``searcher``).
 
