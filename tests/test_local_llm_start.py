@@ -7,7 +7,10 @@ on loopback HTTP that lists its model and then kills itself the same way.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -51,3 +54,25 @@ def test_a_server_that_dies_on_its_first_answer_is_a_clear_error(tmp_path: Path)
     assert "-mno-amx-int8" in message and "pip install" in message  # the fix
     assert "about to multiply with AMX tiles" in message  # the server's own log
     assert server._process is None  # stopped, its log deleted
+
+
+class LoadingServer(LocalLLMServer):
+    """A server still loading its model: it never answers."""
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", "import time; time.sleep(120)"]
+
+
+def test_ctrl_c_while_the_model_loads_leaves_no_server_behind(tmp_path: Path) -> None:
+    """``__exit__`` does not run when ``__enter__`` raises: the server must be stopped by ``start`` itself."""
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    server = LoadingServer(model_path=model, start_timeout=60)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))  # what Ctrl-C sends, while start waits
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt), server:
+            pass
+    finally:
+        timer.cancel()
+    assert server._process is None  # stopped (and reaped), its log deleted

@@ -141,6 +141,19 @@ class LocalLLMServer:
         ]
 
     def start(self) -> None:
+        """Starts the server and waits until it answers; on any failure, or Ctrl-C while the model loads,
+        stops it again, so that no server is left behind (``__exit__`` never runs when ``__enter__`` raises).
+
+        Raises:
+            LocalLLMError: when the server exits, does not answer in ``start_timeout`` or fails its first answer.
+        """
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         command = self.command()
         self._log = tempfile.NamedTemporaryFile(prefix="llama_server_", suffix=".log")
         logger.info("Starting the local LLM: %s (log: %s)", " ".join(command), self._log.name)
