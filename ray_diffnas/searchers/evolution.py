@@ -23,13 +23,15 @@ RETOURNAMENTS = 3  # tournaments held for one child before its parent may be any
 class RegularizedEvolution(MemorySearcher):
     """Regularized (aging) evolution as a Ray Tune searcher.
 
-    The first ``population_size`` proposals are random samples; after that each proposal mutates
-    the fittest of ``tournament_size`` members drawn from the ``population_size`` most recently
-    finished trials. Fitness follows the :class:`Objective`: feasible before infeasible, then the
-    best reported value. Failed trials never join the population.
+    Proposals are random samples until ``population_size`` trials have finished with a value; after
+    that each proposal mutates the fittest of ``tournament_size`` members drawn from the population:
+    the ``population_size`` youngest of the finished trials, by the order they were proposed (their
+    birth, as in Real et al.'s aging; with trials running at once this is not the order they
+    finished). Fitness follows the :class:`Objective`: feasible before infeasible, then the best
+    reported value. Failed trials never join the population.
 
     Args:
-        population_size: Finished trials the population holds (the oldest leaves first).
+        population_size: Finished trials the population holds (the oldest-born leaves first).
         tournament_size: Members drawn for each tournament.
         **kwargs: As for :class:`MemorySearcher` (space, metric, mode, constraints, seed, ...).
 
