@@ -222,7 +222,16 @@ def test_a_new_search_into_a_folder_with_a_search_is_refused(held: str, tmp_path
         timeout=120,
     )
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert "already holds a search; finish it with 'ray-diffnas search --resume" in run.stderr
+    if held in ("results.parquet", "summary.json"):  # a finished search, its tune/ deleted: nothing to resume
+        assert f"holds a finished search ({held}; 'ray-diffnas report" in run.stderr
+        save_options(SearchOptions(dataset="digits", output=tmp_path), tmp_path)
+        resumed = subprocess.run(
+            [sys.executable, "-m", "ray_diffnas", "search", "--resume", str(tmp_path)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert resumed.returncode == 2 and "holds a finished search" in resumed.stderr  # not started over
+    else:
+        assert "already holds a search; finish it with 'ray-diffnas search --resume" in run.stderr
     assert held == TUNE_FOLDER or (tmp_path / held).read_text() == "kept"
 
 

@@ -121,7 +121,12 @@ def stop_if_unfinished(plan: OutputPlan, signalled: bool, num_samples: int) -> N
     Raises:
         Stopped: when a trial of the saved run had not ended, or a signal ended the run short.
     """
-    trials = saved_trials(plan.tune_folder) or []
+    trials = saved_trials(plan.tune_folder)
+    go_on = f"'ray-diffnas search --resume {plan.output}'"
+    if trials is None:
+        if signalled:
+            raise Stopped(f"Stopped before Tune's first save: no trial was kept; {go_on} starts the search again.")
+        return
     finished = sum(trial.finished for trial in trials)
     if finished == len(trials) and not (signalled and len(trials) < num_samples):
         return
@@ -130,8 +135,8 @@ def stop_if_unfinished(plan: OutputPlan, signalled: bool, num_samples: int) -> N
 
     report = write_report(read_search_folder(plan.output))
     raise Stopped(
-        f"Stopped: {finished} of {num_samples} trials finished; the search is saved in "
-        f"{plan.tune_folder} (report so far: {report}). Finish it with 'ray-diffnas search --resume {plan.output}'."
+        f"Stopped: {finished} of {num_samples} trials finished; the search is saved in {plan.tune_folder} "
+        f"(report so far: {report}). Finish it with {go_on}."
     )
 
 
@@ -164,7 +169,16 @@ def prepare_output(options: SearchOptions, resume: bool) -> OutputPlan:
     """
     output = options.output.expanduser().resolve()
     tune_folder = output / TUNE_FOLDER
-    if resume and not (tune.Tuner.can_restore(str(tune_folder)) and has_saved_state(tune_folder)):
+    results = [name for name in (RESULTS_FILE, SUMMARY_FILE) if (output / name).exists()]  # a finished search's
+    restorable = tune.Tuner.can_restore(str(tune_folder)) and has_saved_state(tune_folder)
+    if results and not (resume and restorable):
+        # A finished search: a new one would write over what it found, and with its Tune state gone (deleted
+        # to save space) there is nothing to resume (a resume would start it over).
+        raise DiffNASError(
+            f"{str(output)!r} holds a finished search ({', '.join(results)}; 'ray-diffnas report {output}' shows "
+            f"it); pass another --output for a new search."
+        )
+    if resume and not restorable:
         # Killed before Tune's first save: no trial result was kept, so starting over loses nothing.
         logger.warning(
             "%s holds no Tune experiment state yet (the search was stopped before its first save); "
