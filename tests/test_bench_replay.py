@@ -133,7 +133,12 @@ def test_plain_runs_report_intervals_and_are_kept_between_invocations(table_path
     beside_an_llm = local.run(["random", "evolution"], budget=12, seeds=[3, 4], output=tmp_path)
     assert sorted(p.name for p in (tmp_path / "tune").glob("*/*")) == trials_before
     pd.testing.assert_frame_equal(first.trajectories, beside_an_llm.trajectories)
-    other = bench.run(["random"], budget=10, seeds=[3], output=tmp_path)  # another budget: run again
+    kept = sorted((tmp_path / "runs").iterdir())
+    before = [path.read_bytes() for path in kept]
+    with pytest.raises(ConfigError, match=r"kept with other settings \(budget: 12 there, 10 now\)"):
+        bench.run(["random"], budget=10, seeds=[3], output=tmp_path)  # another budget: never over the kept run
+    assert [path.read_bytes() for path in kept] == before
+    other = bench.run(["random"], budget=10, seeds=[3], output=tmp_path / "budget10")  # in a folder of its own
     assert other.trajectories["query"].max() == 10
 
 

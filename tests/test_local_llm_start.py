@@ -68,6 +68,8 @@ def test_ctrl_c_while_the_model_loads_leaves_no_server_behind(tmp_path: Path) ->
     model = tmp_path / "model.gguf"
     model.write_bytes(b"GGUF")
     server = LoadingServer(model_path=model, start_timeout=60)
+    # Python's own Ctrl-C handler: a Tune run earlier in this process may have left Tune's installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))  # what Ctrl-C sends, while start waits
     timer.start()
     try:
@@ -75,4 +77,5 @@ def test_ctrl_c_while_the_model_loads_leaves_no_server_behind(tmp_path: Path) ->
             pass
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert server._process is None  # stopped (and reaped), its log deleted
