@@ -393,7 +393,8 @@ class TableBenchmark:
             seeds: A count K (seeds 0..K-1) or the seeds themselves.
             output: The folder for ``trajectories.parquet``, ``summary.json``, ``bench.png``, each
                 finished run (``runs/<searcher>-seed<seed>.parquet``: run again, the benchmark keeps
-                the runs made with the same settings) and Tune's own files (``tune/<searcher>-seed<seed>``).
+                the runs made with the same settings, and refuses to replace one made with others) and
+                Tune's own files (``tune/<searcher>-seed<seed>``).
             plot: Whether to draw ``bench.png``.
             against: Searchers (run by this call) that every other searcher is compared with: its mean
                 regret minus theirs at each budget, with the bootstrap 95 % interval of the difference
