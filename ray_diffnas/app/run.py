@@ -47,7 +47,6 @@ from ray_diffnas.trainable.trial import train_diffusion
 logger = logging.getLogger(__name__)
 
 TUNE_VERBOSE = 3  # Tune's most detailed output, for -v
-SEARCH_FILES = (OPTIONS_FILE, RESULTS_FILE, SUMMARY_FILE)  # a new search into a folder holding one is refused
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ def prepare_output(options: SearchOptions, resume: bool) -> OutputPlan:
             output,
         )
         resume = False
-    elif not resume and any(path.exists() for path in (tune_folder, *(output / name for name in SEARCH_FILES))):
+    elif not resume and (tune_folder.exists() or (output / OPTIONS_FILE).exists()):  # a started search
         raise DiffNASError(
             f"{str(output)!r} already holds a search; finish it with 'ray-diffnas search --resume "
             f"{output}', or pass another --output."
