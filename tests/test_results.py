@@ -1,10 +1,19 @@
-"""The results table's RFID curve: one value per iteration, as in the search memory."""
+"""The results table: its RFID curve (one value per iteration, as in the search memory), and the order
+every view of a search shows its trials in."""
 
 from __future__ import annotations
 
-import pandas as pd
+import logging
+from pathlib import Path
 
-from ray_diffnas.app.results import _rfid_curve
+import pandas as pd
+import pytest
+
+from ray_diffnas.app.options import SearchOptions, save_options
+from ray_diffnas.app.report.folder import read_search_folder
+from ray_diffnas.app.report.page import write_report
+from ray_diffnas.app.results import FEASIBLE_COLUMN, RESULTS_FILE, _rfid_curve, leaderboard, ranked
+from ray_diffnas.app.summary import _best_feasible
 
 
 def test_a_re_run_iteration_counts_once_with_its_last_report() -> None:
@@ -15,3 +24,62 @@ def test_a_re_run_iteration_counts_once_with_its_last_report() -> None:
 
 def test_a_history_without_rfid_has_no_curve() -> None:
     assert _rfid_curve(None) == [] and _rfid_curve(pd.DataFrame({"loss": [1.0]})) == []
+
+
+def _trials() -> pd.DataFrame:
+    """Three finished trials: the best RFID is too slow for ``latency_ms<=5``."""
+    return pd.DataFrame(
+        {
+            "trial_id": ["slow_best", "fast", "fast_worse"],
+            "proposer": ["graph"] * 3,
+            "status": ["completed"] * 3,
+            "best_rfid": [2.0, 3.0, 4.0],
+            "rfid_curve": [[2.5, 2.0], [3.5, 3.0], [4.5, 4.0]],
+            "training_iteration": [2] * 3,
+            "latency_ms": [9.0, 4.0, 1.0],
+            "params_m": [1.0] * 3,
+            "wall_seconds": [1.0] * 3,
+            "cpu_seconds": [1.0] * 3,
+            "images_seen": [10.0] * 3,
+            "arch_key": ["a", "b", "c"],
+            "checkpoint": [None] * 3,
+        }
+    )
+
+
+def test_with_constraints_every_view_ranks_the_trials_that_meet_them_first(tmp_path: Path) -> None:
+    """The summary names the best trial that meets the constraints; the leaderboard and the report put it
+    first too (they ranked by RFID alone, a trial that breaks the constraint on top) and say which meet them."""
+    options = SearchOptions(constraints=("latency_ms<=5",), num_samples=3)
+    frame = ranked(_trials(), options.target())
+    assert frame["trial_id"].tolist() == ["fast", "fast_worse", "slow_best"]
+    assert frame[FEASIBLE_COLUMN].tolist() == [True, True, False]
+    assert _best_feasible(frame.dropna(subset=["best_rfid"]))["trial_id"] == "fast"
+
+    rows = [line.split() for line in leaderboard(frame).splitlines()[1:]]
+    assert [row[1] for row in rows] == ["fast", "fast_worse", "slow_best"]
+    assert [row[5] for row in rows] == ["yes", "yes", "no"]  # the column after best_rfid
+
+    # The report of the folder, read back from its results table as `ray-diffnas report` reads it.
+    folder = tmp_path / "search"
+    folder.mkdir()
+    save_options(options, folder)
+    _trials().to_parquet(folder / RESULTS_FILE)  # in RFID order, as a table from an older version holds it
+    read = read_search_folder(folder)
+    assert read.trials["trial_id"].tolist() == ["fast", "fast_worse", "slow_best"]
+    page = write_report(read, samples=0).read_text()
+    assert "meets constraints" in page and "latency_ms&lt;=5" in page
+    assert "b: RFID 3.000 (trial fast)" in page
+
+
+def test_without_constraints_the_order_is_by_rfid_and_no_column_is_added() -> None:
+    frame = ranked(_trials(), SearchOptions().target())
+    assert frame["trial_id"].tolist() == ["slow_best", "fast", "fast_worse"]
+    assert FEASIBLE_COLUMN not in frame and "meets_constraints" not in leaderboard(frame)
+
+
+def test_when_no_trial_meets_the_constraints_the_best_is_named_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    frame = ranked(_trials(), SearchOptions(constraints=("latency_ms<=0.5",)).target())
+    with caplog.at_level(logging.WARNING):
+        assert _best_feasible(frame)["trial_id"] == "slow_best"
+    assert "No trial met the constraints" in caplog.text

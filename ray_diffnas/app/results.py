@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,6 +23,8 @@ from ray_diffnas.trainable.reports import METRIC, MODE, REPORTED_METRICS
 from ray_diffnas.trainable.settings import PROPOSER_KEY, TrainingSettings
 
 RESULTS_FILE = "results.parquet"
+# Whether a trial meets every --constraint (a column only where the search had constraints).
+FEASIBLE_COLUMN = "meets_constraints"
 OBJECTIVE = Objective(METRIC, MODE)  # what "best" means in the table
 # What each trial cost beside its quality: its own wall time (over every restore), its process's CPU
 # time, and the images it trained on.
@@ -65,15 +68,15 @@ def results_frame(grid: ResultGrid) -> pd.DataFrame:
 
 def best_first(frame: pd.DataFrame) -> pd.DataFrame:
     """Trials by best RFID, best first; trials without one last. With a ``pareto_rank`` column (a search
-    with several objectives), the front first, then each layer behind it, each by best RFID."""
+    with several objectives), the front first, then each layer behind it, each by best RFID; with a
+    ``meets_constraints`` column (a search with constraints), the trials that meet them first."""
     if frame.empty:
         return frame
-    keys = frame["best_rfid"].map(OBJECTIVE.sort_key)  # NaN sorts last
-    if RANK_COLUMN in frame:
-        ranks = frame[RANK_COLUMN].astype(float).fillna(float("inf")).to_numpy()
-        order = sorted(range(len(frame)), key=lambda i: (ranks[i], keys.iloc[i]))
-        return frame.iloc[order].reset_index(drop=True)
-    return frame.iloc[keys.argsort(kind="stable")].reset_index(drop=True)
+    keys = frame["best_rfid"].map(OBJECTIVE.sort_key).to_numpy()  # NaN sorts last
+    ranks = frame[RANK_COLUMN].astype(float).fillna(math.inf).to_numpy() if RANK_COLUMN in frame else [0] * len(frame)
+    unmet = (~frame[FEASIBLE_COLUMN].astype(bool)).to_numpy() if FEASIBLE_COLUMN in frame else [False] * len(frame)
+    order = sorted(range(len(frame)), key=lambda i: (unmet[i], ranks[i], keys[i]))  # stable: ties keep their order
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def with_pareto_ranks(frame: pd.DataFrame, target: ParetoObjective) -> pd.DataFrame:
@@ -90,6 +93,34 @@ def with_pareto_ranks(frame: pd.DataFrame, target: ParetoObjective) -> pd.DataFr
             costs.append(point)
     if scored:
         frame.loc[frame.index[scored], RANK_COLUMN] = pareto_ranks(costs)
+    return best_first(frame)
+
+
+def ranked(frame: pd.DataFrame, target: Objective | ParetoObjective) -> pd.DataFrame:
+    """The trials in the order every view of a search shows them (leaderboards, report, summary): with
+    constraints, the trials that meet them first (``meets_constraints``); with several objectives, by
+    Pareto rank (``pareto_rank``); then by best RFID.
+
+    Example:
+        >>> frame = pd.DataFrame({"trial_id": ["fast", "best"], "status": ["completed"] * 2,
+        ...                       "best_rfid": [3.0, 2.0], "latency_ms": [4.0, 9.0]})
+        >>> shown = ranked(frame, Objective("rfid", "min", ["latency_ms<=5"]))
+        >>> shown[["trial_id", "meets_constraints"]].values.tolist()
+        [['fast', True], ['best', False]]
+    """
+    if target.constraints:
+        frame = with_feasibility(frame, target)
+    if isinstance(target, ParetoObjective):
+        frame = with_pareto_ranks(frame, target)
+    return best_first(frame)
+
+
+def with_feasibility(frame: pd.DataFrame, target: Objective | ParetoObjective) -> pd.DataFrame:
+    """Adds ``meets_constraints``: the target's feasibility policy, the best RFID of each trial standing
+    for ``rfid`` (the value it is ranked by). Rows come as :func:`best_first` orders them."""
+    frame = frame.copy()
+    rows = frame.to_dict("records")
+    frame[FEASIBLE_COLUMN] = [target.feasible(row | {METRIC: row.get("best_rfid")}) for row in rows]
     return best_first(frame)
 
 
@@ -174,12 +205,10 @@ def write_results(frame: pd.DataFrame, folder: Path) -> Path:
 
 
 def leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
-    """The best trials by best RFID (the front first, with several objectives), as a printable table."""
-    columns = (
-        [*LEADERBOARD_COLUMNS[:4], RANK_COLUMN, *LEADERBOARD_COLUMNS[4:]]
-        if RANK_COLUMN in frame
-        else LEADERBOARD_COLUMNS
-    )
+    """The best trials by best RFID (the front first, with several objectives; the trials that meet the
+    constraints first, with constraints), as a printable table. Rows come in the frame's order."""
+    ordering = [c for c in (RANK_COLUMN, FEASIBLE_COLUMN) if c in frame]
+    columns = [*LEADERBOARD_COLUMNS[:4], *ordering, *LEADERBOARD_COLUMNS[4:]]
     shown = frame[columns].head(top)
     rows = [
         [str(rank)] + [_cell(row[c], integer=c in INTEGER_COLUMNS) for c in columns]
@@ -191,6 +220,8 @@ def leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
 def _cell(value: Any, integer: bool = False) -> str:
     if value is pd.NA:
         return "-"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
     if isinstance(value, float):
         if math.isnan(value):
             return "-"

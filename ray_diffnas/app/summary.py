@@ -12,13 +12,12 @@ from ray.tune import ResultGrid
 
 from ray_diffnas.app.options import SearchOptions
 from ray_diffnas.app.plots import plot_search, save_image_grid
-from ray_diffnas.app.results import leaderboard, results_frame, with_pareto_ranks, write_results
+from ray_diffnas.app.results import FEASIBLE_COLUMN, leaderboard, ranked, results_frame, write_results
 from ray_diffnas.diffusion.trainer import DiffusionTrainer
 from ray_diffnas.metrics.rfid import RFID
 from ray_diffnas.searchers.memory import RANK_COLUMN
-from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.searchers.pareto import ParetoObjective
-from ray_diffnas.trainable.reports import METRIC, MODE
+from ray_diffnas.trainable.reports import METRIC
 from ray_diffnas.trainable.trial import EVAL_SEED, load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -26,10 +25,8 @@ logger = logging.getLogger(__name__)
 
 def summarize(grid: ResultGrid, rfid: RFID, output: Path, options: SearchOptions) -> dict[str, Any]:
     """Writes ``results.parquet``, ``search.png`` and ``best_samples.png``; returns the summary."""
-    frame = results_frame(grid)
     target = options.target()
-    if isinstance(target, ParetoObjective):
-        frame = with_pareto_ranks(frame, target)
+    frame = ranked(results_frame(grid), target)
     results_path = write_results(frame, output)
     search_plot = plot_search(frame, output / "search.png")
     scored = frame.dropna(subset=["best_rfid"])
@@ -57,7 +54,7 @@ def summarize(grid: ResultGrid, rfid: RFID, output: Path, options: SearchOptions
     if scored.empty:
         logger.error("No trial reported an RFID; see the 'error' column of %s.", results_path)
         return summary
-    best = _best_feasible(scored.sort_values("best_rfid", kind="stable"), Objective(METRIC, MODE, options.constraints))
+    best = _best_feasible(scored)
     summary.update(
         best_trial_id=best["trial_id"],
         best_rfid=float(best["best_rfid"]),
@@ -73,16 +70,17 @@ def summarize(grid: ResultGrid, rfid: RFID, output: Path, options: SearchOptions
     return summary
 
 
-def _best_feasible(scored: pd.DataFrame, objective: Objective) -> pd.Series:
-    """The best trial (rows come best first) that meets the constraints; the best of all, with a
-    warning, when none does."""
-    feasible = [i for i, row in enumerate(scored.to_dict("records")) if objective.feasible(row)]
-    if not feasible:
-        logger.warning(
-            "No trial met %s; the summary names the best trial regardless.", ", ".join(map(str, objective.constraints))
-        )
-        return scored.iloc[0]
-    return scored.iloc[feasible[0]]
+def _best_feasible(scored: pd.DataFrame) -> pd.Series:
+    """The trial with the best RFID among those that meet the constraints (:func:`ranked`'s column); the
+    best of all, with a warning, when none does."""
+    by_rfid = scored.sort_values("best_rfid", kind="stable")
+    if FEASIBLE_COLUMN not in by_rfid:  # no constraints
+        return by_rfid.iloc[0]
+    meeting = by_rfid[by_rfid[FEASIBLE_COLUMN].astype(bool)]
+    if meeting.empty:
+        logger.warning("No trial met the constraints; the summary names the best trial regardless.")
+        return by_rfid.iloc[0]
+    return meeting.iloc[0]
 
 
 def untrained_rfid(trainer: DiffusionTrainer, rfid: RFID) -> float:

@@ -16,11 +16,10 @@ from typing import Any
 import pandas as pd
 
 from ray_diffnas.app.options import OPTIONS_FILE, SUMMARY_FILE, TUNE_FOLDER, SearchOptions, load_options
-from ray_diffnas.app.results import RESULTS_FILE, UNFINISHED, results_frame, with_pareto_ranks
+from ray_diffnas.app.results import RESULTS_FILE, UNFINISHED, ranked, results_frame
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.searchers.base import MEMORY_FILE
-from ray_diffnas.searchers.memory import RANK_COLUMN, MemoryFileError, SearchMemory
-from ray_diffnas.searchers.pareto import ParetoObjective
+from ray_diffnas.searchers.memory import MemoryFileError, SearchMemory
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +64,7 @@ def read_search_folder(path: str | Path, trials: pd.DataFrame | None = None) -> 
     memory, state = _memory(tune_folder / MEMORY_FILE)
     options = _options(path / OPTIONS_FILE)
     trials = _with_memory(trials.reset_index(drop=True), memory)
-    target = options.target()
-    if isinstance(target, ParetoObjective) and RANK_COLUMN not in trials:  # Tune's trials of a running search
-        trials = with_pareto_ranks(trials, target)
+    trials = ranked(trials, options.target())  # Tune's trials of a running search come without the ranks
     return SearchFolder(path, trials, memory, state, options, summary)
 
 

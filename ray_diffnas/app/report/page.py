@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ray_diffnas.app.report import figures
 from ray_diffnas.app.report.folder import SearchFolder
-from ray_diffnas.app.results import INTEGER_COLUMNS, best_first
+from ray_diffnas.app.results import FEASIBLE_COLUMN, INTEGER_COLUMNS, best_first
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.searchers.factory import LLM_SEARCHERS
 from ray_diffnas.searchers.hybrid import served_by_llm
@@ -43,6 +44,7 @@ COLUMNS = {
     "status": "status",
     "best_rfid": "best RFID",
     RANK_COLUMN: "Pareto rank",
+    FEASIBLE_COLUMN: "meets constraints",
     "training_iteration": "iterations",
     "latency_ms": "latency ms",
     "params_m": "params M",
@@ -98,10 +100,14 @@ def _overview(folder: SearchFolder, trials: pd.DataFrame) -> Section:
         ),
         "seed": str(options.seed),
     }
+    if options.constraints:
+        facts["constraints"] = ", ".join(options.constraints)
     scored = trials.dropna(subset=["best_rfid"])
     if len(scored):
-        best = scored.iloc[0]
+        best = scored.iloc[0]  # the trials that meet the constraints come first
         facts["best"] = f"{best['arch_key']}: RFID {best['best_rfid']:.3f} (trial {best['trial_id']})"
+        if FEASIBLE_COLUMN in scored and not best[FEASIBLE_COLUMN]:
+            facts["best"] += "; no trial met the constraints"
     summary = folder.summary or {}
     if isinstance(summary.get("wall_seconds"), (int, float)):
         facts["wall time"] = f"{summary['wall_seconds']:.0f} s"
@@ -114,7 +120,8 @@ def _overview(folder: SearchFolder, trials: pd.DataFrame) -> Section:
 
 
 def _leaderboard(trials: pd.DataFrame) -> Section:
-    columns = {c: h for c, h in COLUMNS.items() if c != RANK_COLUMN or c in trials}  # the rank: several objectives
+    optional = (RANK_COLUMN, FEASIBLE_COLUMN)  # several objectives; constraints
+    columns = {c: h for c, h in COLUMNS.items() if c not in optional or c in trials}
     head = "<th>rank</th>" + "".join(f"<th>{html.escape(h)}</th>" for h in columns.values())
     rows = []
     for rank, (_, trial) in enumerate(trials.iterrows(), start=1):
@@ -123,6 +130,8 @@ def _leaderboard(trials: pd.DataFrame) -> Section:
     several = RANK_COLUMN in trials
     order = "The Pareto front first (Pareto rank 0), then the layers behind it, each" if several else "Best RFID first"
     order += " by best RFID" if several else ""
+    if FEASIBLE_COLUMN in trials:
+        order = f"The trials that meet the constraints first; then: {order[0].lower()}{order[1:]}"
     body = (
         f'<p class="note">{order} (lower is better). Click a heading to sort by it.</p>'
         f'<table id="leaderboard" class="sortable"><thead><tr>{head}</tr></thead>'
@@ -299,6 +308,8 @@ def _cell(value: Any, column: str) -> str:
 def _format(value: Any, column: str) -> str:
     if _missing(value):
         return "-"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
         return f"{value:,.0f}" if column in INTEGER_COLUMNS else f"{value:.3f}"
     return f"{value:,}" if isinstance(value, numbers.Integral) and column in INTEGER_COLUMNS else str(value)
