@@ -108,6 +108,20 @@ def test_duplicates_are_refused_and_filled_by_a_marked_fallback(server: FakeLLMS
     assert SPACE.validate(config["arch"]).key() not in {SPACE.key(A), SPACE.key(B)}
 
 
+def test_the_tokens_of_a_reply_of_duplicates_only_are_carried_by_the_next_record(server: FakeLLMServer) -> None:
+    """Two calls (the reply and its repair) that produce no record: their tokens go to the fallback served
+    for them, so that the memory's token columns add up to what the LLM was paid for."""
+    searcher = make_searcher(server, proposals_per_call=2)
+    server.script = [good(A, B)]
+    searcher.suggest("t1"), searcher.suggest("t2")
+    server.script = [good(A, B), good(B)]  # duplicates only, twice
+    searcher.suggest("t3")
+    fallback = searcher.memory.get("t3")
+    assert fallback.proposer == "fallback" and fallback.prompt_tokens > 0 and fallback.completion_tokens > 0
+    assert searcher.memory.tokens() == (searcher.usage["prompt_tokens"], searcher.usage["completion_tokens"])
+    assert searcher.unbilled_tokens == (0, 0)
+
+
 def test_429_honours_retry_after(server: FakeLLMServer) -> None:
     server.script = [Reply(status=429, headers={"Retry-After": "1"}), good(A, B, C)]
     searcher = make_searcher(server)
