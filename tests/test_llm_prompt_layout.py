@@ -57,3 +57,15 @@ def test_the_tail_restates_the_best_and_what_runs_now() -> None:
     best = max(range(10), key=lambda i: (80.0 + i % 7, -i))
     assert f"- {keys[best]}: best 86" in tail and "Running now: running-key" in tail
     assert tail.rstrip().endswith("architecture objects]}.")
+
+
+def test_a_curve_shows_the_values_reported_not_the_missing_ones() -> None:
+    """The memory keeps a missing value's place in the curve (NaN); the LLM is shown what was reported."""
+    memory = SearchMemory("acc", "max")
+    arch = SPACE.validate({"ops": list(OPERATIONS[:1]) * 6})
+    memory.propose("t", {"arch": arch.to_dict()}, arch.key(), "llm")
+    for it, value in [(1, 70.0), (2, float("nan")), (3, 75.0)]:
+        memory.report("t", {"acc": value, "training_iteration": it})
+    memory.complete("t", None, status="completed")
+    content = build_messages(SPACE, OBJECTIVE, memory, 4, "1 finished", [])[1]["content"]
+    assert "curve [70.0, 75.0]" in content and "nan" not in content.lower()

@@ -191,3 +191,18 @@ def test_the_front_places_a_trial_by_its_best_rfid_as_the_results_table_does() -
     assert memory.best().trial_id == "a"
     assert memory.pareto_ranks() == {"a": 0, "b": 1}  # not by its last RFID, 4.0, which b's 3.5 beats
     assert [r.trial_id for r in memory.front_members(2)] == ["a", "b"]
+
+
+def test_a_re_run_after_a_missing_value_truncates_at_the_right_iteration() -> None:
+    """Iteration 2 reported no RFID (NaN): it keeps its place, so the re-run of iteration 3 from the
+    checkpoint of iteration 2 replaces iteration 3's value (it was appended after it, shifting the curve)."""
+    memory = SearchMemory()
+    memory.propose("r", {}, "k", proposer="random")
+    for it, value in [(1, 30.0), (2, math.nan), (3, 15.0)]:
+        memory.report("r", {"rfid": value, "training_iteration": it})
+    for it, value in [(3, 14.0), (4, 11.0)]:  # re-run from the checkpoint of iteration 2
+        memory.report("r", {"rfid": value, "training_iteration": it})
+    memory.complete("r", {"rfid": 11.0, "training_iteration": 4}, status="completed")
+    record = memory.get("r")
+    assert record.curve[0] == 30.0 and math.isnan(record.curve[1]) and record.curve[2:] == [14.0, 11.0]
+    assert (record.best, record.iterations, record.status) == (11.0, 4, "completed")

@@ -59,7 +59,8 @@ def test_the_memory_and_the_graph_searcher_follow_the_policy() -> None:
     memory.propose("t1", {}, "k1", "user")
     for value in (1.0, math.nan, 3.0, 2.0):
         memory.report("t1", {"acc": value})
-    assert memory.get("t1").curve == [1.0, 3.0, 2.0] and memory.get("t1").best == 3.0
+    curve = memory.get("t1").curve  # a missing value keeps its place, and is never the best
+    assert curve[0] == 1.0 and math.isnan(curve[1]) and curve[2:] == [3.0, 2.0] and memory.get("t1").best == 3.0
 
     searcher = GraphDiffusionSearcher(space=NB201Space(), metric="acc", mode="max", constraints=["lat<=2"], seed=0)
     rng = np.random.default_rng(0)

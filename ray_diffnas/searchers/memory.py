@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import numbers
 import os
 import time
@@ -52,7 +53,8 @@ class TrialRecord:
     arch_key: str | None  # Canonical architecture key; None for an invalid proposal.
     proposer: str  # one of PROPOSERS
     status: str = "running"  # running | completed | stopped | failed | invalid
-    curve: list[float] = field(default_factory=list)  # The objective at each report.
+    # The objective at each report, NaN where it was missing (a report per iteration: index i is iteration i + 1).
+    curve: list[float] = field(default_factory=list)
     best: float | None = None  # The best finite value of the curve (in the memory's mode).
     last_metrics: dict[str, float] = field(default_factory=dict)  # Numeric metrics of the last report.
     iterations: int = 0  # Reports received (the rung reached under ASHA).
@@ -62,9 +64,6 @@ class TrialRecord:
     completion_tokens: int = 0
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
-
-    def last(self) -> float | None:
-        return self.curve[-1] if self.curve else None
 
 
 _SCHEMA = pa.schema(
@@ -216,10 +215,10 @@ class SearchMemory:
             record.best = self.objective.best(record.curve)
         record.status, record.error = "running", None  # a failed trial that Tune retries lives again
         value = self.objective.value(result)
-        if value is not None:
-            record.curve.append(value)
-            if self.objective.better(value, record.best):
-                record.best = value
+        # A missing value keeps its place, so that a re-run's iteration numbers point at the right values
+        record.curve.append(math.nan if value is None else value)
+        if self.objective.better(value, record.best):
+            record.best = value
         record.iterations = int(result.get("training_iteration") or record.iterations + 1)
         record.last_metrics = {k: v for k in result if (v := reported(result, k)) is not None}
         record.updated = time.time()

@@ -19,6 +19,7 @@ far, what runs now, the hybrid's notes, the request) is a short tail at the end.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -231,7 +232,7 @@ def _line(record: TrialRecord, metrics: Sequence[str]) -> str:
         return f"- {record.arch_key} [failed after {record.iterations} it]: {(record.error or '')[:ERROR_CHARS]}"
     # "stopped": the scheduler stopped it at the rung it reached
     state = "completed" if record.status == "completed" else "stopped early by the scheduler"
-    curve = record.curve[-CURVE_POINTS:]
+    curve = [v for v in record.curve if math.isfinite(v)][-CURVE_POINTS:]  # the values it reported
     shown = "".join(f", {m} {_num(record.last_metrics.get(m))}" for m in metrics)
     learning = f"; curve {[round(v, 2) for v in curve]}" if len(curve) > 1 else ""  # one value is the best
     return f"- {record.arch_key} [{state}, {record.iterations} it] best {_num(record.best)}{learning}{shown}"
