@@ -54,6 +54,9 @@ def test_tiny_search_writes_leaderboard_results_and_plots(tmp_path: Path) -> Non
     assert table["best_rfid"].is_monotonic_increasing  # sorted best first
     assert {"arch_key", "arch.channel_mult", "train.lr", "rfid", "latency_ms", "params_m", "rfid_curve"} <= set(table)
     assert all(len(curve) == it for curve, it in zip(table["rfid_curve"], table["training_iteration"]))
+    # The trials were handed the extractor the driver resolved 'auto' to: every node scores on one scale.
+    assert set(table["train.rfid_features"]) == {"classifier"}
+    assert table["rfid_features"].str.startswith("classifier").all()
     # What each trial cost, and who proposed it.
     assert (table[["wall_seconds", "cpu_seconds", "images_seen"]] > 0).all().all()
     assert set(table["proposer"]) <= {"random", "graph", "neighbour"}

@@ -9,7 +9,7 @@ import torch
 
 from ray_diffnas.data.datasets import ImageDataset
 from ray_diffnas.metrics.cache import atomic_torch_save, cache_dir, file_lock
-from ray_diffnas.metrics.features import FeatureExtractor, build_extractor
+from ray_diffnas.metrics.features import FeatureExtractor, InceptionFeatures, build_extractor
 from ray_diffnas.metrics.frechet import frechet_distance
 
 
@@ -52,8 +52,8 @@ class RFID:
         >>> from ray_diffnas.data.datasets import load_dataset
         >>> data = load_dataset("digits")
         >>> rfid = RFID(data)
-        >>> rfid.features.startswith("classifier:digits")
-        True
+        >>> rfid.features.startswith("classifier:digits"), rfid.choice
+        (True, 'classifier')
         >>> rfid(data.batch(torch.arange(1000))) < 1.0  # real images score near zero
         True
     """
@@ -66,6 +66,12 @@ class RFID:
     def features(self) -> str:
         """The extractor's name; report it beside every RFID (``rfid_features``)."""
         return self.extractor.name
+
+    @property
+    def choice(self) -> str:
+        """The ``rfid_features`` choice that builds this extractor on any machine (``auto`` resolved):
+        what a search hands its trials, so that every node scores with the same features."""
+        return "inception" if isinstance(self.extractor, InceptionFeatures) else "classifier"
 
     def __call__(self, images: torch.Tensor) -> float:
         """RFID of images given as floats in [-1, 1] or as uint8, shape (N, C, H, W)."""
