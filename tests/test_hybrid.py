@@ -67,6 +67,11 @@ def test_the_hybrid_serves_the_llms_excellent_candidate_and_screens_out_its_poor
         summary = searcher.llm_summary()
         assert summary["served"] == WARMUP + len(served_llm) and summary["calls"] == len(server.requests)
         assert summary["tokens_per_served_trial"] > 0
+        pending = searcher.unbilled_tokens  # set aside by the screen, for the next record
+        assert tuple(map(sum, zip(searcher.memory.tokens(), pending))) == (
+            searcher.llm.usage["prompt_tokens"],
+            searcher.llm.usage["completion_tokens"],
+        )
         if len(server.requests) >= 3:  # asked again: its prompt names what the screen did with its candidates
             prompt = server.user_prompts()[2]
             assert "screened out, not run" in prompt and SPACE.key(EXCELLENT) in prompt
@@ -108,6 +113,11 @@ def test_an_llm_none_of_whose_candidates_run_is_asked_less_often_until_one_does(
     served = [r.arch_key for r in searcher.memory.records()[WARMUP:] if r.proposer == "llm"]
     assert served == [SPACE.key(EXCELLENT)], (served, asked_at)
     assert len(asked_at) > 4 and asked_at[4] - asked_at[3] < gaps[1], asked_at  # once one ran, asked sooner
+    # The tokens of the batches screened out went to later records: the memory's columns add up to the usage.
+    usage = searcher.llm.usage
+    recorded = searcher.memory.tokens()
+    assert recorded[0] + searcher.unbilled_tokens[0] == usage["prompt_tokens"] > 0
+    assert recorded[1] + searcher.unbilled_tokens[1] == usage["completion_tokens"] > 0
     restored = _hybrid(server)
     restored.set_state(searcher.get_state())
     assert restored.get_state()["llm_wait"] == searcher.get_state()["llm_wait"]

@@ -116,6 +116,9 @@ class MemorySearcher(Searcher):
         self.memory = SearchMemory(metric or "rfid", mode or "min")
         self.live: dict[str, str] = {}  # trial id -> architecture key
         self._pending: list[Proposal] = []  # proposals made in a batch, not yet handed out
+        # Tokens of proposals that were never recorded (a reply of duplicates only, a candidate screened out
+        # or gone stale): the next record carries them, so that the memory's token columns add up to the usage
+        self.unbilled_tokens: tuple[int, int] = (0, 0)
         self._proposed = 0
         # Set when it finished because no new architecture could be found (not because of a budget): a
         # run that ends before its budget for this reason is complete; for any other it was stopped.
@@ -254,15 +257,8 @@ class MemorySearcher(Searcher):
             return None  # nothing new right now; Tune asks again when a trial ends
         key = proposal.arch.key()
         config = {**self._config_for(proposal.arch), **proposal.settings, PROPOSER_KEY: proposal.proposer}
-        self.memory.propose(
-            trial_id,
-            config,
-            key,
-            proposal.proposer,
-            proposal.prompt_tokens,
-            proposal.completion_tokens,
-            note=proposal.note,
-        )
+        tokens = self.billed((proposal.prompt_tokens, proposal.completion_tokens))
+        self.memory.propose(trial_id, config, key, proposal.proposer, *tokens, note=proposal.note)
         self.live[trial_id] = key
         self._proposed += 1
         return config
@@ -361,9 +357,27 @@ class MemorySearcher(Searcher):
                 proposal = self._pending.pop(0)
                 if self._is_new(proposal.arch.key()):
                     return proposal
+                self.set_aside(proposal)
             wanted = max(1, self._wanted_batch())
-            self._pending = [p for p in self.propose(wanted) if self._is_new(p.arch.key())]
+            self._pending = []
+            for proposal in self.propose(wanted):
+                if self._is_new(proposal.arch.key()):
+                    self._pending.append(proposal)
+                else:
+                    self.set_aside(proposal)
         return None
+
+    def set_aside(self, proposal: Proposal | tuple[int, int]) -> None:
+        """A proposal that will not be recorded (or its tokens): the next record carries its tokens."""
+        tokens = (proposal.prompt_tokens, proposal.completion_tokens) if isinstance(proposal, Proposal) else proposal
+        saved = getattr(self, "unbilled_tokens", (0, 0))  # a searcher pickled before 2026-12-05 has none
+        self.unbilled_tokens = (saved[0] + tokens[0], saved[1] + tokens[1])
+
+    def billed(self, tokens: tuple[int, int]) -> tuple[int, int]:
+        """``tokens`` and those set aside since the last record: what the record made now carries."""
+        self.set_aside(tokens)
+        billed, self.unbilled_tokens = self.unbilled_tokens, (0, 0)
+        return billed
 
     def _best_feasible(self, k: int) -> list[TrialRecord]:
         """The ``k`` best finished trials that met every constraint (see :class:`Objective`): the parents a
@@ -488,6 +502,7 @@ class MemorySearcher(Searcher):
             "rng": self.rng.bit_generator.state,
             "pending": [proposal_state(p) for p in self._pending],
             "stalled_at": self._stalled_at,
+            "unbilled_tokens": list(getattr(self, "unbilled_tokens", (0, 0))),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -510,6 +525,7 @@ class MemorySearcher(Searcher):
         self.rng.bit_generator.state = state["rng"]
         self._pending = [proposal_from_state(p, self.space) for p in state["pending"]]
         self._stalled_at = state.get("stalled_at")
+        self.unbilled_tokens = tuple(state.get("unbilled_tokens", (0, 0)))
 
     def save(self, checkpoint_path: str) -> Path:
         """Writes the memory and the searcher's state to one Parquet file, atomically; returns its path."""

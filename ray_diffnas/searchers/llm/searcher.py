@@ -126,9 +126,6 @@ class GPT4Searcher(MemorySearcher):
         self.response_format = response_format
         self._fallback_reason = "no LLM call made yet"
         self.usage = {"calls": 0, "failed_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
-        # Tokens of calls that produced no record (a reply of duplicates only): the next record carries them,
-        # so that the memory's token columns add up to the usage
-        self.unbilled_tokens = (0, 0)
         # What a model trained on the outcomes says of earlier candidates (set by the hybrid searcher before
         # each call; a GPT4Searcher alone has none)
         self.prompt_notes: list[str] = []
@@ -192,7 +189,7 @@ class GPT4Searcher(MemorySearcher):
         """A mutation of a good remembered architecture (or a fresh sample when memory is empty)."""
         parents = [r.config["arch"] for r in self._best_feasible(5) if "arch" in r.config]
         arch = self._new_neighbour(parents, {p.arch.key() for p in taken})
-        return Proposal(arch, "fallback", *self._bill((0, 0)), note=self._fallback_reason)
+        return Proposal(arch, "fallback", note=self._fallback_reason)
 
     def _ask_llm(self, count: int) -> list[Proposal]:
         if self.max_cost_usd is not None and self.usage["cost_usd"] >= self.max_cost_usd:
@@ -329,7 +326,7 @@ class GPT4Searcher(MemorySearcher):
         try:
             items = _proposal_items(reply, self.space.field_names())
         except ValueError as error:
-            self.memory.invalid({"raw": reply[:2000]}, f"unparseable reply: {error}", proposer, *self._bill(tokens))
+            self.memory.invalid({"raw": reply[:2000]}, f"unparseable reply: {error}", proposer, *self.billed(tokens))
             return [], [f"the reply was not the requested JSON ({error})"]
         proposals, errors = [], []
         unbilled = tokens  # a call's tokens go to the first record it produced
@@ -342,24 +339,17 @@ class GPT4Searcher(MemorySearcher):
             except (ConfigError, TypeError) as error:
                 errors.append(f"{json.dumps(item)[:200]}: {error}")
                 payload = item if isinstance(item, Mapping) else {"raw": str(item)}
-                self.memory.invalid(payload, str(error), proposer, *self._bill(unbilled))
+                self.memory.invalid(payload, str(error), proposer, *self.billed(unbilled))
                 unbilled = (0, 0)
                 continue
             if not self._untried(arch.key(), taken):
                 errors.append(f"{arch.key()} was already tried or proposed; propose a different architecture")
                 continue
             taken.add(arch.key())
-            proposals.append(Proposal(arch, proposer, *self._bill(unbilled)))
+            proposals.append(Proposal(arch, proposer, *unbilled))
             unbilled = (0, 0)
-        # A call that recorded nothing (duplicates only): the next record carries its tokens
-        self.unbilled_tokens = _added(getattr(self, "unbilled_tokens", (0, 0)), unbilled)
+        self.set_aside(unbilled)  # a reply of duplicates only: the next record carries its tokens
         return proposals[:count], errors
-
-    def _bill(self, tokens: tuple[int, int]) -> tuple[int, int]:
-        """``tokens`` and those no record has carried yet: what the record made now carries."""
-        billed = _added(getattr(self, "unbilled_tokens", (0, 0)), tokens)  # a searcher pickled before has none
-        self.unbilled_tokens = (0, 0)
-        return billed
 
     # --- state ------------------------------------------------------------------------------
 
@@ -378,7 +368,6 @@ class GPT4Searcher(MemorySearcher):
             "response_format": self.response_format,
             "usage": self.usage,
             "calls": self.calls,
-            "unbilled_tokens": list(getattr(self, "unbilled_tokens", (0, 0))),
         }
 
     def set_llm_state(self, state: Mapping[str, Any]) -> None:
@@ -388,7 +377,6 @@ class GPT4Searcher(MemorySearcher):
         self.response_format = state.get("response_format", self.response_format)
         self.usage = dict(state.get("usage", self.usage))
         self.calls = list(state.get("calls", []))
-        self.unbilled_tokens = tuple(state.get("unbilled_tokens", (0, 0)))
 
 
 class LLMUnavailable(Exception):
@@ -397,10 +385,6 @@ class LLMUnavailable(Exception):
 
 class MalformedReply(Exception):
     """The server answered, but not with a chat completion (a proxy's error page, a broken server)."""
-
-
-def _added(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
-    return a[0] + b[0], a[1] + b[1]
 
 
 def _content_and_tokens(response: Any) -> tuple[str, tuple[int, int]]:
