@@ -108,6 +108,15 @@ def test_a_killed_build_resumes_without_losing_or_retraining_an_architecture(tmp
     )
     assert rerun.returncode == 2 and "holds a build with other options" in rerun.stderr and "seed" in rerun.stderr
 
+    # --rfid-features auto was resolved once, by the first run, and every rerun scores with that choice: a
+    # rerun on a machine that would resolve it otherwise is refused, not mixed into the table.
+    options_file = output / "build_options.json"
+    saved = json.loads(options_file.read_text())
+    assert (saved["rfid_features"], saved["rfid_features_resolved"]) == ("auto", "classifier")
+    options_file.write_text(json.dumps({**saved, "rfid_features_resolved": "inception"}))  # as if resolved there
+    rerun = subprocess.run(_command(space_file, output), env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 2 and "Inception weights" in rerun.stderr, rerun.stderr[-2000:]
+
 
 def test_the_space_must_be_a_unet_space_of_the_trial_size() -> None:
     assert resolve_space("unet-bench", 16).image_size == 16

@@ -57,6 +57,7 @@ def test_tiny_search_writes_leaderboard_results_and_plots(tmp_path: Path) -> Non
     # The trials were handed the extractor the driver resolved 'auto' to: every node scores on one scale.
     assert set(table["train.rfid_features"]) == {"classifier"}
     assert table["rfid_features"].str.startswith("classifier").all()
+    assert json.loads((out / "search_options.json").read_text())["rfid_features"] == "classifier"  # for --resume
     # What each trial cost, and who proposed it.
     assert (table[["wall_seconds", "cpu_seconds", "images_seen"]] > 0).all().all()
     assert set(table["proposer"]) <= {"random", "graph", "neighbour"}

@@ -206,3 +206,15 @@ def test_a_re_run_after_a_missing_value_truncates_at_the_right_iteration() -> No
     record = memory.get("r")
     assert record.curve[0] == 30.0 and math.isnan(record.curve[1]) and record.curve[2:] == [14.0, 11.0]
     assert (record.best, record.iterations, record.status) == (11.0, 4, "completed")
+
+
+def test_iterations_the_memory_never_saw_keep_their_places() -> None:
+    """A trial known only by its result at iteration 3 (restored from Tune's state): a re-run of iteration 2
+    must drop that value, and the best with it."""
+    memory = SearchMemory()
+    memory.propose("r", {}, "k", proposer="restored")
+    memory.report("r", {"rfid": 9.0, "training_iteration": 3})
+    assert [math.isnan(v) for v in memory.get("r").curve] == [True, True, False]
+    memory.report("r", {"rfid": 12.0, "training_iteration": 2})  # re-run from the checkpoint of iteration 1
+    record = memory.get("r")
+    assert math.isnan(record.curve[0]) and record.curve[1:] == [12.0] and record.best == 12.0

@@ -263,6 +263,7 @@ def _finish_search(options: SearchOptions, resume: bool, verbosity: int) -> int:
     (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
     front = summary.get("front")
     order = "the Pareto front first (pareto_rank 0), then" if front is not None else ""
+    order = f"the trials that meet the constraints first, then {order}" if options.constraints else order
     print(f"\nLeaderboard ({order} lower RFID is better; features: {summary['rfid_features']}):".replace("( ", "("))
     print(table)
     if front is not None:

@@ -72,11 +72,26 @@ def best_first(frame: pd.DataFrame) -> pd.DataFrame:
     ``meets_constraints`` column (a search with constraints), the trials that meet them first."""
     if frame.empty:
         return frame
-    keys = frame["best_rfid"].map(OBJECTIVE.sort_key).to_numpy()  # NaN sorts last
+    keys = frame["best_rfid"].map(OBJECTIVE.sort_key).to_numpy()  # NaN: inf, last
     ranks = frame[RANK_COLUMN].astype(float).fillna(math.inf).to_numpy() if RANK_COLUMN in frame else [0] * len(frame)
     unmet = (~frame[FEASIBLE_COLUMN].astype(bool)).to_numpy() if FEASIBLE_COLUMN in frame else [False] * len(frame)
-    order = sorted(range(len(frame)), key=lambda i: (unmet[i], ranks[i], keys[i]))  # stable: ties keep their order
+    # A trial with no RFID is last whatever else holds; sorted() is stable: ties keep their order
+    order = sorted(range(len(frame)), key=lambda i: (keys[i] == math.inf, unmet[i], ranks[i], keys[i]))
     return frame.iloc[order].reset_index(drop=True)
+
+
+def best_trial(frame: pd.DataFrame) -> pd.Series | None:
+    """The trial a search names its best: the first with an RFID in :func:`ranked`'s order (the best
+    RFID among the trials that meet the constraints, on the front with several objectives); None when
+    no trial has an RFID."""
+    scored = frame.dropna(subset=["best_rfid"])
+    return None if scored.empty else scored.iloc[0]
+
+
+def meets_no_constraint(frame: pd.DataFrame) -> bool:
+    """Whether the search had constraints and no trial with an RFID met them (its best breaks one)."""
+    scored = frame.dropna(subset=["best_rfid"])
+    return FEASIBLE_COLUMN in frame and not scored.empty and not scored[FEASIBLE_COLUMN].astype(bool).any()
 
 
 def with_pareto_ranks(frame: pd.DataFrame, target: ParetoObjective) -> pd.DataFrame:
@@ -86,7 +101,7 @@ def with_pareto_ranks(frame: pd.DataFrame, target: ParetoObjective) -> pd.DataFr
     frame[RANK_COLUMN] = pd.array([pd.NA] * len(frame), dtype="Int64")
     scored, costs = [], []
     for i, row in enumerate(frame.to_dict("records")):
-        values = target.point(row, row.get("best_rfid"))
+        values = _as_ranked(row)
         point = target.costs(values)
         if row.get("status") in ("completed", "stopped") and point is not None and target.feasible(values):
             scored.append(i)
@@ -119,9 +134,13 @@ def with_feasibility(frame: pd.DataFrame, target: Objective | ParetoObjective) -
     """Adds ``meets_constraints``: the target's feasibility policy, the best RFID of each trial standing
     for ``rfid`` (the value it is ranked by). Rows come as :func:`best_first` orders them."""
     frame = frame.copy()
-    rows = frame.to_dict("records")
-    frame[FEASIBLE_COLUMN] = [target.feasible(row | {METRIC: row.get("best_rfid")}) for row in rows]
+    frame[FEASIBLE_COLUMN] = [target.feasible(_as_ranked(row)) for row in frame.to_dict("records")]
     return best_first(frame)
+
+
+def _as_ranked(row: dict[str, Any]) -> dict[str, Any]:
+    """A trial's metrics as it is ranked: its best RFID stands for ``rfid`` (its last can be worse)."""
+    return row | {METRIC: row.get("best_rfid")}
 
 
 def _row(result: Any) -> dict[str, Any]:
@@ -217,11 +236,16 @@ def leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
     return format_table(["rank", *columns], rows, left=0)
 
 
+def yes_no(value: Any) -> str | None:
+    """A flag as the leaderboards show it (``yes`` / ``no``); None for a value that is not one."""
+    return ("yes" if value else "no") if isinstance(value, (bool, np.bool_)) else None
+
+
 def _cell(value: Any, integer: bool = False) -> str:
     if value is pd.NA:
         return "-"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
+    if (flag := yes_no(value)) is not None:
+        return flag
     if isinstance(value, float):
         if math.isnan(value):
             return "-"

@@ -8,6 +8,7 @@ results, plots and summary. Each step is a short function here or in the room it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -77,13 +78,15 @@ def run_search(options: SearchOptions, resume: bool = False, verbosity: int = CO
     plan = prepare_output(options, resume)
     data, rfid = load_data_and_reference(options)
     if not resume:  # a resumed search, even one that starts over, keeps the options it started with
+        # --rfid-features auto, resolved here once: every trial (on any node) and every resume score with it
+        options = dataclasses.replace(options, rfid_features=rfid.choice)
         save_options(options, plan.output)
     with llm_server(options, plan) as llm_url:
         init_ray(options.address, trial_logs=verbosity >= TUNE_OUTPUT)
         tuner = (
             restore_tuner(plan, options)
             if plan.resume
-            else new_tuner(options, plan, build_search(options, data, llm_url, rfid.choice), verbosity)
+            else new_tuner(options, plan, build_search(options, data, llm_url), verbosity)
         )
         with tune_output(verbosity), quiet_unstarted_trials():
             grid, signalled = fit_watching_for_stop(tuner)
@@ -220,16 +223,13 @@ def init_ray(address: str | None, trial_logs: bool = True) -> None:
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=trial_logs)
 
 
-def build_search(
-    options: SearchOptions, data: ImageDataset, llm_url: str | EndpointFile | None, rfid_features: str
-) -> SearcherSetup:
-    """The space, the searcher (with the ``param_space`` its trials run with). ``rfid_features``: the
-    extractor this machine resolved ``--rfid-features`` to (:attr:`RFID.choice`); every trial, on any node,
-    scores with it, so that a node with Inception's weights and one without do not mix two RFID scales."""
+def build_search(options: SearchOptions, data: ImageDataset, llm_url: str | EndpointFile | None) -> SearcherSetup:
+    """The space, the searcher (with the ``param_space`` its trials run with)."""
     space = options.space(data.image_size)
     objective = options.target()
-    settings = options.training_settings() | {"rfid_features": rfid_features}
-    param_space = space.param_space(dataset=options.dataset, data_root=_absolute(options.data_root), **settings)
+    param_space = space.param_space(
+        dataset=options.dataset, data_root=_absolute(options.data_root), **options.training_settings()
+    )
     if options.searcher == "random":
         return make_searcher("random", space, objective, param_space, seed=options.seed)
     # Few trials: the graph searcher starts learning after a few outcomes instead of its default warm-up.

@@ -7,12 +7,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from ray.tune import ResultGrid
 
 from ray_diffnas.app.options import SearchOptions
 from ray_diffnas.app.plots import plot_search, save_image_grid
-from ray_diffnas.app.results import FEASIBLE_COLUMN, leaderboard, ranked, results_frame, write_results
+from ray_diffnas.app.results import best_trial, leaderboard, meets_no_constraint, ranked, results_frame, write_results
 from ray_diffnas.diffusion.trainer import DiffusionTrainer
 from ray_diffnas.metrics.rfid import RFID
 from ray_diffnas.searchers.memory import RANK_COLUMN
@@ -51,10 +50,12 @@ def summarize(grid: ResultGrid, rfid: RFID, output: Path, options: SearchOptions
             | {m: row[m] for m in target.metrics[1:]}
             for row in front.to_dict("records")
         ]
-    if scored.empty:
+    best = best_trial(frame)
+    if best is None:
         logger.error("No trial reported an RFID; see the 'error' column of %s.", results_path)
         return summary
-    best = _best_feasible(scored)
+    if meets_no_constraint(frame):
+        logger.warning("No trial met %s; the summary names the best trial regardless.", ", ".join(options.constraints))
     summary.update(
         best_trial_id=best["trial_id"],
         best_rfid=float(best["best_rfid"]),
@@ -68,19 +69,6 @@ def summarize(grid: ResultGrid, rfid: RFID, output: Path, options: SearchOptions
         title = f"best: {best['arch_key']}  RFID {best['best_rfid']:.2f}"
         summary["samples_plot"] = str(save_image_grid(samples, output / "best_samples.png", title))
     return summary
-
-
-def _best_feasible(scored: pd.DataFrame) -> pd.Series:
-    """The trial with the best RFID among those that meet the constraints (:func:`ranked`'s column); the
-    best of all, with a warning, when none does."""
-    by_rfid = scored.sort_values("best_rfid", kind="stable")
-    if FEASIBLE_COLUMN not in by_rfid:  # no constraints
-        return by_rfid.iloc[0]
-    meeting = by_rfid[by_rfid[FEASIBLE_COLUMN].astype(bool)]
-    if meeting.empty:
-        logger.warning("No trial met the constraints; the summary names the best trial regardless.")
-        return by_rfid.iloc[0]
-    return meeting.iloc[0]
 
 
 def untrained_rfid(trainer: DiffusionTrainer, rfid: RFID) -> float:

@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 TABLE_FILE = "table.parquet"
 BUILD_FILE = "build_options.json"  # the options a build started with: a rerun must match them to resume
 RESUMABLE_CHANGES = ("address", "cpus_per_trial")  # what a resumed build may change: where it runs, not what
+RESOLVED_FEATURES = "rfid_features_resolved"  # in BUILD_FILE: what the first run resolved --rfid-features to
 TABLE_FORMAT = 1
 CURVE_METRIC = "rfid"
 ARCH_COLUMN = "arch"
@@ -114,9 +115,12 @@ def build_table(options: BuildTableOptions) -> BuildResult:
     archs = chosen_architectures(space, options.sample, options.sample_seed)
     output = Path(options.output).expanduser().resolve()
     metadata = _metadata(options, space, data.image_size, len(archs))
-    rfid = RFID(data, options.rfid_features)  # the reference statistics, cached once before the trials start
-    metadata["rfid_features"] = rfid.features  # what the rows' RFIDs mean: a reused table must agree
     resume = _check_same_build(options, output)
+    # The reference statistics, cached once before the trials start; --rfid-features auto is resolved once,
+    # by the build's first run, for every trial on any node and every rerun
+    rfid = RFID(data, _saved_choice(output) or options.rfid_features)
+    _save_choice(output, rfid.choice)
+    metadata["rfid_features"] = rfid.features  # what the rows' RFIDs mean: a reused table must agree
     reused = reused_rows(_table_to_reuse(options, output, resume), metadata, archs)
     to_train = [arch for arch in archs if json.dumps(arch, sort_keys=True) not in reused.arch_jsons]
     logger.info(
@@ -217,22 +221,34 @@ def _check_same_build(options: BuildTableOptions, output: Path) -> bool:
     """Whether ``output`` holds this build to resume (a different build there is an error)."""
     saved = output / BUILD_FILE
     wanted = _options_json(options)
-    if saved.is_file():
-        before = json.loads(saved.read_text())
-        changed = {
-            k: (before.get(k), v) for k, v in wanted.items() if k not in RESUMABLE_CHANGES and before.get(k) != v
-        }
-        if changed:
-            raise DiffNASError(
-                f"{str(output)!r} holds a build with other options ("
-                + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
-                + "); rerun with its options to resume it, or pass another --output."
-            )
+    before = json.loads(saved.read_text()) if saved.is_file() else {}
+    changed = {
+        k: (before.get(k), v) for k, v in wanted.items() if before and k not in RESUMABLE_CHANGES and before.get(k) != v
+    }
+    if changed:
+        raise DiffNASError(
+            f"{str(output)!r} holds a build with other options ("
+            + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+            + "); rerun with its options to resume it, or pass another --output."
+        )
     make_output_folder(output)
-    atomic_write(saved, lambda tmp: Path(tmp).write_text(json.dumps(wanted, indent=1)))
+    kept = {k: before[k] for k in (RESOLVED_FEATURES,) if k in before}  # what the first run resolved
+    atomic_write(saved, lambda tmp: Path(tmp).write_text(json.dumps(wanted | kept, indent=1)))
     from ray import tune
 
     return tune.Tuner.can_restore(str(output / TUNE_FOLDER))
+
+
+def _saved_choice(output: Path) -> str | None:
+    """The extractor the build's first run resolved ``--rfid-features`` to (None before it)."""
+    return json.loads((output / BUILD_FILE).read_text()).get(RESOLVED_FEATURES)
+
+
+def _save_choice(output: Path, choice: str) -> None:
+    saved = json.loads((output / BUILD_FILE).read_text())
+    if saved.get(RESOLVED_FEATURES) != choice:
+        saved[RESOLVED_FEATURES] = choice
+        atomic_write(output / BUILD_FILE, lambda tmp: Path(tmp).write_text(json.dumps(saved, indent=1)))
 
 
 def _options_json(options: BuildTableOptions) -> dict[str, Any]:

@@ -213,6 +213,9 @@ class SearchMemory:
             # A trial re-run from a checkpoint reports iterations again: keep one value per iteration.
             del record.curve[int(iteration) - 1 :]
             record.best = self.objective.best(record.curve)
+        elif isinstance(iteration, numbers.Integral) and int(iteration) > len(record.curve) + 1:
+            # Reports this memory never saw (a trial restored from Tune's state with its last result only)
+            record.curve.extend([math.nan] * (int(iteration) - 1 - len(record.curve)))
         record.status, record.error = "running", None  # a failed trial that Tune retries lives again
         value = self.objective.value(result)
         # A missing value keeps its place, so that a re-run's iteration numbers point at the right values

@@ -18,12 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ray_diffnas.app.report import figures
 from ray_diffnas.app.report.folder import SearchFolder
-from ray_diffnas.app.results import FEASIBLE_COLUMN, INTEGER_COLUMNS, best_first
+from ray_diffnas.app.results import (
+    FEASIBLE_COLUMN,
+    INTEGER_COLUMNS,
+    best_first,
+    best_trial,
+    meets_no_constraint,
+    yes_no,
+)
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.searchers.factory import LLM_SEARCHERS
 from ray_diffnas.searchers.hybrid import served_by_llm
@@ -102,11 +108,10 @@ def _overview(folder: SearchFolder, trials: pd.DataFrame) -> Section:
     }
     if options.constraints:
         facts["constraints"] = ", ".join(options.constraints)
-    scored = trials.dropna(subset=["best_rfid"])
-    if len(scored):
-        best = scored.iloc[0]  # the trials that meet the constraints come first
+    best = best_trial(trials)
+    if best is not None:
         facts["best"] = f"{best['arch_key']}: RFID {best['best_rfid']:.3f} (trial {best['trial_id']})"
-        if FEASIBLE_COLUMN in scored and not best[FEASIBLE_COLUMN]:
+        if meets_no_constraint(trials):
             facts["best"] += "; no trial met the constraints"
     summary = folder.summary or {}
     if isinstance(summary.get("wall_seconds"), (int, float)):
@@ -300,7 +305,13 @@ def _rejected(count: Any) -> str:
 
 def _cell(value: Any, column: str) -> str:
     text = _format(value, column)
-    sort = value if isinstance(value, numbers.Real) and not isinstance(value, bool) and not _missing(value) else ""
+    sort: Any = text  # words sort as words; a number by its value, a flag as 1 / 0; missing ("") last
+    if _missing(value):
+        sort = ""
+    elif yes_no(value) is not None:
+        sort = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        sort = value
     key = ' class="key"' if column == "arch_key" else ""  # a key reads as one token: never broken at its hyphens
     return f'<td{key} data-sort="{html.escape(str(sort))}">{html.escape(text)}</td>'
 
@@ -308,8 +319,8 @@ def _cell(value: Any, column: str) -> str:
 def _format(value: Any, column: str) -> str:
     if _missing(value):
         return "-"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
+    if (flag := yes_no(value)) is not None:
+        return flag
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
         return f"{value:,.0f}" if column in INTEGER_COLUMNS else f"{value:.3f}"
     return f"{value:,}" if isinstance(value, numbers.Integral) and column in INTEGER_COLUMNS else str(value)
