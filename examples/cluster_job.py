@@ -23,8 +23,8 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from ray_diffnas import GPT4Searcher, GraphDiffusionSearcher, UNetSpace, train_diffusion
-from ray_diffnas.app.job_env import leave_job_working_dir
+from ray_diffnas import DiffNASError, GPT4Searcher, GraphDiffusionSearcher, UNetSpace, train_diffusion
+from ray_diffnas.app.job_env import check_output_survives_job, leave_job_working_dir
 
 NAME = "cluster_search"
 
@@ -98,6 +98,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny trials on 8x8 digits (a minute or two)")
     args = parser.parse_args()
 
+    try:  # a relative folder would land in the job's copy of its working dir, which Ray deletes
+        if "://" not in args.storage_path:
+            check_output_survives_job("--storage-path", args.storage_path)
+    except DiffNASError as error:
+        parser.error(str(error))
     storage = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
     # Under `ray job submit --working-dir`, Ray may delete the job's copy of the working dir while
     # the driver still runs in it (ray-project/ray#52343); Tune's final listing of the experiment

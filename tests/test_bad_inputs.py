@@ -179,6 +179,8 @@ BAD_FLAGS = [
     (["--num-samples", "0"], "argument --num-samples: expected a positive integer, but got 0"),
     (["--dataset", "imagenet"], "argument --dataset: invalid choice: 'imagenet'"),
     (["--scheduler", "hyperband"], "argument --scheduler: invalid choice: 'hyperband'"),
+    # Optuna's samplers search a flat form a trial cannot train from: offered by bench-table, not by search
+    (["--searcher", "optuna"], "argument --searcher: invalid choice: 'optuna' (choose from 'graph', 'gpt4',"),
     (["--reduction-factor", "1"], "ASHA's reduction factor must be > 1 (it keeps 1/factor of the trials"),
     (["--grace-period", "9", "--max-iterations", "8"], "--grace-period 9 is past the trials' end (8 iterations)"),
     (["--grace-period", "0"], "argument --grace-period: expected a positive integer, but got 0"),

@@ -81,7 +81,7 @@ def add_options(parser: argparse.ArgumentParser, options: type) -> None:
             kwargs["metavar"] = meta["metavar"]
         if f.name in required:
             kwargs["required"] = True
-        choices = literal_choices(hint)
+        choices = meta.get("choices") or literal_choices(hint)
         if hint is bool:
             kwargs["action"] = "store_true"
         elif get_origin(hint) is tuple:  # repeatable
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="finish the search whose --output is DIR (stopped or killed); its saved options "
-        "are used and the other flags, except --address, are ignored",
+        "are used and the other flags, except --address and -v/-q, are ignored",
     )
     loudness = search.add_mutually_exclusive_group()
     loudness.add_argument(
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="verbosity",
         action="store_const",
         const=QUIET,
-        help="print only the final leaderboard",
+        help="print only the final summary (leaderboard, best trial, front, file paths)",
     )
     bench = commands.add_parser(
         "bench-table",

@@ -65,10 +65,12 @@ def option(
     flag: str | None = None,
     metavar: str | None = None,
     parse: Callable[[str], Any] | None = None,
+    choices: tuple[Any, ...] | None = None,
 ) -> Any:
     """A dataclass field that is also a command-line flag (``--name-with-dashes`` unless ``flag``);
-    ``parse`` turns the flag's text into the value (raising ``ValueError`` with the reason)."""
-    meta = {"help": help, "minimum": minimum, "flag": flag, "metavar": metavar, "parse": parse}
+    ``parse`` turns the flag's text into the value (raising ``ValueError`` with the reason); ``choices``:
+    the flag's, where they are fewer than the type's ``Literal`` values (what this command runs)."""
+    meta = {"help": help, "minimum": minimum, "flag": flag, "metavar": metavar, "parse": parse, "choices": choices}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use an immutable default")
     return field(default=default, metadata=meta)
@@ -199,12 +201,13 @@ class SearchOptions(TrialOptions):
         "graph",
         "graph: discrete graph diffusion proposes (GraphDiffusionSearcher); random: Ray Tune's "
         "random search; gpt4: an LLM proposes (GPT4Searcher); hybrid: the LLM's candidates, screened by the "
-        "graph model (HybridSearcher); evolution: regularized evolution; optuna runs in bench-table",
+        "graph model (HybridSearcher); evolution: regularized evolution (optuna and nsga2 run in bench-table)",
+        choices=SEARCH_COMMAND_SEARCHERS,
     )
     constraints: tuple[str, ...] = option(
         (),
-        "a bound on a reported metric, e.g. 'latency_ms<=5' (repeatable); the graph and LLM searchers "
-        "propose architectures meant to meet all of them",
+        "a bound on a reported metric, e.g. 'latency_ms<=5' (repeatable); the graph, LLM and evolution "
+        "searchers aim for architectures that meet all of them; the leaderboard puts those that do first",
         flag="--constraint",
         metavar="METRIC<=VALUE",
     )

@@ -69,7 +69,7 @@ def run_search(options: SearchOptions, resume: bool = False, verbosity: int = CO
     restores its trials (unfinished ones from their checkpoints) and the searcher with its memory.
     A search stopped before Tune's first save has nothing to restore; it starts again from the beginning.
     ``verbosity``: what prints while it runs (:mod:`ray_diffnas.app.console`: ``QUIET``, ``CONSOLE``,
-    ``TUNE_OUTPUT``); a resumed search keeps the one it started with.
+    ``TUNE_OUTPUT``), given anew to a resumed search (it is not saved).
     Returns a JSON-able summary (best trial, its RFID, the untrained RFID, wall time, file paths).
     """
     start = time.perf_counter()

@@ -154,17 +154,11 @@ def make_searcher(
         from ray_diffnas.searchers.graph.searcher import GraphDiffusionSearcher
 
         return SearcherSetup(GraphDiffusionSearcher(**extra, **model_based), param_space)
-    from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS, REQUEST_TIMEOUT, RESPONSE_FORMAT
     from ray_diffnas.searchers.llm.searcher import DEFAULT_MODEL, GPT4Searcher
 
     def llm(**searcher: Any) -> GPT4Searcher:
-        model = llm_model or DEFAULT_MODEL
-        # The local model runs on this machine's CPU and answers far more slowly than an API; its server
-        # takes the schema in the form llama.cpp reads.
-        local: dict[str, Any] = (
-            {"timeout": REQUEST_TIMEOUT, "response_format": RESPONSE_FORMAT} if model == MODEL_ALIAS else {}
-        )
-        return GPT4Searcher(model=model, base_url=llm_url, objective_note=note, **local, **searcher)
+        # The local model's slower answers and its server's schema form are GPT4Searcher's defaults for it
+        return GPT4Searcher(model=llm_model or DEFAULT_MODEL, base_url=llm_url, objective_note=note, **searcher)
 
     if name == "hybrid":
         from ray_diffnas.searchers.hybrid import HybridSearcher

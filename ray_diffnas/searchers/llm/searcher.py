@@ -69,12 +69,14 @@ class GPT4Searcher(MemorySearcher):
         proposals_per_call: Architectures asked for in one call.
         max_retries: Retries of one call (429 honouring ``Retry-After``, 5xx, time-outs,
             connection errors; the ``openai`` client's bounded exponential back-off).
-        timeout: Seconds before one request times out.
+        timeout: Seconds before one request times out. Default: 60, or 15 minutes for the bundled local
+            model (``smollm2-135m-instruct``), which answers from this machine's CPU.
         max_cost_usd: Stop calling the LLM once this much has been spent (priced models only).
         objective_note: What the metric means, in a sentence, for the prompt; default: the note
             ``train_diffusion`` gives a metric of that name (``rfid``), else none.
         response_format: The first of ``RESPONSE_FORMATS`` to ask for; the searcher moves down the
-            list when a server refuses one. Default: OpenAI's structured output.
+            list when a server refuses one. Default: OpenAI's structured output, or for the bundled
+            local model the schema in the form its llama.cpp server reads (``json_object_schema``).
         **kwargs: ``space``, ``metric``, ``mode``, ``constraints``, ``points_to_evaluate``,
             ``warm_start``, ``max_trials``, ``seed`` (see :class:`MemorySearcher`).
 
@@ -99,12 +101,15 @@ class GPT4Searcher(MemorySearcher):
         temperature: float = 0.7,
         proposals_per_call: int = 4,
         max_retries: int = 3,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         max_cost_usd: float | None = None,
         objective_note: str | None = None,
-        response_format: str = RESPONSE_FORMATS[0],
+        response_format: str | None = None,
         **kwargs: Any,
     ) -> None:
+        defaults = _model_defaults(model)
+        timeout = defaults["timeout"] if timeout is None else timeout
+        response_format = defaults["response_format"] if response_format is None else response_format
         if proposals_per_call < 1:
             raise ConfigError(f"GPT4Searcher: proposals_per_call must be >= 1, but got {proposals_per_call}.")
         if max_retries < 0 or timeout <= 0:
@@ -377,6 +382,15 @@ class GPT4Searcher(MemorySearcher):
         self.response_format = state.get("response_format", self.response_format)
         self.usage = dict(state.get("usage", self.usage))
         self.calls = list(state.get("calls", []))
+
+
+def _model_defaults(model: str) -> dict[str, Any]:
+    """The request settings a model gets unless given: an API's, or the bundled local model's."""
+    from ray_diffnas.searchers.llm.local_server import MODEL_ALIAS, REQUEST_TIMEOUT, RESPONSE_FORMAT
+
+    if model == MODEL_ALIAS:
+        return {"timeout": REQUEST_TIMEOUT, "response_format": RESPONSE_FORMAT}
+    return {"timeout": 60.0, "response_format": RESPONSE_FORMATS[0]}
 
 
 class LLMUnavailable(Exception):
