@@ -380,7 +380,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
         var u = x.dataset.sort !== undefined ? x.dataset.sort : x.textContent;
         var v = y.dataset.sort !== undefined ? y.dataset.sort : y.textContent;
         if (u === "" || v === "") { return u === v ? 0 : (u === "" ? 1 : -1); }
-        var p = parseFloat(u), q = parseFloat(v);
+        var p = Number(u), q = Number(v);  // strict: a trial id such as "4be3" is a word, not 4
         var order = (!isNaN(p) && !isNaN(q)) ? p - q : String(u).localeCompare(String(v));
         return ascending ? order : -order;
       });
