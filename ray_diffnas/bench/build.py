@@ -137,7 +137,8 @@ def build_table(options: BuildTableOptions) -> BuildResult:
         output,
     )
     start = time.perf_counter()
-    trained = _train(options, space, to_train, output, resume, rfid.choice)
+    # Every trial, on any node, scores with the extractor resolved above (the record keeps the option as given)
+    trained = _train(dataclasses.replace(options, rfid_features=rfid.choice), space, to_train, output, resume)
     # The time of the build that made a reused table; none for this folder's own, whose runs build_time.json has.
     earlier = 0.0 if reused.source == str(output / TABLE_FILE) else reused.build_wall_seconds
     seconds = _add_build_time(output, time.perf_counter() - start) + earlier
@@ -177,22 +178,16 @@ def _merge(
 
 
 def _train(
-    options: BuildTableOptions,
-    space: UNetSpace,
-    archs: list[dict[str, Any]],
-    output: Path,
-    resume: bool,
-    rfid_features: str,
+    options: BuildTableOptions, space: UNetSpace, archs: list[dict[str, Any]], output: Path, resume: bool
 ) -> pd.DataFrame:
-    """Trains ``archs`` as one Tune run (resumed when ``resume``); their table rows. ``rfid_features``: what
-    this machine resolved the option to, the extractor of every trial on any node (one RFID scale)."""
+    """Trains ``archs`` as one Tune run (resumed when ``resume``); their table rows."""
     if not archs and not resume:
         return pd.DataFrame()
     from ray_diffnas.app.console import quiet_unstarted_trials
     from ray_diffnas.app.results import results_frame
 
     with quiet_unstarted_trials():  # after a Ctrl-C the rest of the grid never started: its rows say so
-        grid = _tuner(options, space, archs, output, resume, rfid_features).fit()
+        grid = _tuner(options, space, archs, output, resume).fit()
     return table_frame(results_frame(grid), options.max_iterations)
 
 
@@ -258,12 +253,7 @@ def _options_json(options: BuildTableOptions) -> dict[str, Any]:
 
 
 def _tuner(
-    options: BuildTableOptions,
-    space: UNetSpace,
-    archs: list[dict[str, Any]],
-    output: Path,
-    resume: bool,
-    rfid_features: str,
+    options: BuildTableOptions, space: UNetSpace, archs: list[dict[str, Any]], output: Path, resume: bool
 ) -> Any:
     import ray
     from ray import tune
@@ -281,9 +271,8 @@ def _tuner(
             str(output / TUNE_FOLDER), trainable, resume_errored=False, storage_filesystem=atomic_local_filesystem()
         )
     data_root = None if options.data_root is None else str(Path(options.data_root).expanduser().resolve())
-    settings = options.training_settings() | {"rfid_features": rfid_features}
     param_space = space.param_space(
-        dataset=options.dataset, data_root=data_root, image_size=space.image_size, **settings
+        dataset=options.dataset, data_root=data_root, image_size=space.image_size, **options.training_settings()
     )
     param_space["arch"] = tune.grid_search(archs)
     return tune.Tuner(
