@@ -15,7 +15,7 @@ from ray.tune import ResultGrid
 
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.searchers.memory import RANK_COLUMN
-from ray_diffnas.searchers.objective import Objective
+from ray_diffnas.searchers.objective import Objective, with_best
 from ray_diffnas.searchers.pareto import ParetoObjective, pareto_ranks
 from ray_diffnas.spaces.unet_arch import UNetArch
 from ray_diffnas.text_table import format_table
@@ -139,8 +139,8 @@ def with_feasibility(frame: pd.DataFrame, target: Objective | ParetoObjective) -
 
 
 def _as_ranked(row: dict[str, Any]) -> dict[str, Any]:
-    """A trial's metrics as it is ranked: its best RFID stands for ``rfid`` (its last can be worse)."""
-    return row | {METRIC: row.get("best_rfid")}
+    """A trial's metrics as it is ranked (:func:`with_best`): its best RFID stands for ``rfid``."""
+    return with_best(row, row.get("best_rfid"), METRIC)
 
 
 def _row(result: Any) -> dict[str, Any]:

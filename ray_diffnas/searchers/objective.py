@@ -103,6 +103,18 @@ def reported(metrics: Mapping[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def with_best(last: Mapping[str, Any], best: float | None, metric: str) -> dict[str, Any]:
+    """A finished trial's metrics as it is ranked: its ``best`` value of ``metric`` over the trial (the
+    value leaderboards rank it by; its last can be worse), the others as it ``last`` reported them (a
+    UNet's latency, params and FLOPs do not change while it trains).
+
+    Example:
+        >>> with_best({"rfid": 4.0, "latency_ms": 2.0}, 3.0, "rfid")
+        {'rfid': 3.0, 'latency_ms': 2.0}
+    """
+    return dict(last) if best is None else {**last, metric: best}
+
+
 @dataclass(frozen=True)
 class Objective:
     """What a search optimises: one metric in one direction, subject to constraints.

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.searchers.objective import Constraint, Objective, parse_constraints
+from ray_diffnas.searchers.objective import Constraint, Objective, parse_constraints, with_best
 
 _CHUNK = 1024  # rows compared at once by non_dominated: bounds its memory on large tables
 
@@ -98,7 +98,7 @@ class ParetoObjective:
             >>> ParetoObjective(["rfid", "latency_ms"], ["min", "min"]).point({"rfid": 4.0, "latency_ms": 2.0}, 3.0)
             {'rfid': 3.0, 'latency_ms': 2.0}
         """
-        return dict(last) if best is None else {**last, self.metrics[0]: best}
+        return with_best(last, best, self.metrics[0])
 
     def values(self, costs: np.ndarray) -> np.ndarray:
         """The metrics' values back from costs (each ``max`` column negated again)."""
