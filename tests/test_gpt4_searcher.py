@@ -122,6 +122,18 @@ def test_the_tokens_of_a_reply_of_duplicates_only_are_carried_by_the_next_record
     assert searcher.unbilled_tokens == (0, 0)
 
 
+def test_the_memory_and_what_is_set_aside_add_up_to_the_usage_while_proposals_wait(server: FakeLLMServer) -> None:
+    """A reply with one valid proposal, then its repair with two more: the first trial recorded carries both
+    calls (the repair's tokens rode on a proposal still waiting, in no record, when the search could end)."""
+    searcher = make_searcher(server)
+    server.script = [good(A, {**A, "dropout": 1.5}), good(B, C)]
+    searcher.suggest("t1")
+    usage = (searcher.usage["prompt_tokens"], searcher.usage["completion_tokens"])
+    assert len(server.requests) == 2 and len(searcher._pending) == 2  # B and C wait
+    assert (searcher.memory.get("t1").prompt_tokens, searcher.memory.get("t1").completion_tokens) == usage
+    assert searcher.memory.tokens() == usage and searcher.unbilled_tokens == (0, 0)
+
+
 def test_429_honours_retry_after(server: FakeLLMServer) -> None:
     server.script = [Reply(status=429, headers={"Retry-After": "1"}), good(A, B, C)]
     searcher = make_searcher(server)

@@ -116,6 +116,8 @@ def test_an_llm_none_of_whose_candidates_run_is_asked_less_often_until_one_does(
     # The tokens of the batches screened out went to later records: the memory's columns add up to the usage.
     usage = searcher.llm.usage
     recorded = searcher.memory.tokens()
+    carriers = {r.proposer for r in searcher.memory.records() if r.prompt_tokens}  # its cost per served trial
+    assert carriers and carriers <= {"llm", "repair"}, carriers
     assert recorded[0] + searcher.unbilled_tokens[0] == usage["prompt_tokens"] > 0
     assert recorded[1] + searcher.unbilled_tokens[1] == usage["completion_tokens"] > 0
     restored = _hybrid(server)

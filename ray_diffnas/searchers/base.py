@@ -116,8 +116,8 @@ class MemorySearcher(Searcher):
         self.memory = SearchMemory(metric or "rfid", mode or "min")
         self.live: dict[str, str] = {}  # trial id -> architecture key
         self._pending: list[Proposal] = []  # proposals made in a batch, not yet handed out
-        # Tokens of proposals that were never recorded (a reply of duplicates only, a candidate screened out
-        # or gone stale): the next record carries them, so that the memory's token columns add up to the usage
+        # LLM tokens no record carries yet (an LLM searcher bills each call as it answers; a proposal gone
+        # stale, a record forgotten): the next record carries them, so the memory's columns add up to the usage
         self.unbilled_tokens: tuple[int, int] = (0, 0)
         self._proposed = 0
         # Set when it finished because no new architecture could be found (not because of a budget): a
@@ -257,7 +257,8 @@ class MemorySearcher(Searcher):
             return None  # nothing new right now; Tune asks again when a trial ends
         key = proposal.arch.key()
         config = {**self._config_for(proposal.arch), **proposal.settings, PROPOSER_KEY: proposal.proposer}
-        tokens = self.billed((proposal.prompt_tokens, proposal.completion_tokens))
+        tokens = (proposal.prompt_tokens, proposal.completion_tokens)
+        tokens = self.billed(tokens) if self._bills_tokens(proposal) else tokens
         self.memory.propose(trial_id, config, key, proposal.proposer, *tokens, note=proposal.note)
         self.live[trial_id] = key
         self._proposed += 1
@@ -372,6 +373,10 @@ class MemorySearcher(Searcher):
         tokens = (proposal.prompt_tokens, proposal.completion_tokens) if isinstance(proposal, Proposal) else proposal
         saved = getattr(self, "unbilled_tokens", (0, 0))  # a searcher pickled before 2026-12-05 has none
         self.unbilled_tokens = (saved[0] + tokens[0], saved[1] + tokens[1])
+
+    def _bills_tokens(self, proposal: Proposal) -> bool:
+        """Whether the record of ``proposal`` carries the tokens set aside (here every record does)."""
+        return True
 
     def billed(self, tokens: tuple[int, int]) -> tuple[int, int]:
         """``tokens`` and those set aside since the last record: what the record made now carries."""
@@ -585,6 +590,7 @@ class MemorySearcher(Searcher):
         for record in self.memory.records():
             if record.arch_key is not None and record.proposer != "warm_start" and record.trial_id not in tune_ids:
                 self.memory.forget(record.trial_id)
+                self.set_aside((record.prompt_tokens, record.completion_tokens))  # the next record carries them
                 self.live.pop(record.trial_id, None)
                 logger.warning(
                     "%s: dropped proposal %s, which Tune's saved state does not hold.",

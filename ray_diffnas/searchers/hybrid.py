@@ -105,7 +105,7 @@ class HybridSearcher(GraphDiffusionSearcher):
             # No model to screen with yet: the LLM's prior knowledge takes the random draws' place.
             served = list(self._outside_candidates().values())[:count]
             for proposal in served:
-                self._pool.pop(proposal.arch.key(), None)  # served: its own record carries its tokens
+                self._pool.pop(proposal.arch.key(), None)
             note = f"warm-up: {len(self._finished())} outcomes, no model to screen with yet"
             served = [dataclasses.replace(p, note=note) for p in served]
             return served + super().propose(count - len(served)) if len(served) < count else served
@@ -113,8 +113,7 @@ class HybridSearcher(GraphDiffusionSearcher):
 
     def _outside_candidates(self) -> dict[str, Proposal]:
         """The pool of LLM candidates, asked for again once every earlier one is served or screened out."""
-        for key in [key for key in self._pool if not self._is_new(key)]:  # served (in memory) or gone stale
-            self._drop(key)
+        self._pool = {key: p for key, p in self._pool.items() if self._is_new(key)}  # served ones are in memory
         if self._pool:
             return dict(self._pool)
         finished = len(self._finished())
@@ -169,14 +168,13 @@ class HybridSearcher(GraphDiffusionSearcher):
             kept.append((arch, score))
         return kept
 
-    def _drop(self, key: str) -> None:
-        """Takes a candidate out of the pool; if it was not served, the next record carries its tokens."""
-        proposal = self._pool.pop(key, None)
-        if proposal is not None and self._is_new(key):
-            self.set_aside(proposal)
+    def _bills_tokens(self, proposal: Proposal) -> bool:
+        """The LLM's tokens go to the next trial the LLM proposed (its cost per served trial), not to the
+        model's own proposals served in between."""
+        return proposal.proposer in LLM_PROPOSERS
 
     def _screen_out(self, key: str, kind: str, why: str) -> None:
-        self._drop(key)
+        self._pool.pop(key, None)
         self.llm_screen[kind] += 1
         # all of them, with the reason: a table benchmark judges the screen by the true values of what it rejected
         self.llm_screen["screened_out"].append({"key": key, "kind": kind, "why": why})
@@ -202,7 +200,7 @@ class HybridSearcher(GraphDiffusionSearcher):
             logger.warning("HybridSearcher: the LLM is unavailable (%s); the graph model proposes alone.", reason)
             return None
         finally:
-            self.set_aside(llm.billed((0, 0)))  # the tokens of replies that gave no candidate: the next record's
+            self.set_aside(llm.billed((0, 0)))  # the LLM's calls, billed as they answered: the next record's
 
     def _prompt_notes(self) -> list[str]:
         """What the model said of the LLM's earlier candidates: which it screened out, and which ran."""

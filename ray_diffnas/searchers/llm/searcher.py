@@ -211,8 +211,8 @@ class GPT4Searcher(MemorySearcher):
             getattr(self, "prompt_notes", []),  # a searcher pickled before 2026-12-02 has none
             self.pareto,
         )
-        reply, tokens = self._chat(messages, count)
-        proposals, errors = self._parse(reply, count, "llm", tokens)
+        reply, _ = self._chat(messages, count)
+        proposals, errors = self._parse(reply, count, "llm")
         self._note_reply(reply, proposals, errors)
         if len(proposals) < count and errors:
             messages = messages + [
@@ -220,12 +220,12 @@ class GPT4Searcher(MemorySearcher):
                 repair_message(errors, count - len(proposals)),
             ]
             try:
-                reply, tokens = self._chat(messages, count - len(proposals))
+                reply, _ = self._chat(messages, count - len(proposals))
             except LLMUnavailable as reason:
                 logger.warning("GPT4Searcher: the repair call failed (%s).", reason)
                 return proposals
             taken = {p.arch.key() for p in proposals}
-            repaired, repair_errors = self._parse(reply, count - len(proposals), "repair", tokens, taken)
+            repaired, repair_errors = self._parse(reply, count - len(proposals), "repair", taken)
             self._note_reply(reply, repaired, repair_errors)
             proposals += repaired
         return proposals
@@ -281,6 +281,9 @@ class GPT4Searcher(MemorySearcher):
                 raise LLMUnavailable(f"{type(error).__name__}: {_short(error)}") from None
             break
         self._account(tokens)
+        # Billed now, whatever comes of the reply: the next trial recorded carries them, so that the memory's
+        # token columns and what is set aside add up to the usage at every moment
+        self.set_aside(tokens)
         self._log_call(start, tokens, "ok")
         logger.info(
             "GPT4Searcher: %s answered in %.1f s (%d + %d tokens).", self.model, time.perf_counter() - start, *tokens
@@ -324,17 +327,16 @@ class GPT4Searcher(MemorySearcher):
             self.usage["cost_usd"] += (tokens[0] * price[0] + tokens[1] * price[1]) / 1e6
 
     def _parse(
-        self, reply: str, count: int, proposer: str, tokens: tuple[int, int], taken: set[str] | None = None
+        self, reply: str, count: int, proposer: str, taken: set[str] | None = None
     ) -> tuple[list[Proposal], list[str]]:
         """Valid, new proposals from a reply, and what was wrong with the rest (also recorded in memory)."""
         taken = set(taken or ())
         try:
             items = _proposal_items(reply, self.space.field_names())
         except ValueError as error:
-            self.memory.invalid({"raw": reply[:2000]}, f"unparseable reply: {error}", proposer, *self.billed(tokens))
+            self.memory.invalid({"raw": reply[:2000]}, f"unparseable reply: {error}", proposer)
             return [], [f"the reply was not the requested JSON ({error})"]
         proposals, errors = [], []
-        unbilled = tokens  # a call's tokens go to the first record it produced
         for item in items[: 2 * count]:
             try:
                 missing = sorted(set(self.space.field_names()) - set(item)) if isinstance(item, Mapping) else []
@@ -344,16 +346,13 @@ class GPT4Searcher(MemorySearcher):
             except (ConfigError, TypeError) as error:
                 errors.append(f"{json.dumps(item)[:200]}: {error}")
                 payload = item if isinstance(item, Mapping) else {"raw": str(item)}
-                self.memory.invalid(payload, str(error), proposer, *self.billed(unbilled))
-                unbilled = (0, 0)
+                self.memory.invalid(payload, str(error), proposer)
                 continue
             if not self._untried(arch.key(), taken):
                 errors.append(f"{arch.key()} was already tried or proposed; propose a different architecture")
                 continue
             taken.add(arch.key())
-            proposals.append(Proposal(arch, proposer, *unbilled))
-            unbilled = (0, 0)
-        self.set_aside(unbilled)  # a reply of duplicates only: the next record carries its tokens
+            proposals.append(Proposal(arch, proposer))
         return proposals[:count], errors
 
     # --- state ------------------------------------------------------------------------------
