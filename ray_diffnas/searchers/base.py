@@ -116,8 +116,8 @@ class MemorySearcher(Searcher):
         self.memory = SearchMemory(metric or "rfid", mode or "min")
         self.live: dict[str, str] = {}  # trial id -> architecture key
         self._pending: list[Proposal] = []  # proposals made in a batch, not yet handed out
-        # LLM tokens no record carries yet (an LLM searcher bills each call as it answers; a proposal gone
-        # stale, a record forgotten): the next record carries them, so the memory's columns add up to the usage
+        # LLM tokens no record carries yet (an LLM searcher bills each call as it answers; a record forgotten):
+        # the next record carries them, so the memory's columns add up to the usage
         self.unbilled_tokens: tuple[int, int] = (0, 0)
         self._proposed = 0
         # Set when it finished because no new architecture could be found (not because of a budget): a
@@ -358,19 +358,12 @@ class MemorySearcher(Searcher):
                 proposal = self._pending.pop(0)
                 if self._is_new(proposal.arch.key()):
                     return proposal
-                self.set_aside(proposal)
             wanted = max(1, self._wanted_batch())
-            self._pending = []
-            for proposal in self.propose(wanted):
-                if self._is_new(proposal.arch.key()):
-                    self._pending.append(proposal)
-                else:
-                    self.set_aside(proposal)
+            self._pending = [p for p in self.propose(wanted) if self._is_new(p.arch.key())]
         return None
 
-    def set_aside(self, proposal: Proposal | tuple[int, int]) -> None:
-        """A proposal that will not be recorded (or its tokens): the next record carries its tokens."""
-        tokens = (proposal.prompt_tokens, proposal.completion_tokens) if isinstance(proposal, Proposal) else proposal
+    def set_aside(self, tokens: tuple[int, int]) -> None:
+        """Tokens no record carries yet (a call's, as it answers; a forgotten record's): the next record's."""
         saved = getattr(self, "unbilled_tokens", (0, 0))  # a searcher pickled before 2026-12-05 has none
         self.unbilled_tokens = (saved[0] + tokens[0], saved[1] + tokens[1])
 

@@ -211,7 +211,7 @@ class GPT4Searcher(MemorySearcher):
             getattr(self, "prompt_notes", []),  # a searcher pickled before 2026-12-02 has none
             self.pareto,
         )
-        reply, _ = self._chat(messages, count)
+        reply = self._chat(messages, count)
         proposals, errors = self._parse(reply, count, "llm")
         self._note_reply(reply, proposals, errors)
         if len(proposals) < count and errors:
@@ -220,7 +220,7 @@ class GPT4Searcher(MemorySearcher):
                 repair_message(errors, count - len(proposals)),
             ]
             try:
-                reply, _ = self._chat(messages, count - len(proposals))
+                reply = self._chat(messages, count - len(proposals))
             except LLMUnavailable as reason:
                 logger.warning("GPT4Searcher: the repair call failed (%s).", reason)
                 return proposals
@@ -247,7 +247,7 @@ class GPT4Searcher(MemorySearcher):
         total = "unlimited" if self.max_trials is None else str(self.max_trials)
         return f"{len(self.memory.records(['completed', 'stopped', 'failed']))} trials finished, {total} in all"
 
-    def _chat(self, messages: list[dict[str, str]], count: int) -> tuple[str, tuple[int, int]]:
+    def _chat(self, messages: list[dict[str, str]], count: int) -> str:
         """One completion; walks down the response formats a server does not support."""
         import openai
 
@@ -288,7 +288,7 @@ class GPT4Searcher(MemorySearcher):
         logger.info(
             "GPT4Searcher: %s answered in %.1f s (%d + %d tokens).", self.model, time.perf_counter() - start, *tokens
         )
-        return content, tokens
+        return content
 
     def _format_kwargs(self, count: int) -> dict[str, Any]:
         if self.response_format == "json_schema":
