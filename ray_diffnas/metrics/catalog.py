@@ -4,5 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-FeatureChoice = Literal["auto", "inception", "classifier"]
+ResolvedFeatureChoice = Literal["inception", "classifier"]
+"""A choice that names one extractor: what ``auto`` resolves to on the machine that resolves it."""
+FeatureChoice = Literal["auto", ResolvedFeatureChoice]
 FEATURE_CHOICES: tuple[str, ...] = get_args(FeatureChoice)

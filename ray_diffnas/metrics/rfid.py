@@ -9,6 +9,7 @@ import torch
 
 from ray_diffnas.data.datasets import ImageDataset
 from ray_diffnas.metrics.cache import atomic_torch_save, cache_dir, file_lock
+from ray_diffnas.metrics.catalog import ResolvedFeatureChoice
 from ray_diffnas.metrics.features import FeatureExtractor, InceptionFeatures, build_extractor
 from ray_diffnas.metrics.frechet import frechet_distance
 
@@ -68,7 +69,7 @@ class RFID:
         return self.extractor.name
 
     @property
-    def choice(self) -> str:
+    def choice(self) -> ResolvedFeatureChoice:
         """The ``rfid_features`` choice that builds this extractor on any machine (``auto`` resolved):
         what a search hands its trials, so that every node scores with the same features."""
         return "inception" if isinstance(self.extractor, InceptionFeatures) else "classifier"
