@@ -17,7 +17,7 @@ import pytest
 
 from ray_diffnas.bench.build import TABLE_FILE, TUNE_FOLDER, resolve_space
 from ray_diffnas.bench.harness import TableBenchmark
-from ray_diffnas.bench.table import read_table_metadata
+from ray_diffnas.bench.table import read_table_metadata, write_table_file
 from ray_diffnas.errors import DiffNASError
 from ray_diffnas.spaces.unet_space import UNetSpace
 
@@ -180,10 +180,28 @@ def test_a_build_stopped_with_ctrl_c_writes_its_table_and_another_build_reuses_i
         table.set_index("arch_key").loc[finished["arch_key"], "rfid_final"].tolist() == finished["rfid_final"].tolist()
     )
 
+    # The reused table loses a row after the second build started (rebuilt, or edited): rerunning the second
+    # build keeps the row its own table holds; with that table gone too, the warning says how to train it.
+    built = pd.read_parquet(second / TABLE_FILE)[["arch_key", "status", "rfid_final"]]
+    lost = finished["arch_key"].iloc[0]
+    table.loc[table["arch_key"] == lost, ["status", "rfid_final"]] = ["unfinished", float("nan")]
+    write_table_file(table, first / TABLE_FILE, read_table_metadata(first / TABLE_FILE))
+    again = [*_command(space_file, second), "--reuse-table", str(first / TABLE_FILE)]
+    rerun = subprocess.run(again, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    kept_rows = pd.read_parquet(second / TABLE_FILE)[["arch_key", "status", "rfid_final"]]
+    assert kept_rows.equals(built)  # nothing it had finished is lost
+    (second / TABLE_FILE).unlink()
+    rerun = subprocess.run(again, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 1, rerun.stderr[-3000:]  # not complete, and a rerun cannot complete it
+    assert "the resumed run's grid has no trial for 1 of them" in rerun.stderr
+    assert f"--output NEW_FOLDER --reuse-table {(second / TABLE_FILE).resolve()}" in rerun.stderr
+    shown = pd.read_parquet(second / TABLE_FILE).set_index("arch_key")["status"]
+    assert shown[lost] == "unfinished" and (shown.drop(lost) == "completed").all()
+
 
 def test_reuse_refuses_a_table_of_another_build(tmp_path: Path) -> None:
     from ray_diffnas.bench.reuse import reused_rows
-    from ray_diffnas.bench.table import write_table_file
 
     archs = [arch.to_dict() for arch in SPACE.enumerate()]
     metadata = {"format": 1, "space": SPACE.to_dict(), "dataset": "digits", "image_size": 8, "seed": 0}

@@ -142,32 +142,58 @@ def build_table(options: BuildTableOptions) -> BuildResult:
     # The time of the build that made a reused table; none for this folder's own, whose runs build_time.json has.
     earlier = 0.0 if reused.source == str(output / TABLE_FILE) else reused.build_wall_seconds
     seconds = _add_build_time(output, time.perf_counter() - start) + earlier
-    frame = _merge(trained, reused.frame, archs, data.image_size, options.max_iterations)
+    # A resumed build keeps the finished rows of its own table: those reused when it started may have left
+    # --reuse-table since, and its restored grid has no trial for them
+    own = reused_rows(str(output / TABLE_FILE), metadata, archs).frame if resume and _has_table(output) else None
+    frame = _merge([trained, reused.frame, own], archs, data.image_size, options.max_iterations)
     metadata.update(
         rows_complete=int(finished_rows(frame).sum()),
         reused={"table": reused.source, "rows": len(reused.frame)} if reused.source else None,
         build_wall_seconds=round(seconds, 1),
         train_seconds_total=round(float(frame["train_seconds"].sum()), 1),
     )
+    path = write_table_file(frame, output / TABLE_FILE, metadata)
     if metadata["rows_complete"] < len(archs):
         logger.warning(
-            "%d of %d architectures are finished (the others are 'unfinished' or 'failed' rows); rerun the "
-            "command to go on.",
+            "%d of %d architectures are finished (the others are 'unfinished' or 'failed' rows); %s",
             metadata["rows_complete"],
             len(archs),
+            _how_to_go_on(_outside_the_grid(frame, trained) if resume else 0, path),
         )
-    path = write_table_file(frame, output / TABLE_FILE, metadata)
     return BuildResult(frame, path, metadata)
 
 
+def _has_table(output: Path) -> bool:
+    return (output / TABLE_FILE).is_file()
+
+
+def _outside_the_grid(frame: pd.DataFrame, trained: pd.DataFrame) -> int:
+    """How many unfinished architectures the resumed Tune run has no trial for: its grid was fixed when the
+    build started without them (they were in the reused table then), and no table holds them finished now."""
+    in_grid = set(trained[ARCH_COLUMN]) if len(trained) else set()
+    return int((~finished_rows(frame) & ~frame[ARCH_COLUMN].isin(in_grid)).sum())
+
+
+def _how_to_go_on(outside: int, table: Path) -> str:
+    """What the end-of-build warning tells the user to do about the rows left unfinished."""
+    if not outside:
+        return "rerun the command to go on."
+    return (
+        f"the resumed run's grid has no trial for {outside} of them (they came from the reused table when the "
+        "build started, and neither it nor this folder's table holds them finished now), so a rerun here cannot "
+        f"train them: build on with --output NEW_FOLDER --reuse-table {table}."
+    )
+
+
 def _merge(
-    trained: pd.DataFrame, reused: pd.DataFrame, archs: list[dict[str, Any]], image_size: int, max_iterations: int
+    sources: list[pd.DataFrame | None], archs: list[dict[str, Any]], image_size: int, max_iterations: int
 ) -> pd.DataFrame:
-    """One row per architecture of the build, sorted by key: a finished row wins over an unfinished one
-    of the same architecture (a build resumed after its reused table was updated may hold both), and an
-    architecture with no row yet gets an ``unfinished`` one."""
+    """One row per architecture of the build, sorted by key, from the rows of ``sources`` (earlier first
+    wins between finished rows): a finished row wins over an unfinished one of the same architecture (a
+    build resumed after its reused table was updated may hold both), and an architecture with no row yet
+    gets an ``unfinished`` one."""
     chosen = {json.dumps(arch, sort_keys=True): arch for arch in archs}
-    frame = pd.concat([f for f in (trained, reused) if len(f)], ignore_index=True)
+    frame = pd.concat([f for f in sources if f is not None and len(f)], ignore_index=True)
     frame = frame[frame[ARCH_COLUMN].isin(list(chosen))] if len(frame) else frame
     missing = sorted(set(chosen) - set(frame[ARCH_COLUMN] if len(frame) else ()))
     rows = pd.DataFrame([unfinished_row(chosen[arch], image_size, max_iterations) for arch in missing])
