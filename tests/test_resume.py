@@ -54,7 +54,8 @@ DRIVER = textwrap.dedent("""
     tuner = tune.Tuner(
         tune.with_resources(train_diffusion, {"cpu": 2}),
         param_space=space.param_space(dataset="digits", max_iterations=2, steps_per_iteration=10,
-                                      rfid_samples=64, sampler_steps=2, batch_size=16),
+                                      rfid_samples=64, sampler_steps=2, batch_size=16,
+                                      lr=tune.loguniform(1e-3, 3e-3)),  # a searched setting, sampled
         tune_config=tune.TuneConfig(metric="rfid", mode="min", num_samples=4, search_alg=eval(sys.argv[2])),
         run_config=tune.RunConfig(storage_path=sys.argv[1], name="killed"),
     )
@@ -149,6 +150,8 @@ def test_killed_script_resumes_with_tuner_restore(
 
     assert len(grid) == 4 and not grid.errors
     assert len({SPACE.key(r.config["arch"]) for r in grid}) == 4  # no architecture evaluated twice
+    # Restored without param_space, the searcher still samples the searched setting (not the Domain itself)
+    assert all(isinstance(r.config["lr"], float) and 1e-3 <= r.config["lr"] <= 3e-3 for r in grid)
     _check_memory_kept(memory_file, finished_before, total=4)
 
 
