@@ -87,9 +87,27 @@ def test_space_metric_and_mode_come_from_tune(make: Factory) -> None:
     config = searcher.suggest("t1")
     SPACE.validate(config["arch"])
     # Tune asks again (e.g. a new Tuner after a restore): the settings are refreshed, metric kept.
-    assert searcher.set_search_properties("loss", "max", SPACE.param_space(dataset="digits", lr=0.01)) is True
+    assert searcher.set_search_properties("rfid", None, SPACE.param_space(dataset="digits", lr=0.01)) is True
     assert searcher.metric == "rfid" and searcher.suggest("t2")["arch"] is not None
-    assert searcher.set_search_properties("rfid", "min", {"lr": 0.1}) is False  # not a UNetSpace param space
+    assert searcher._base_config["lr"] == 0.01
+    # A searcher with a space takes any param_space as the trials' settings; one with none cannot use it.
+    assert searcher.set_search_properties("rfid", "min", {"dataset": "digits", "max_iterations": 2}) is True
+    assert searcher._base_config == {"dataset": "digits", "max_iterations": 2}
+    assert make().set_search_properties("rfid", "min", {"lr": 0.1}) is False
+
+
+def test_a_space_given_to_the_searcher_takes_metric_and_mode_from_tune(make: Factory) -> None:
+    searcher = make(space=SPACE)  # param_space written by hand, not space.param_space()
+    assert searcher.set_search_properties("rfid", "min", {"dataset": "digits", "max_iterations": 4}) is True
+    assert (searcher.metric, searcher.mode) == ("rfid", "min")
+    assert searcher.suggest("t1")["arch"] is not None
+
+
+def test_a_metric_or_mode_tune_contradicts_is_an_error(make: Factory) -> None:
+    with pytest.raises(ConfigError, match=r"was given mode 'min', but Tune's TuneConfig names 'max'"):
+        make(metric="rfid", mode="min").set_search_properties("rfid", "max", SPACE.param_space(dataset="digits"))
+    with pytest.raises(ConfigError, match=r"was given metric 'rfid', but Tune's TuneConfig names 'loss'"):
+        make(metric="rfid", mode="min").set_search_properties("loss", None, SPACE.param_space(dataset="digits"))
 
 
 def test_a_restored_searcher_serves_a_new_tuner(make: Factory, tmp_path: Path) -> None:

@@ -182,23 +182,45 @@ class MemorySearcher(Searcher):
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         """Takes the space, the training settings and metric/mode from Tune.
 
-        Accepted whenever ``config`` is a :meth:`UNetSpace.param_space` (also by a searcher that
-        already has a space, or was restored): this searcher is what resolves its ``arch``
-        domain, and the settings there are what the trials must run with.
+        Accepted whenever ``config`` is a :meth:`UNetSpace.param_space`, or the searcher already has
+        a space (given, or restored) and ``config`` holds the trials' settings: this searcher is what
+        resolves the ``arch`` domain and samples the searched settings, and the settings there are what
+        the trials must run with. A metric or mode the searcher already has must agree with Tune's.
+
+        Raises:
+            ConfigError: when Tune's metric or mode differs from the searcher's.
         """
         space = _space_from_param_space(config)
-        if space is None:
+        if space is None and self._space is None:
             return False
-        if self._space is not None and self._space != space:
+        if space is not None and self._space is not None and self._space != space:
             logger.warning("%s: keeping the space it was given; param_space describes %r.", type(self).__name__, space)
         self._space = self._space or space
         self._base_config = {k: v for k, v in config.items() if k not in ("arch", "space")}
-        if not self._metric:
+        if self._metric:
+            self._check_agrees_with_tune(metric, mode)
+        else:
             metric, mode = self._take_objectives(metric, mode)
             self._metric = metric
         self._mode = self._mode or mode
         self._on_configured()
         return True
+
+    def _check_agrees_with_tune(self, metric: str | Sequence[str] | None, mode: str | Sequence[str] | None) -> None:
+        """Tune ranks, stops and reports trials by its metric and mode: a searcher that aims at others would
+        search for what Tune does not pick. Tune may name the first objective of a multi-objective searcher."""
+        ours: tuple[list[str | None], list[str | None]] = (
+            (list(self._objectives[0]), list(self._objectives[1]))
+            if self._objectives
+            else ([self._metric], [self._mode])
+        )
+        for what, theirs, mine in (("metric", metric, ours[0]), ("mode", mode, ours[1])):
+            named = [theirs] if isinstance(theirs, str) else list(theirs or [])
+            if named and mine[0] is not None and named not in (mine, mine[:1]):
+                raise ConfigError(
+                    f"{type(self).__name__} was given {what} {mine if len(mine) > 1 else mine[0]!r}, but Tune's "
+                    f"TuneConfig names {theirs!r}; give the same {what} to both, or to one of them only."
+                )
 
     @property
     def objective(self) -> Objective:
