@@ -160,13 +160,15 @@ def test_on_trial_complete_is_forgiving(make: Factory) -> None:
 def test_scheduler_stopped_trials_are_low_fidelity_results(make: Factory) -> None:
     searcher = make()
     searcher.set_search_properties("rfid", "min", SPACE.param_space(dataset="digits", max_iterations=4))
-    searcher.suggest("early"), searcher.suggest("full"), searcher.suggest("broken")
+    searcher.suggest("early"), searcher.suggest("full"), searcher.suggest("broken"), searcher.suggest("paused")
     searcher.on_trial_result("early", {"rfid": 30.0, "training_iteration": 1})
     searcher.on_trial_complete("early", {"rfid": 30.0, "training_iteration": 1})
     searcher.on_trial_complete("full", {"rfid": 9.0, "training_iteration": 4})
     searcher.on_trial_complete("broken", {"rfid": 9.0, "training_iteration": 2}, error=True)
-    statuses = {t: searcher.memory.get(t).status for t in ("early", "full", "broken")}
-    assert statuses == {"early": "stopped", "full": "completed", "broken": "failed"}
+    searcher.on_trial_result("paused", {"rfid": 12.0, "training_iteration": 2})
+    searcher.on_trial_complete("paused")  # HyperBand ends a paused trial with no result
+    statuses = {t: searcher.memory.get(t).status for t in ("early", "full", "broken", "paused")}
+    assert statuses == {"early": "stopped", "full": "completed", "broken": "failed", "paused": "stopped"}
 
 
 def test_points_to_evaluate_come_first_and_bad_points_are_named(make: Factory) -> None:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from ray.tune import ResultGrid
 
 from ray_diffnas.atomic import atomic_write
-from ray_diffnas.searchers.memory import RANK_COLUMN
+from ray_diffnas.searchers.memory import RANK_COLUMN, SCORED
 from ray_diffnas.searchers.objective import Objective, with_best
 from ray_diffnas.searchers.pareto import ParetoObjective, pareto_ranks
 from ray_diffnas.spaces.unet_arch import UNetArch
@@ -103,7 +103,7 @@ def with_pareto_ranks(frame: pd.DataFrame, target: ParetoObjective) -> pd.DataFr
     for i, row in enumerate(frame.to_dict("records")):
         values = _as_ranked(row)
         point = target.costs(values)
-        if row.get("status") in ("completed", "stopped") and point is not None and target.feasible(values):
+        if row.get("status") in SCORED and point is not None and target.feasible(values):
             scored.append(i)
             costs.append(point)
     if scored:

@@ -27,13 +27,14 @@ if TYPE_CHECKING:
 
 from ray_diffnas.atomic import atomic_write
 from ray_diffnas.errors import ConfigError
-from ray_diffnas.searchers.memory import ENDED, MemoryFileError, NotAMemoryFileError, SearchMemory, TrialRecord
+from ray_diffnas.searchers.memory import ENDED, SCORED, MemoryFileError, NotAMemoryFileError, SearchMemory, TrialRecord
 from ray_diffnas.searchers.objective import MODES, Constraint, Objective, parse_constraints, reported
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.searchers.tune_state import SavedTrial, iteration, saved_trials
 from ray_diffnas.spaces.domain import ArchDomain
 from ray_diffnas.spaces.protocol import Architecture, SearchSpace
 from ray_diffnas.spaces.registry import space_from_dict
+from ray_diffnas.trainable.reports import METRIC, MODE
 from ray_diffnas.trainable.settings import PROPOSER_KEY
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class MemorySearcher(Searcher):
         self._warm_start = None if warm_start is None else str(warm_start)
         self.max_trials = max_trials
         self.rng = np.random.default_rng(seed)
-        self.memory = SearchMemory(metric or "rfid", mode or "min")
+        self.memory = SearchMemory(metric or METRIC, mode or MODE)
         self.live: dict[str, str] = {}  # trial id -> architecture key
         self._pending: list[Proposal] = []  # proposals made in a batch, not yet handed out
         # LLM tokens no record carries yet (an LLM searcher bills each call as it answers; a record forgotten):
@@ -309,16 +310,17 @@ class MemorySearcher(Searcher):
             reason = fault or result.get("error") or "the trial raised an error (see Tune's error file)"
             self.memory.complete(trial_id, None if fault else result, status="failed", error=reason)
         else:
-            self.memory.complete(trial_id, result, status=self._finished_status(record.config, result))
+            self.memory.complete(trial_id, result, status=self._finished_status(record, result))
         self.on_outcome(trial_id)
 
     def on_outcome(self, trial_id: str) -> None:
         """Called after each trial ends and is recorded; subclasses may learn from it."""
 
-    def _finished_status(self, config: Mapping[str, Any], result: Mapping[str, Any]) -> str:
-        """``stopped`` for a trial the scheduler ended before its last iteration: a low-fidelity result."""
-        target = config.get("max_iterations", self._base_config.get("max_iterations"))
-        done = result.get("training_iteration")
+    def _finished_status(self, record: TrialRecord, result: Mapping[str, Any]) -> str:
+        """``stopped`` for a trial the scheduler ended before its last iteration: a low-fidelity result.
+        With no result (HyperBand ends a paused trial so), the iterations the trial reported say."""
+        target = record.config.get("max_iterations", self._base_config.get("max_iterations"))
+        done = result.get("training_iteration", record.iterations or None)
         if isinstance(target, numbers.Integral) and isinstance(done, numbers.Real) and done < target:
             return "stopped"
         return "completed"
@@ -408,7 +410,7 @@ class MemorySearcher(Searcher):
         objective = self.objective
         usable = [
             r
-            for r in self.memory.records(["completed", "stopped"])
+            for r in self.memory.records(SCORED)
             if r.arch_key is not None and r.best is not None and objective.feasible(r.last_metrics)
         ]
         return sorted(usable, key=lambda r: objective.sort_key(r.best))[:k]
@@ -461,10 +463,7 @@ class MemorySearcher(Searcher):
         path = Path(path)
         try:
             memory, _ = SearchMemory.load(path)
-            rows = [
-                (r.config.get("arch", {}), r.curve, r.status, r.last_metrics)
-                for r in memory.records(["completed", "stopped"])
-            ]
+            rows = [(r.config.get("arch", {}), r.curve, r.status, r.last_metrics) for r in memory.records(SCORED)]
         except NotAMemoryFileError:
             frame = _read_results(path)
             rows = [
@@ -473,7 +472,7 @@ class MemorySearcher(Searcher):
             ]
         added, outside = 0, 0
         for arch_values, curve, status, metrics in rows:
-            if status not in ("completed", "stopped"):
+            if status not in SCORED:
                 continue  # a failed trial's partial curve says nothing reliable
             try:
                 arch = self.space.validate(arch_values)
@@ -640,7 +639,7 @@ class MemorySearcher(Searcher):
                     )
                 elif trial.finished:
                     last = trial.results[-1] if trial.results else {}
-                    self.memory.complete(trial.trial_id, None, status=self._finished_status(record.config, last))
+                    self.memory.complete(trial.trial_id, None, status=self._finished_status(record, last))
             self._track(trial, record.arch_key)
         # The proposals that count against max_trials are the trials Tune holds (whichever save was newer).
         self._proposed = sum(r.proposer != "warm_start" for r in self.memory.records() if r.arch_key is not None)

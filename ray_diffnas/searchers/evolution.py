@@ -11,7 +11,7 @@ from typing import Any
 
 from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.base import MemorySearcher, Proposal
-from ray_diffnas.searchers.memory import TrialRecord
+from ray_diffnas.searchers.memory import SCORED, TrialRecord
 
 # Within the ranges used on NAS-Bench-201 (population 10-20, tournament 5-10; see
 # ../shared/notes/judging-searchers.md), fixed before any benchmark ran and not tuned since.
@@ -60,7 +60,7 @@ class RegularizedEvolution(MemorySearcher):
 
     def population(self) -> list[TrialRecord]:
         """The ``population_size`` most recently proposed trials that finished with a value."""
-        scored = [r for r in self.memory.records(("completed", "stopped")) if r.best is not None]
+        scored = [r for r in self.memory.records(SCORED) if r.best is not None]
         return scored[-self.population_size :]
 
     def propose(self, count: int) -> list[Proposal]:

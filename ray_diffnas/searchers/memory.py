@@ -25,11 +25,13 @@ from ray_diffnas.errors import DiffNASError
 from ray_diffnas.searchers.objective import Objective, reported
 from ray_diffnas.searchers.pareto import ParetoObjective, hypervolume_contributions, pareto_ranks, reference_point
 from ray_diffnas.trainable.faults import FAULT_KEY
+from ray_diffnas.trainable.reports import METRIC, MODE
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"ray_diffnas.search_memory"
 STATUSES = ("running", "completed", "stopped", "failed", "invalid")
-ENDED = ("completed", "stopped", "failed")  # the statuses of a trial that ran and ended
+SCORED = ("completed", "stopped")  # the statuses of a trial that ran to a value (stopped: by a scheduler, early)
+ENDED = (*SCORED, "failed")  # the statuses of a trial that ran and ended
 # restored: a trial Tune restored that the memory had not recorded (the driver died between the two saves)
 # random: a uniform draw from the space (a warm-up, or a searcher with nothing better to offer)
 PROPOSERS = ("llm", "repair", "fallback", "warm_start", "user", "random", "graph", "neighbour", "restored")
@@ -103,7 +105,7 @@ class SearchMemory:
         (9.0, True)
     """
 
-    def __init__(self, metric: str = "rfid", mode: str = "min") -> None:
+    def __init__(self, metric: str = METRIC, mode: str = MODE) -> None:
         self.objective = Objective(metric, mode)  # what "better" and "missing" mean for every record
         # Several objectives (a multi-objective search sets it): each finished trial then has a Pareto rank.
         self.pareto: ParetoObjective | None = None
@@ -282,7 +284,7 @@ class SearchMemory:
         Running and failed trials are left out: a value from a trial that later diverged is no
         evidence for its architecture.
         """
-        scored = (r for r in self._records.values() if r.best is not None and r.status in ("completed", "stopped"))
+        scored = (r for r in self._records.values() if r.best is not None and r.status in SCORED)
         return heapq.nsmallest(k, scored, key=lambda r: (self.objective.sort_key(r.best), r.status != "completed"))
 
     def best(self) -> TrialRecord | None:
@@ -311,7 +313,7 @@ class SearchMemory:
         if self.pareto is None:
             return {}
         scored = []
-        for record in self.records(["completed", "stopped"]):
+        for record in self.records(SCORED):
             point = self.front_point(record)
             costs = self.pareto.costs(point)
             if costs is not None and (not feasible_only or self.pareto.feasible(point)):

@@ -12,6 +12,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from ray_diffnas.app.plots import agg_figure, image_grid_figure, pareto_front
+from ray_diffnas.searchers.memory import SCORED
 from ray_diffnas.spaces.unet_arch import UNetArch
 
 STATUS_COLORS = {"completed": "tab:green", "stopped": "tab:orange", "failed": "tab:red", "unfinished": "tab:gray"}
@@ -59,7 +60,7 @@ def cost_figure(trials: pd.DataFrame, costs: Sequence[str] = COSTS_SHOWN) -> byt
         label = COST_LABELS.get(column, column)
         for status, group in scored.groupby("status"):
             ax.scatter(group[column], group["best_rfid"], s=22, color=STATUS_COLORS.get(status, "k"), label=status)
-        usable = scored[scored["status"].isin(["completed", "stopped"])].dropna(subset=[column])
+        usable = scored[scored["status"].isin(SCORED)].dropna(subset=[column])
         if len(usable):
             cost, rfid = usable[column].to_numpy(), usable["best_rfid"].to_numpy()
             front = pareto_front(cost, rfid)

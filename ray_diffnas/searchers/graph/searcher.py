@@ -23,7 +23,7 @@ from ray_diffnas.errors import ConfigError
 from ray_diffnas.searchers.base import MemorySearcher, Proposal
 from ray_diffnas.searchers.graph.cost_model import NodeCostModel
 from ray_diffnas.searchers.graph.diffusion import GraphDiffusion, GraphDiffusionConfig
-from ray_diffnas.searchers.memory import ENDED, TrialRecord
+from ray_diffnas.searchers.memory import ENDED, SCORED, TrialRecord
 from ray_diffnas.searchers.objective import Constraint, parse_constraints
 from ray_diffnas.spaces.protocol import GraphSpace
 
@@ -448,7 +448,7 @@ class GraphDiffusionSearcher(MemorySearcher):
     def _ranks(self) -> dict[str, int]:
         """Pareto ranks of the finished trials by every objective, the constraints aside (as the quality
         condition sees them), computed once per finished trial count."""
-        finished = len(self.memory.records(["completed", "stopped"]))
+        finished = len(self.memory.records(SCORED))
         if self._rank_cache[0] != finished:
             self._rank_cache = (finished, self.memory.pareto_ranks(feasible_only=False))
         return self._rank_cache[1]

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ray_diffnas.searchers.memory import SearchMemory, TrialRecord
+from ray_diffnas.searchers.memory import ENDED, SearchMemory, TrialRecord
 from ray_diffnas.searchers.objective import Objective
 from ray_diffnas.searchers.pareto import ParetoObjective
 from ray_diffnas.spaces.protocol import SearchSpace
@@ -35,7 +35,7 @@ EARLIER = 32  # keys finished before the log's window, listed so that they are n
 CURVE_POINTS = 8
 THIN_SHOWN = 2  # the front's widest gaps named in the prompt
 ERROR_CHARS = 160
-FINISHED = ("completed", "stopped", "failed", "invalid")
+FINISHED = (*ENDED, "invalid")
 
 SYSTEM = (
     "You are an expert in neural architecture search. You act as a supernet: you propose "
