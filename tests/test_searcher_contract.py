@@ -185,7 +185,13 @@ def test_add_evaluated_point_feeds_memory_and_blocks_repeats(make: Factory) -> N
     searcher.add_evaluated_point({"arch": A}, 7.5, intermediate_values=[20.0, 11.0])
     record = searcher.memory.best()
     assert record.curve == [20.0, 11.0, 7.5] and record.proposer == "warm_start"
+    searcher.add_evaluated_point({"arch": A}, 6.0)  # the same architecture again (an analysis added twice)
+    assert len(searcher.memory.records()) == 1 and searcher.memory.best().curve == [20.0, 11.0, 7.5]
     assert all(searcher.suggest(f"t{i}")["arch"] != A for i in range(5))
+    if searcher.supports_several_objectives:  # one value cannot place a point on a front
+        several = make(space=SPACE, metric=["rfid", "latency_ms"], mode=["min", "min"])
+        with pytest.raises(ConfigError, match="add_evaluated_point carries one value; pass the earlier"):
+            several.add_evaluated_point({"arch": A}, 7.5)
 
 
 def test_budget_spent_returns_finished(make: Factory) -> None:

@@ -333,8 +333,24 @@ class MemorySearcher(Searcher):
         pruned: bool = False,
         intermediate_values: list[float] | None = None,
     ) -> None:
-        """Records an outcome observed outside this search (Tune's warm-start API)."""
+        """Records an outcome observed outside this search (Tune's warm-start API); an architecture the
+        memory already holds is not recorded twice.
+
+        Raises:
+            ConfigError: for a multi-objective searcher: the point carries one value, which cannot place
+                it on the front (``warm_start=`` takes a results table or memory with every objective).
+        """
         self._check_ready()
+        if self.pareto is not None:
+            raise ConfigError(
+                f"{type(self).__name__} searches several objectives ({', '.join(self.pareto.metrics)}), but "
+                "add_evaluated_point carries one value; pass the earlier search's results.parquet or "
+                "search-memory.parquet as warm_start=... instead, which holds every objective."
+            )
+        arch = self.space.validate(parameters.get("arch", parameters))
+        if self.memory.has_key(arch.key()):
+            logger.info("%s: %s is in the memory already; not added again.", type(self).__name__, arch.key())
+            return
         curve = _floats(intermediate_values) + ([] if value is None else [float(value)])
         status = "failed" if error else ("stopped" if pruned else "completed")
         self._add_outcome(parameters, curve, status)
