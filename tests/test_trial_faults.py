@@ -17,7 +17,8 @@ import pytest
 from llm_server import FakeLLMServer
 from ray import tune
 
-from ray_diffnas import GPT4Searcher, UNetSpace, train_diffusion
+from ray_diffnas import GPT4Searcher, SearchMemory, UNetSpace, train_diffusion
+from ray_diffnas.searchers.base import MEMORY_FILE
 from ray_diffnas.searchers.graph.searcher import BAD, GraphDiffusionSearcher
 
 pytestmark = pytest.mark.slow  # whole searches, Ray clusters or killed drivers: minutes
@@ -137,3 +138,40 @@ def test_killed_trial_is_retried_from_its_checkpoint(ray_session, tmp_path: Path
     assert sorted(set(steps)) == [10, 20, 30]  # resumed from its checkpoint: the step count continued
     (record,) = searcher.memory.records()
     assert record.status == "completed" and record.error is None and len(record.curve) == 3
+
+
+def _digit_images(folder: Path, per_class: int = 12) -> None:
+    """An image folder (one sub-folder per class) of scikit-learn's 8x8 digits."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for label in range(10):
+        (folder / str(label)).mkdir(parents=True)
+        for i, image in enumerate(digits.images[digits.target == label][:per_class]):
+            Image.fromarray((image * 255 / 16).astype(np.uint8), mode="L").save(folder / str(label) / f"{i}.png")
+
+
+def test_a_failed_trial_rerun_by_restart_errored_replaces_its_failed_record(ray_session, tmp_path: Path) -> None:
+    """``Tuner.restore(..., restart_errored=True)`` reruns a failed trial under a new trial id: the
+    searcher takes it in (it was dropped as an unknown trial), so the memory holds its architecture
+    once, with the rerun's outcome and who proposed it."""
+    folder = tmp_path / "images"
+    point = {"arch": DISTINCT[0], "dataset": "folder", "data_root": str(folder)}
+    tuner = tune.Tuner(
+        train_diffusion,
+        param_space=SPACE.param_space(**SETTINGS),
+        tune_config=tune.TuneConfig(
+            metric="rfid", mode="min", num_samples=1, search_alg=GraphDiffusionSearcher(points_to_evaluate=[point])
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="rerun"),
+    )
+    assert len(tuner.fit().errors) == 1  # its images are not there yet
+    _digit_images(folder)
+    grid = tune.Tuner.restore(str(tmp_path / "rerun"), train_diffusion, restart_errored=True).fit()
+
+    assert len(grid) == 1 and not grid.errors
+    memory, _ = SearchMemory.load(tmp_path / "rerun" / MEMORY_FILE)
+    (record,) = memory.records()
+    assert (record.trial_id, record.status, record.proposer) == (grid[0].metrics["trial_id"], "completed", "user")
+    assert len(record.curve) == 2 and record.error is None

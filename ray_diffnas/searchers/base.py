@@ -288,6 +288,7 @@ class MemorySearcher(Searcher):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._take_in_rerun(trial_id, result)
         if not self.memory.report(trial_id, result or {}):
             logger.debug("%s: result for unknown trial %s ignored.", type(self).__name__, trial_id)
             return
@@ -296,6 +297,7 @@ class MemorySearcher(Searcher):
             self.live.setdefault(trial_id, record.arch_key)  # a retried trial is live again
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._take_in_rerun(trial_id, result)
         self.live.pop(trial_id, None)
         record = self.memory.get(trial_id)
         if record is None:
@@ -312,6 +314,34 @@ class MemorySearcher(Searcher):
         else:
             self.memory.complete(trial_id, result, status=self._finished_status(record, result))
         self.on_outcome(trial_id)
+
+    def _take_in_rerun(self, trial_id: str, result: Mapping[str, Any] | None) -> None:
+        """Takes in a trial this searcher never suggested that reruns one of its failed trials:
+        ``Tuner.restore(..., restart_errored=True)`` reruns each errored trial under a new id. Its
+        record replaces the failed one (who proposed it, its settings and tokens kept), so the memory
+        holds the architecture once, with the rerun's outcome."""
+        arch = _trial_arch(result or {})
+        if self.memory.get(trial_id) is not None or self._space is None or arch is None:
+            return
+        try:
+            key = self.space.validate(arch).key()
+        except ConfigError:
+            return
+        failed = [r for r in self.memory.records(["failed"]) if r.arch_key == key]
+        if not failed:
+            return  # not one of this search's trials: nothing to take it in from
+        earlier = self.memory.forget(failed[-1].trial_id)
+        assert earlier is not None
+        self.memory.propose(
+            trial_id,
+            earlier.config,
+            key,
+            earlier.proposer,
+            earlier.prompt_tokens,
+            earlier.completion_tokens,
+            note=f"rerun of failed trial {earlier.trial_id} (Tuner.restore with restart_errored)",
+        )
+        self.live[trial_id] = key
 
     def on_outcome(self, trial_id: str) -> None:
         """Called after each trial ends and is recorded; subclasses may learn from it."""
@@ -717,6 +747,18 @@ def _jsonable(value: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
+
+
+def _trial_arch(result: Mapping[str, Any]) -> Any:
+    """The architecture a Tune result carries in its config: nested, or flattened (``config/arch/...``)
+    as Tune hands results to a searcher; None when it carries none."""
+    if isinstance(result.get("config"), Mapping):
+        return result["config"].get("arch")
+    if "config/arch" in result:
+        return result["config/arch"]
+    prefix = "config/arch/"
+    fields = {k.removeprefix(prefix): v for k, v in result.items() if k.startswith(prefix)}
+    return fields or None
 
 
 def _floats(values: Any) -> list[float]:
