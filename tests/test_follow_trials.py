@@ -3,6 +3,8 @@ copied its files may leave the memory a save behind or ahead of the trials Tune 
 
 from __future__ import annotations
 
+import numpy as np
+
 from ray_diffnas import GraphDiffusionSearcher, UNetSpace
 from ray_diffnas.searchers.tune_state import SavedTrial
 
@@ -39,3 +41,19 @@ def test_the_memory_takes_tunes_trials_as_they_were_saved() -> None:
     searcher.on_trial_complete("unknown", _result(2, 20.0))  # Tune resumes it, and it finishes
     assert (memory.get("unknown").status, memory.get("unknown").curve) == ("completed", [35.0, 20.0])
     assert searcher.live == {}
+
+
+def test_a_point_to_evaluate_that_tune_never_recorded_still_runs() -> None:
+    """A driver killed between the searcher's save and Tune's: the point was handed out, but Tune's state
+    has no trial for it. The memory forgets it, and the point goes back to the front of the queue."""
+    point = {"arch": SPACE.sample(np.random.default_rng(7)).to_dict(), "lr": 0.003}
+    searcher = GraphDiffusionSearcher(space=SPACE, metric="rfid", mode="min", points_to_evaluate=[point], seed=0)
+    searcher.set_search_properties("rfid", "min", SPACE.param_space(dataset="digits", max_iterations=2))
+    assert searcher.suggest("lost")["arch"] == point["arch"]
+
+    searcher.follow_trials([])
+
+    assert searcher.memory.get("lost") is None
+    again = searcher.suggest("again")
+    assert (again["arch"], again["lr"]) == (point["arch"], 0.003)
+    assert searcher.memory.get("again").proposer == "user"

@@ -647,9 +647,12 @@ class MemorySearcher(Searcher):
         (its architecture was never trained, so it may be proposed again).
         """
         tune_ids = {t.trial_id for t in trials}
+        unrun_points = []
         for record in self.memory.records():
             if record.arch_key is not None and record.proposer != "warm_start" and record.trial_id not in tune_ids:
                 self.memory.forget(record.trial_id)
+                if record.proposer == "user":  # a point the user asked for: it must still run
+                    unrun_points.append({k: v for k, v in record.config.items() if k != PROPOSER_KEY})
                 self.set_aside((record.prompt_tokens, record.completion_tokens))  # the next record carries them
                 self.live.pop(record.trial_id, None)
                 logger.warning(
@@ -657,6 +660,7 @@ class MemorySearcher(Searcher):
                     type(self).__name__,
                     record.trial_id,
                 )
+        self._points[:0] = unrun_points
         for trial in trials:
             found = self.memory.get(trial.trial_id)
             if found is None:
