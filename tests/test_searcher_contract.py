@@ -246,6 +246,8 @@ def test_warm_start_from_a_previous_results_parquet(make: Factory, tmp_path: Pat
     records = searcher.memory.records()
     assert len(records) == 2  # the architecture outside the space is skipped
     assert [r.status for r in records] == ["completed", "stopped"] and records[0].curve == [30.0, 12.0]
+    with pytest.raises(ConfigError, match=r"holds curves of 'rfid', but .* searches 'fid'"):
+        make(space=SPACE, metric="fid", mode="min", warm_start=path)  # its RFIDs are no FIDs
 
 
 def test_warm_start_from_a_foreign_file_is_a_clear_error(make: Factory, tmp_path: Path) -> None:

@@ -509,13 +509,21 @@ class MemorySearcher(Searcher):
         path = Path(path)
         try:
             memory, _ = SearchMemory.load(path)
+            curves_of = memory.objective.metric
             rows = [(r.config.get("arch", {}), r.curve, r.status, r.last_metrics) for r in memory.records(SCORED)]
         except NotAMemoryFileError:
             frame = _read_results(path)
+            curves_of = METRIC  # a search's results table: its curves (rfid_curve) are the search's metric's
             rows = [
                 (_json(row["arch"]), _floats(row.get("rfid_curve")), row.get("status", "completed"), row)
                 for row in frame.to_dict("records")
             ]
+        if curves_of != self.objective.metric:
+            raise ConfigError(
+                f"Warm-start file {str(path)!r} holds curves of {curves_of!r}, but {type(self).__name__} searches "
+                f"{self.objective.metric!r}: they would be read as its values. Pass the file of a search of "
+                f"{self.objective.metric!r}, or leave warm_start out."
+            )
         added, outside = 0, 0
         for arch_values, curve, status, metrics in rows:
             if status not in SCORED:
