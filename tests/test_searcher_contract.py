@@ -175,9 +175,11 @@ def test_points_to_evaluate_come_first_and_bad_points_are_named(make: Factory) -
     searcher = make(space=SPACE, metric="rfid", mode="min", points_to_evaluate=[A, {"arch": A}])
     assert searcher.suggest("t1")["arch"] == A and searcher.memory.get("t1").proposer == "user"
     assert searcher.suggest("t2")["arch"] != A  # the duplicate point is skipped
-    bad = make(space=SPACE, metric="rfid", mode="min", points_to_evaluate=[{**A, "base_channels": 12}])
-    with pytest.raises(ConfigError, match="(?s)a point in points_to_evaluate is invalid.*multiple of 8"):
-        bad.suggest("t1")
+    bad = [A, {**A, "base_channels": 12}]  # checked before any trial starts, not when its turn comes
+    with pytest.raises(ConfigError, match="(?s)point 1 of points_to_evaluate is invalid.*multiple of 8"):
+        make(space=SPACE, metric="rfid", mode="min", points_to_evaluate=bad)
+    with pytest.raises(ConfigError, match="(?s)point 1 of points_to_evaluate is invalid.*multiple of 8"):
+        make(points_to_evaluate=bad).set_search_properties("rfid", "min", SPACE.param_space(dataset="digits"))
 
 
 def test_add_evaluated_point_feeds_memory_and_blocks_repeats(make: Factory) -> None:

@@ -236,9 +236,30 @@ class MemorySearcher(Searcher):
 
     def _on_configured(self) -> None:
         self._bind_memory()
+        self._check_points()
         if self._warm_start is not None:
             path, self._warm_start = self._warm_start, None
             self.warm_start_from(path)
+
+    def _check_points(self) -> None:
+        """Checks every point to evaluate once the space is known, before any trial starts (a bad one found
+        by ``suggest`` would stop the search with trials already run); a repeated architecture is said."""
+        keys: dict[str, int] = {}
+        for i, point in enumerate(self._points):
+            try:
+                key = self.space.validate(point.get("arch", point)).key()
+            except ConfigError as exc:
+                raise ConfigError(f"{type(self).__name__}: point {i} of points_to_evaluate is invalid: {exc}") from None
+            if key in keys:
+                logger.warning(
+                    "%s: points %d and %d of points_to_evaluate are the same architecture %s; only the first "
+                    "runs (a search trains each architecture once).",
+                    type(self).__name__,
+                    keys[key],
+                    i,
+                    key,
+                )
+            keys.setdefault(key, i)
 
     def _bind_memory(self) -> None:
         """Gives the memory this searcher's objectives: a memory file keeps the metric and mode, not the
