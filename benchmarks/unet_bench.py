@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ray_diffnas.app.options import parse_seeds
+from ray_diffnas.atomic import atomic_write
 from ray_diffnas.bench.build import BUILD_FILE
 from ray_diffnas.bench.harness import RUNS_FOLDER, against_key, summary_references
 from ray_diffnas.searchers.hybrid_warmup import DEFAULT_HYBRID_WARMUP, HYBRID_WARMUPS
@@ -164,8 +166,8 @@ def carry_runs(source: Path, target: Path, which: Callable[[str], bool] = lambda
         return
     target.mkdir(parents=True, exist_ok=True)
     for run in source.glob("*.parquet"):
-        if which(run.name) and not (target / run.name).exists():
-            shutil.copyfile(run, target / run.name)
+        if which(run.name) and not (target / run.name).exists():  # atomic: two lanes may carry at once
+            atomic_write(target / run.name, lambda tmp, run=run: shutil.copyfile(run, tmp))
 
 
 def is_hybrid_run(file_name: str) -> bool:
@@ -208,11 +210,27 @@ def run_plans(plans: list[tuple[str, list[str]]], results: Path, part: str | Non
     """Each comparison of ``plans`` with :func:`run_kept`. With ``part`` (e.g. ``0-9``) only those seeds, in a
     folder of their own: a second lane beside a full run on a machine with a spare core. Its runs go to the
     same kept folder, so the full comparison reuses them; it writes no summary (a part is not the comparison)."""
+    outside = [name for name, flags in plans if part and not set(seed_list(part)) <= set(seed_list(seeds_of(flags)))]
+    if outside:
+        raise SystemExit(
+            f"--part {part} holds seeds outside the seed set of {', '.join(outside)}; give a part of that set "
+            f"(e.g. --seed-sets 100-119 --part 100-109)."
+        )
     for name, flags in plans:
         if part:
             run_kept(name, part_flags(flags, part), results, summary=False)
         else:
             run_kept(name, flags, results)
+
+
+def seeds_of(flags: list[str]) -> str:
+    return flags[flags.index("--seeds") + 1]
+
+
+def seed_list(text: str) -> list[int]:
+    """The seeds ``bench-table --seeds`` runs for ``text`` (a count, or a range such as 100-119)."""
+    seeds = parse_seeds(text)
+    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
 
 
 def part_flags(flags: list[str], part: str) -> list[str]:
