@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from ray_diffnas.app.cli import main
+from ray_diffnas.bench.code_version import code_version
+from ray_diffnas.bench.harness import RUN_METADATA_KEY
 from ray_diffnas.spaces.nb201 import NB201Space
 from ray_diffnas.spaces.unet_space import UNetSpace
 
@@ -52,6 +55,8 @@ def test_ctrl_c_keeps_finished_runs_and_not_the_one_it_cut_short(tmp_path: Path)
     assert process.returncode == 130, stderr
     assert "random seed 1 ended after" in stderr and "run the same command again" in stderr
     assert len(pd.read_parquet(kept_first)) == 60
+    kept_meta = pq.read_schema(kept_first).metadata[RUN_METADATA_KEY]
+    assert json.loads(kept_meta)["code"] == code_version()  # which code made it, recorded beside it
     assert not (output / "runs" / "random-seed1.parquet").exists()  # cut short: not kept
     assert not (output / "summary.json").exists()  # no summary of runs that did not all finish
 

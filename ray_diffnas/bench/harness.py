@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from ray.tune import Callback, Stopper
 
 from ray_diffnas.app.storage import make_output_folder
+from ray_diffnas.bench.code_version import code_version
 from ray_diffnas.bench.screen import screen_summary
 from ray_diffnas.bench.sources import source_summary
 from ray_diffnas.bench.stats import bootstrap_interval, difference_interval
@@ -505,6 +506,7 @@ class TableBenchmark:
             return record  # stopped part-way: keeping it would pass a cut-short run off as a finished one
         meta = {
             "settings": settings,
+            "code": code_version(),  # recorded, not matched (see ray_diffnas.bench.code_version)
             "wall_seconds": record.wall_seconds,
             "warmup": record.warmup,
             "screened_out": record.screened_out,
