@@ -410,3 +410,33 @@ def test_the_search_command_runs_every_searcher_but_optunas() -> None:
     for name in ("optuna", "nsga2"):
         with pytest.raises(DiffNASError, match="bench-table"):
             SearchOptions(searcher=name).check()
+
+
+def test_a_seed_with_no_feasible_query_yet_counts_as_the_worst_feasible_pick() -> None:
+    """Under a constraint, a seed whose queries so far all broke it has no pick: its regret is the worst
+    feasible row's, so the mean counts it (dropping it would flatter a searcher that proposes infeasible
+    architectures)."""
+    from ray_diffnas.bench.harness import RunRecord, TableBenchmark
+    from ray_diffnas.bench.table import load_table
+
+    space = NB201Space()
+    frame = pd.DataFrame([synthetic_row(ops) for ops in itertools.islice(itertools.product(OPERATIONS, repeat=6), 300)])
+    bench = TableBenchmark(load_table(frame, space), "acc", "max", constraints=["latency_ms<=2"])
+    slow = [a for a, ms in zip(frame["arch"], frame["latency_ms"]) if ms > 2][:12]
+    fast = [a for a, ms in zip(frame["arch"], frame["latency_ms"]) if ms <= 2][:12]
+
+    def run_of(seed: int, cells: list[str]) -> RunRecord:
+        trials = []
+        for number, cell in enumerate(cells):
+            config = {"arch": space.validate(cell).to_dict()}
+            _, metrics = bench.table.lookup().query(config)
+            trials.append(({**metrics, "trial_id": f"ab_{number:05d}"}, config, None))
+        return RunRecord("random", seed, bench.trajectory("random", seed, trials), 1.0)
+
+    infeasible_first, feasible = run_of(0, [*slow[:10], *fast[:2]]), run_of(1, fast)
+    worst = max(abs(bench.optimum - a) for a, ms in zip(frame["acc"], frame["latency_ms"]) if ms <= 2)
+    assert bench.no_pick_regret == pytest.approx(worst)
+    assert infeasible_first.trajectory["regret"].iloc[:10].tolist() == pytest.approx([worst] * 10)
+    at_10 = bench.summarize([infeasible_first, feasible], budget=12)["searchers"]["random"]["checkpoints"]["10"]
+    assert at_10["seeds_with_a_feasible_query"] == 1
+    assert at_10["mean_regret"] == pytest.approx((worst + feasible.trajectory["regret"].iloc[9]) / 2)

@@ -500,6 +500,7 @@ class TableBenchmark:
         cached = _read_cached_run(path, settings, ignore=_settings_not_used_by(name))
         if cached is not None:
             logger.info("%s seed %d: kept from %s.", name, seed, path)
+            self._charge_no_pick(cached.trajectory)  # runs kept before the rule left these NaN
             return cached
         record = self.run_one(name, seed, budget, output / "tune", llm_url=llm_url)
         if not record.complete:
@@ -680,6 +681,7 @@ class TableBenchmark:
             best_so_far.append(true_of_pick)
         frame["best_so_far"] = best_so_far
         frame["regret"] = (self.optimum - frame["best_so_far"]).abs()  # the optimum is the best feasible row
+        self._charge_no_pick(frame)
         return frame[TRAJECTORY_COLUMNS + [c for c in frame.columns if c not in TRAJECTORY_COLUMNS]]
 
     def summarize(
@@ -761,6 +763,17 @@ class TableBenchmark:
         once, for the table's summary and each searcher's sources."""
         values = {key: self.target.value(row) for key, row in self.table.rows.items()}
         return {key: abs(self.optimum - float(v)) for key, v in values.items() if v is not None and np.isfinite(v)}
+
+    def _charge_no_pick(self, trajectory: pd.DataFrame) -> None:
+        """A search with no feasible query yet has no pick: its regret is the worst feasible row's, so that
+        a seed that only proposed infeasible architectures counts in the mean (as the worst), not out of it."""
+        if trajectory["regret"].isna().any():
+            trajectory["regret"] = trajectory["regret"].fillna(self.no_pick_regret)
+
+    @functools.cached_property
+    def no_pick_regret(self) -> float:
+        """The regret of the worst feasible row: what a search is charged before its first feasible query."""
+        return max(r for key, r in self._row_regrets.items() if self.feasible.get(key))
 
     def uniform_draw_regret(self) -> float | None:
         """The mean regret of one architecture drawn uniformly from the table."""

@@ -189,6 +189,10 @@ class ParetoBenchmark(TableBenchmark):
     def uniform_draw_regret(self) -> float | None:
         return None  # regret is one objective's; the front is judged by its hypervolume
 
+    @property
+    def no_pick_regret(self) -> float:
+        return 1.0  # no feasible row found: an empty front, hypervolume ratio 0
+
     def _source_summary(self, runs: list[RunRecord]) -> dict[str, Any] | None:
         return None  # a source's regret needs one objective
 
