@@ -229,7 +229,10 @@ def seeds_of(flags: list[str]) -> str:
 
 def seed_list(text: str) -> list[int]:
     """The seeds ``bench-table --seeds`` runs for ``text`` (a count, or a range such as 100-119)."""
-    seeds = parse_seeds(text)
+    try:
+        seeds = parse_seeds(text)
+    except ValueError as error:
+        raise SystemExit(f"seeds {text!r}: {error}") from None
     return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
 
 

@@ -213,6 +213,9 @@ def test_reuse_refuses_a_table_of_another_build(tmp_path: Path) -> None:
     assert len(reused_rows(str(path), metadata, archs[1:]).frame) == 0  # not an architecture of this build
     with pytest.raises(DiffNASError, match=r"built differently \(seed: 0 there, 1 here\)"):
         reused_rows(str(path), {**metadata, "seed": 1}, archs)
+    # a resumed build's own table, of the same options but other results (a default changed since): said so
+    with pytest.raises(DiffNASError, match=r"the table of the build this run resumes, was built differently"):
+        reused_rows(str(path), {**metadata, "training": {"max_iterations": 2, "lr": 0.001}}, archs, own=True)
     with pytest.raises(DiffNASError, match=r"built differently \(rfid_features: 'classifier:digits"):
         reused_rows(str(path), {**metadata, "rfid_features": "inception_v3_clean"}, archs)  # RFIDs on another scale
     (tmp_path / "plain.csv").write_text("arch,rfid_final\n{},1\n")

@@ -103,6 +103,20 @@ def test_a_space_given_to_the_searcher_takes_metric_and_mode_from_tune(make: Fac
     assert searcher.suggest("t1")["arch"] is not None
 
 
+def test_a_param_space_the_searcher_cannot_resolve_is_an_error(make: Factory) -> None:
+    """The searcher samples top-level domains only: a grid search, a nested domain or another arch domain
+    would reach the trials unresolved (Tune leaves them to the searcher once it accepts param_space)."""
+    from ray import tune
+
+    nested = {"dataset": "digits", "lr": tune.grid_search([1e-3, 1e-2]), "opt": {"wd": tune.uniform(0, 1)}}
+    with pytest.raises(ConfigError, match=r"but not 'lr', 'opt': its trials would get them unresolved"):
+        make(space=SPACE).set_search_properties("rfid", "min", nested)
+    with pytest.raises(ConfigError, match=r"but not arch \(the searcher proposes it"):
+        make(space=SPACE).set_search_properties("rfid", "min", {"arch": tune.choice([1, 2])})
+    with pytest.raises(ConfigError, match=r"but not 'lr'"):
+        make().set_search_properties("rfid", "min", SPACE.param_space(lr=tune.grid_search([1e-3, 1e-2])))
+
+
 def test_a_metric_or_mode_tune_contradicts_is_an_error(make: Factory) -> None:
     with pytest.raises(ConfigError, match=r"was given mode 'min', but Tune's TuneConfig names 'max'"):
         make(metric="rfid", mode="min").set_search_properties("rfid", "max", SPACE.param_space(dataset="digits"))

@@ -162,7 +162,11 @@ def test_a_failed_trial_rerun_by_restart_errored_replaces_its_failed_record(ray_
         train_diffusion,
         param_space=SPACE.param_space(**SETTINGS),
         tune_config=tune.TuneConfig(
-            metric="rfid", mode="min", num_samples=1, search_alg=GraphDiffusionSearcher(points_to_evaluate=[point])
+            metric="rfid",
+            mode="min",
+            num_samples=1,
+            search_alg=GraphDiffusionSearcher(points_to_evaluate=[point]),
+            max_concurrent_trials=1,  # a ConcurrencyLimiter: it passes on the rerun's results, not its end
         ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="rerun"),
     )

@@ -122,6 +122,9 @@ def build_table(options: BuildTableOptions) -> BuildResult:
     _save_choice(output, rfid.choice)
     metadata["rfid_features"] = rfid.features  # what the rows' RFIDs mean: a reused table must agree
     reused = reused_rows(_table_to_reuse(options, output, resume), metadata, archs)
+    # A resumed build keeps the finished rows of its own table: those reused when it started may have left
+    # --reuse-table since, and its restored grid has no trial for them (checked before any training)
+    own = _own_rows(output, metadata, archs) if resume else None
     to_train = [arch for arch in archs if json.dumps(arch, sort_keys=True) not in reused.arch_jsons]
     logger.info(
         "%s %d of the %d architectures of %s at %d px (%d x %d steps each; %d taken from %s) into %s.",
@@ -142,9 +145,6 @@ def build_table(options: BuildTableOptions) -> BuildResult:
     # The time of the build that made a reused table; none for this folder's own, whose runs build_time.json has.
     earlier = 0.0 if reused.source == str(output / TABLE_FILE) else reused.build_wall_seconds
     seconds = _add_build_time(output, time.perf_counter() - start) + earlier
-    # A resumed build keeps the finished rows of its own table: those reused when it started may have left
-    # --reuse-table since, and its restored grid has no trial for them
-    own = reused_rows(str(output / TABLE_FILE), metadata, archs).frame if resume and _has_table(output) else None
     frame = _merge([trained, reused.frame, own], archs, data.image_size, options.max_iterations)
     metadata.update(
         rows_complete=int(finished_rows(frame).sum()),
@@ -163,8 +163,10 @@ def build_table(options: BuildTableOptions) -> BuildResult:
     return BuildResult(frame, path, metadata)
 
 
-def _has_table(output: Path) -> bool:
-    return (output / TABLE_FILE).is_file()
+def _own_rows(output: Path, metadata: dict[str, Any], archs: list[dict[str, Any]]) -> pd.DataFrame | None:
+    """The finished rows of the table a resumed build wrote before (None before its first table)."""
+    here = output / TABLE_FILE
+    return reused_rows(str(here), metadata, archs, own=True).frame if here.is_file() else None
 
 
 def _outside_the_grid(frame: pd.DataFrame, trained: pd.DataFrame) -> int:

@@ -408,6 +408,7 @@ class TableBenchmark:
         references = _references(against, chosen)
         output = Path(output).expanduser().resolve()
         self.check_kept_runs(chosen, seed_list, budget, output)
+        code_version()  # taken now, as the runs start: what each kept run records
         make_output_folder(output)
         runs: list[RunRecord] = []
         start = time.perf_counter()

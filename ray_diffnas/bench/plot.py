@@ -75,7 +75,8 @@ def plot_bench(
 
 def _band(group: pd.DataFrame, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Mean regret and its interval at each budget of ``grid``; a seed's regret at a budget is its
-    value after the last query that fit in it (NaN before its first feasible query)."""
+    value after the last query that fit in it (before its first feasible query, the worst feasible row's:
+    the harness charges a search with no pick so)."""
     runs = [run.sort_values("budget_used") for _, run in group.groupby("seed")]
     values = np.full((len(grid), len(runs)), np.nan)
     for j, run in enumerate(runs):

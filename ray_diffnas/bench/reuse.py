@@ -59,10 +59,16 @@ class ReusedRows:
         return frozenset(self.frame["arch"]) if len(self.frame) else frozenset()
 
 
-def reused_rows(path: str | None, wanted: dict[str, Any], archs: list[dict[str, Any]]) -> ReusedRows:
+def reused_rows(
+    path: str | None,
+    wanted: dict[str, Any],
+    archs: list[dict[str, Any]],
+    own: bool = False,
+) -> ReusedRows:
     """The finished rows of table ``path`` for architectures in ``archs``, checked to be the same build.
 
     ``wanted`` is the new build's metadata. Unfinished or failed rows are not taken (they train again).
+    ``own``: ``path`` is the table the build's own folder holds (a resumed build), not ``--reuse-table``.
 
     Raises:
         DiffNASError: when ``path`` is not a build-table table, or one of another build, naming what differs.
@@ -78,6 +84,12 @@ def reused_rows(path: str | None, wanted: dict[str, Any], archs: list[dict[str, 
     differ = [key for key in SAME_BUILD_KEYS if _normal(metadata.get(key)) != _normal(wanted.get(key))]
     if differ:
         shown = "; ".join(f"{key}: {metadata.get(key)!r} there, {wanted.get(key)!r} here" for key in differ)
+        if own:  # the same options, other results: e.g. a package update changed a default the metadata records
+            raise DiffNASError(
+                f"{path!r}, the table of the build this run resumes, was built differently ({shown}); this run's "
+                f"rows would not compare with it. Build into another --output (with --reuse-table {path!r} where "
+                f"its rows still compare), or finish this build with the release that started it."
+            )
         raise DiffNASError(
             f"--reuse-table {path!r} was built differently ({shown}); its rows would not compare with this "
             f"build's. Reuse a table of the same options, or drop --reuse-table."

@@ -121,6 +121,7 @@ class MemorySearcher(Searcher):
         # the next record carries them, so the memory's columns add up to the usage
         self.unbilled_tokens: tuple[int, int] = (0, 0)
         self._proposed = 0
+        self._reruns: set[str] = set()  # trials taken in from Tune's reruns of failed ones (never live)
         # Set when it finished because no new architecture could be found (not because of a budget): a
         # run that ends before its budget for this reason is complete; for any other it was stopped.
         self.exhausted = False
@@ -194,6 +195,13 @@ class MemorySearcher(Searcher):
         space = _space_from_param_space(config)
         if space is None and self._space is None:
             return False
+        if unresolved := _not_sampled(config, arch_is_searched=space is not None):
+            raise ConfigError(
+                f"{type(self).__name__} samples the architecture and top-level Tune domains (tune.uniform, "
+                f"tune.choice, ...) of param_space, but not {', '.join(unresolved)}: its trials would get them "
+                "unresolved. Give those settings a value or a top-level domain (for a grid search, run one search "
+                "per value)."
+            )
         if space is not None and self._space is not None and self._space != space:
             logger.warning("%s: keeping the space it was given; param_space describes %r.", type(self).__name__, space)
         self._space = self._space or space
@@ -314,7 +322,9 @@ class MemorySearcher(Searcher):
             logger.debug("%s: result for unknown trial %s ignored.", type(self).__name__, trial_id)
             return
         record = self.memory.get(trial_id)
-        if record is not None and record.arch_key is not None:
+        if trial_id in self._reruns:  # not this searcher's trial: never live (see _take_in_rerun)
+            self._complete_rerun_at_its_end(trial_id, result or {})
+        elif record is not None and record.arch_key is not None:
             self.live.setdefault(trial_id, record.arch_key)  # a retried trial is live again
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -324,6 +334,8 @@ class MemorySearcher(Searcher):
         if record is None:
             logger.warning("%s: completion of unknown trial %s ignored.", type(self).__name__, trial_id)
             return
+        if record.status != "running" and trial_id in self._reruns:
+            return  # a rerun recorded at its last iteration already
         if record.status != "running":
             logger.warning("%s: trial %s completed twice; the second report is ignored.", type(self).__name__, trial_id)
             return
@@ -362,7 +374,15 @@ class MemorySearcher(Searcher):
             earlier.completion_tokens,
             note=f"rerun of failed trial {earlier.trial_id} (Tuner.restore with restart_errored)",
         )
-        self.live[trial_id] = key
+        self._reruns.add(trial_id)
+
+    def _complete_rerun_at_its_end(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        """Records a taken-in rerun as completed at its last iteration: a ConcurrencyLimiter passes on its
+        results but not its completion (it did not suggest it), so its end may never be told otherwise."""
+        record = self.memory.get(trial_id)
+        if record is not None and record.status == "running" and result.get("training_iteration") == self._last(record):
+            self.memory.complete(trial_id, None, status="completed")
+            self.on_outcome(trial_id)
 
     def on_outcome(self, trial_id: str) -> None:
         """Called after each trial ends and is recorded; subclasses may learn from it."""
@@ -370,11 +390,16 @@ class MemorySearcher(Searcher):
     def _finished_status(self, record: TrialRecord, result: Mapping[str, Any]) -> str:
         """``stopped`` for a trial the scheduler ended before its last iteration: a low-fidelity result.
         With no result (HyperBand ends a paused trial so), the iterations the trial reported say."""
-        target = record.config.get("max_iterations", self._base_config.get("max_iterations"))
+        target = self._last(record)
         done = result.get("training_iteration", record.iterations or None)
-        if isinstance(target, numbers.Integral) and isinstance(done, numbers.Real) and done < target:
+        if target is not None and isinstance(done, numbers.Real) and done < target:
             return "stopped"
         return "completed"
+
+    def _last(self, record: TrialRecord) -> int | None:
+        """The trial's last iteration (its ``max_iterations``), when its settings say."""
+        target = record.config.get("max_iterations", self._base_config.get("max_iterations"))
+        return int(target) if isinstance(target, numbers.Integral) else None
 
     def add_evaluated_point(
         self,
@@ -760,6 +785,30 @@ def newest_searcher_state(folder: str | os.PathLike, template: str = Searcher.CK
     states = sorted(Path(folder).glob(template.format("*")))  # session strings are timestamps: the last is newest
     memory = Path(folder) / MEMORY_FILE
     return states[-1] if states else (memory if memory.is_file() else None)
+
+
+def _not_sampled(config: Mapping[str, Any], arch_is_searched: bool) -> list[str]:
+    """The keys of ``config`` whose values a trial would get unresolved: a grid search anywhere, a domain
+    below the top level, or an ``arch`` domain that is not the space's (this searcher proposes ``arch``)."""
+    found = []
+    for key, value in config.items():
+        if (key == "arch" and arch_is_searched) or key == "space":
+            continue
+        if key == "arch" and (isinstance(value, Domain) or _unresolved(value)):
+            found.append("arch (the searcher proposes it: leave it out, or use space.param_space())")
+        elif not isinstance(value, Domain) and _unresolved(value):
+            found.append(repr(key))
+    return found
+
+
+def _unresolved(value: Any) -> bool:
+    if isinstance(value, Domain):
+        return True
+    if isinstance(value, Mapping):
+        return "grid_search" in value or any(_unresolved(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_unresolved(v) for v in value)
+    return False
 
 
 def _space_from_param_space(config: Mapping[str, Any]) -> Any | None:
