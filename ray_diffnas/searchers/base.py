@@ -9,6 +9,7 @@ a budget, and save/restore into a blank instance. A subclass implements one hook
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import numbers
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+from ray import cloudpickle
 from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
 from ray.tune.search.sample import Domain
 
@@ -614,6 +616,7 @@ class MemorySearcher(Searcher):
             if self._objectives is None
             else {"metrics": self._objectives[0], "modes": self._objectives[1]},
             "base_config": _describe_base_config(self._base_config),
+            "searched_settings": _pickled_domains(self._base_config),
             "points": self._points,
             "max_trials": self.max_trials,
             "proposed": self._proposed,
@@ -635,8 +638,9 @@ class MemorySearcher(Searcher):
         self._space = None if state["space"] is None else space_from_dict(state["space"])
         self._metric, self._mode = state["metric"], state["mode"]
         self._objectives = saved
-        if not self._base_config:
-            self._base_config = dict(state.get("base_config") or {})
+        if not self._base_config:  # restored without param_space: the settings it had, searched ones too
+            searched = _unpickled_domains(state.get("searched_settings"))
+            self._base_config = dict(state.get("base_config") or {}) | searched
         self._points = list(state["points"])
         self.max_trials, self._proposed = state["max_trials"], state["proposed"]
         self.live = dict(state["live"])
@@ -819,8 +823,21 @@ def _space_from_param_space(config: Mapping[str, Any]) -> Any | None:
 
 
 def _describe_base_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    # Domains are not JSON; a restored searcher takes them from param_space again.
+    # The fixed settings, as JSON (the searched ones, Tune Domains, are not JSON: _pickled_domains).
     return {k: v for k, v in config.items() if not isinstance(v, Domain) and _jsonable(v)}
+
+
+def _pickled_domains(config: Mapping[str, Any]) -> str | None:
+    """The searched settings (Tune Domains) of ``config``, pickled as Tune pickles its search space.
+    ``Tuner.restore`` without ``param_space`` gives the searcher Tune's pickled copy of it, made before
+    the run configured it, and its saved state: unless the state holds the Domains, the searcher does not
+    sample them and each new trial gets the Domain object itself."""
+    searched = {k: v for k, v in config.items() if isinstance(v, Domain)}
+    return base64.b64encode(cloudpickle.dumps(searched)).decode("ascii") if searched else None
+
+
+def _unpickled_domains(text: str | None) -> dict[str, Domain]:
+    return {} if not text else dict(cloudpickle.loads(base64.b64decode(text)))
 
 
 def _jsonable(value: Any) -> bool:
