@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ray.tune import Callback, Stopper
 
+from ray_diffnas.app.stop_signal import fit_watching_for_stop
 from ray_diffnas.app.storage import make_output_folder
 from ray_diffnas.bench.code_version import code_version
 from ray_diffnas.bench.screen import screen_summary
@@ -145,6 +146,8 @@ class RunRecord:
             so that the table can say what they would have scored; empty for the other searchers.
         complete: Whether the run spent its budget, or its searcher found no new architecture to try;
             False for a run stopped part-way (Ctrl-C), which is neither kept nor summarised.
+        stopped: Whether a Ctrl-C came during the run (Tune caught it); a run that still spent its budget
+            is complete and kept, and the benchmark stops after it.
     """
 
     searcher: str
@@ -154,6 +157,7 @@ class RunRecord:
     warmup: int = 0
     screened_out: list[dict[str, str]] = field(default_factory=list)
     complete: bool = True
+    stopped: bool = False
 
 
 @dataclass
@@ -423,6 +427,12 @@ class TableBenchmark:
                             f"{output / RUNS_FOLDER}: run the same command again to go on from there."
                         )
                     runs.append(run)
+                    if run.stopped:  # a Ctrl-C came as the run's last trials finished: it is kept, and so stops
+                        raise Stopped(
+                            f"Stopped: {name} seed {seed} spent its budget as Ctrl-C came, and is kept. Finished runs "
+                            f"({len(runs)} in this command) are kept in {output / RUNS_FOLDER}: run the same command "
+                            f"again to go on from there."
+                        )
         trajectories = pd.concat([r.trajectory for r in runs], ignore_index=True)
         summary = self.summarize(runs, budget, against=references)
         summary["wall_seconds"] = round(time.perf_counter() - start, 2)
@@ -565,7 +575,7 @@ class TableBenchmark:
         # Tune prints its experiment banner even at verbose=0: keep stdout for the harness's table.
         banner = io.StringIO()
         with contextlib.redirect_stdout(banner), _without_tensorboard_logger():
-            grid = tuner.fit()
+            grid, stopped = fit_watching_for_stop(tuner)
         wall = time.perf_counter() - start
         logger.debug("Tune: %s", banner.getvalue().strip())
         warmup = getattr(search_alg, "warmup", 0)
@@ -590,7 +600,8 @@ class TableBenchmark:
         # searchers had queued are then in the result grid without having run.
         ran = _ran(frame).all()
         complete = ran and (self._spent_budget(frame, budget) or bool(getattr(search_alg, "exhausted", False)))
-        return RunRecord(name, seed, frame, wall, warmup, list(screen["screened_out"]) if screen else [], complete)
+        screened = list(screen["screened_out"]) if screen else []
+        return RunRecord(name, seed, frame, wall, warmup, screened, complete, stopped)
 
     def _spent_budget(self, frame: pd.DataFrame, budget: int) -> bool:
         """Whether a run's queries (under ASHA replay, its iterations in full trials' worth) reached ``budget``."""
