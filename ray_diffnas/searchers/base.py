@@ -256,10 +256,7 @@ class MemorySearcher(Searcher):
         by ``suggest`` would stop the search with trials already run); a repeated architecture is said."""
         keys: dict[str, int] = {}
         for i, point in enumerate(self._points):
-            try:
-                key = self.space.validate(point.get("arch", point)).key()
-            except ConfigError as exc:
-                raise ConfigError(f"{type(self).__name__}: point {i} of points_to_evaluate is invalid: {exc}") from None
+            key = self._point_arch(point, f"point {i}").key()
             if key in keys:
                 logger.warning(
                     "%s: points %d and %d of points_to_evaluate are the same architecture %s; only the first "
@@ -355,8 +352,10 @@ class MemorySearcher(Searcher):
         ``Tuner.restore(..., restart_errored=True)`` reruns each errored trial under a new id. Its
         record replaces the failed one (who proposed it, its settings and tokens kept), so the memory
         holds the architecture once, with the rerun's outcome."""
+        if self.memory.get(trial_id) is not None or self._space is None:
+            return  # the common case, on every result: a trial this searcher knows
         arch = _trial_arch(result or {})
-        if self.memory.get(trial_id) is not None or self._space is None or arch is None:
+        if arch is None:
             return
         try:
             key = self.space.validate(arch).key()
@@ -451,14 +450,18 @@ class MemorySearcher(Searcher):
     def _next_point(self) -> Proposal | None:
         while self._points:
             point = self._points.pop(0)
-            try:
-                arch = self.space.validate(point.get("arch", point))
-            except ConfigError as exc:
-                raise ConfigError(f"{type(self).__name__}: a point in points_to_evaluate is invalid: {exc}") from None
+            arch = self._point_arch(point, "a point")
             if self._is_new(arch.key()):
                 settings = {k: v for k, v in point.items() if k != "arch"} if "arch" in point else {}
                 return Proposal(arch, "user", settings=settings)
         return None
+
+    def _point_arch(self, point: Mapping[str, Any], which: str) -> Architecture:
+        """The architecture of a point to evaluate (``{"arch": ..., settings}`` or the architecture alone)."""
+        try:
+            return self.space.validate(point.get("arch", point))
+        except ConfigError as exc:
+            raise ConfigError(f"{type(self).__name__}: {which} of points_to_evaluate is invalid: {exc}") from None
 
     def _next_stalled_aware_proposal(self) -> Proposal | None:
         """Asks the proposer again only after a trial has ended since it last came back empty:
